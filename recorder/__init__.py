@@ -1,0 +1,1 @@
+"""tongke recorder and course-example library."""

@@ -1,0 +1,1 @@
+"""tongke service: app factory, settings, CLI, HTTP API, accounts, tokens, metrics."""

@@ -1,0 +1,83 @@
+"""The app factory and its one lifespan. Nothing is built at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+
+from server.db import Database, open_database
+from server.lesson_hooks import DatabaseLessonHooks
+from server.metrics import CONTENT_TYPE, HttpMetricsMiddleware, Metrics
+from server.settings import Settings
+from server.state import AppState
+from server.tokens import JoinTokens
+from signaling.bus import open_bus
+from signaling.rooms import RoomConfig, RoomManager
+
+log = logging.getLogger("tongke")
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:
+        async with AsyncExitStack() as stack:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            db = await stack.enter_async_context(open_database(settings))
+            tokens = JoinTokens(settings.resolved_secret(), settings.join_token_ttl_s)
+            bus = await stack.enter_async_context(open_bus(settings.redis_url))
+            rooms = RoomManager(
+                bus=bus,
+                hooks=DatabaseLessonHooks(db),
+                config=RoomConfig(
+                    heartbeat_interval_s=settings.heartbeat_interval_s,
+                    heartbeat_timeout_s=settings.heartbeat_timeout_s,
+                    resume_window_s=settings.resume_window_s,
+                    max_message_bytes=settings.ws_max_message_bytes,
+                    rate_per_s=settings.ws_rate_per_s,
+                    rate_burst=settings.ws_rate_burst,
+                    max_peers=settings.max_peers,
+                ),
+            )
+            stack.push_async_callback(rooms.close)
+            metrics.watch_signaling(lambda: rooms.stats)
+            state = AppState(
+                settings=settings, db=db, tokens=tokens, bus=bus, rooms=rooms, metrics=metrics
+            )
+            if settings.seed_demo:
+                from server.demo import seed_demo_if_empty
+
+                await seed_demo_if_empty(state)
+            yield {"app": state}
+
+    app = FastAPI(
+        title="tongke 同课",
+        version="0.1.0",
+        description="Synchronous 1+N live teaching: lessons, classrooms, join links, signaling.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(HttpMetricsMiddleware, metrics=lambda: metrics)
+
+    from server.api import api_router
+    from server.health import health_router
+    from server.ws import ws_router
+
+    app.include_router(api_router)
+    app.include_router(health_router)
+    app.include_router(ws_router)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    return app

@@ -1,0 +1,79 @@
+"""The `tongke` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from server.settings import Settings, load_settings
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML settings file (also TONGKE_CONFIG)")
+    parser.add_argument("--data-dir", type=Path, help="data folder (SQLite, recordings, secret)")
+    parser.add_argument("--database-url", help="SQLAlchemy URL; default SQLite in the data folder")
+    parser.add_argument("--redis-url", help="Redis URL for many nodes; default in-process bus")
+
+
+def _settings(args: argparse.Namespace, **extra: object) -> Settings:
+    return load_settings(
+        config_file=args.config,
+        data_dir=args.data_dir,
+        database_url=args.database_url,
+        redis_url=args.redis_url,
+        **extra,
+    )
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+
+    settings = _settings(
+        args,
+        host=args.host,
+        port=args.port,
+        public_url=args.public_url,
+        ice_servers=args.ice_server,
+        seed_demo=False if args.no_demo else None,
+    )
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        ws_max_size=settings.ws_max_message_bytes,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tongke", description="同课 tongke: 1+N live teaching")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the service")
+    _add_settings_flags(serve)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--public-url", help="URL browsers use to reach this service")
+    serve.add_argument(
+        "--ice-server",
+        action="append",
+        help="ICE server URL (repeatable), e.g. stun:host:3478 or turn:user:pass@host:3478",
+    )
+    serve.add_argument("--no-demo", action="store_true", help="do not seed the demo district")
+    serve.set_defaults(func=_cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Service settings: defaults < TOML file < environment (TONGKE_*) < command-line flags."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_ENV = "TONGKE_CONFIG"
+
+
+class Settings(BaseSettings):
+    """Everything a district IT person may change. Embedded defaults need nothing installed."""
+
+    model_config = SettingsConfigDict(env_prefix="TONGKE_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("data")
+    # Empty means SQLite at <data_dir>/tongke.db.
+    database_url: str = ""
+    # Empty means one node with the in-process bus.
+    redis_url: str = ""
+    # Where browsers reach this service; join links are built from it.
+    public_url: str = ""
+    # ICE servers handed to clients and used by the SFU, e.g. "stun:stun.example.cn:3478"
+    # or "turn:user:pass@turn.example.cn:3478?transport=udp". Empty: host candidates only.
+    ice_servers: list[str] = Field(default_factory=list)
+    # Secret for JWTs and session cookies. Empty: generated once into <data_dir>/secret.key.
+    secret_key: str = ""
+    # Short-lived join tokens; a join link (revocable, in the database) mints a fresh one.
+    join_token_ttl_s: int = 600
+    session_ttl_s: int = 12 * 3600
+    seed_demo: bool = True
+    # Extra Origins allowed on the WebSocket besides public_url and this host:port.
+    allowed_origins: list[str] = Field(default_factory=list)
+    # Signaling limits.
+    ws_max_message_bytes: int = 64 * 1024
+    ws_rate_per_s: float = 20.0
+    ws_rate_burst: int = 60
+    heartbeat_interval_s: float = 2.0
+    heartbeat_timeout_s: float = 6.0
+    resume_window_s: float = 30.0
+    # Capacity of this node in peers; past it joins get the capacity error.
+    max_peers: int = 500
+    # Production refuses test-only features such as fault injection.
+    production: bool = False
+    log_level: str = "info"
+
+    @field_validator("ice_servers", "allowed_origins", mode="before")
+    @classmethod
+    def _split_csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_ENV)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    # Derived values -------------------------------------------------------------------
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'tongke.db').resolve()}"
+
+    @property
+    def effective_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def origins(self) -> frozenset[str]:
+        """Origins a browser may open the signaling WebSocket from."""
+        base = {self.effective_public_url, f"http://{self.host}:{self.port}"}
+        if self.host in ("127.0.0.1", "0.0.0.0", "localhost", "::"):
+            base |= {f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"}
+        return frozenset(base | {o.rstrip("/") for o in self.allowed_origins})
+
+    def resolved_secret(self) -> str:
+        """The signing secret; generated and kept in the data folder when not configured."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        path.write_text(secret)
+        path.chmod(0o600)
+        return secret
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings; flags given as overrides win over environment and the TOML file."""
+    if config_file is not None:
+        os.environ[CONFIG_ENV] = str(config_file)
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)

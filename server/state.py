@@ -1,0 +1,31 @@
+"""The typed state the lifespan builds and every request handler receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from server.db import Database
+from server.metrics import Metrics
+from server.settings import Settings
+from server.tokens import JoinTokens
+from signaling.bus import Bus
+from signaling.rooms import RoomManager
+
+
+@dataclass(frozen=True, slots=True)
+class AppState:
+    """Everything a request handler may use, built once by the lifespan."""
+
+    settings: Settings
+    db: Database
+    tokens: JoinTokens
+    bus: Bus
+    rooms: RoomManager
+    metrics: Metrics
+
+
+def get_state(request: Request) -> AppState:
+    """FastAPI dependency: the state the lifespan built (Starlette copies it per request)."""
+    return request.state.app

@@ -1,0 +1,1 @@
+"""tongke signaling: the WebSocket protocol, lesson rooms, subscription policy, bus."""

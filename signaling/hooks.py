@@ -1,0 +1,99 @@
+"""What the room logic asks of the rest of the service: lesson facts and durable records.
+
+signaling never imports server; the server passes an implementation of LessonHooks
+(backed by the database) to the RoomManager. NullLessonHooks serves tests and tools.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+
+class LessonState(StrEnum):
+    SCHEDULED = "scheduled"
+    LIVE = "live"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True, slots=True)
+class ClassroomInfo:
+    id: str
+    name: str
+    school: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LessonInfo:
+    """The durable facts of a lesson the room needs: roster and state."""
+
+    id: str
+    title: str
+    state: LessonState
+    lead: ClassroomInfo
+    receivers: tuple[ClassroomInfo, ...] = ()
+    subject: str = ""
+    grade: str = ""
+    teacher: str = ""
+    school: str = ""
+    started_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A timestamped evaluation note (评课) written during a live lesson."""
+
+    id: str
+    lesson_id: str
+    author: str
+    author_role: str
+    at: datetime
+    # Seconds since the lesson went live; None if it is not live.
+    offset_s: float | None
+    text: str
+    account_id: str | None = None
+    scores: dict[str, int] = field(default_factory=dict)
+
+
+class LessonHooks(Protocol):
+    async def lesson_info(self, lesson_id: str) -> LessonInfo | None: ...
+
+    async def lesson_started(self, lesson_id: str, at: datetime) -> None: ...
+
+    async def lesson_ended(self, lesson_id: str, at: datetime) -> None: ...
+
+    async def recording_changed(self, lesson_id: str, on: bool, at: datetime) -> None: ...
+
+    async def stage_changed(
+        self, lesson_id: str, classroom_id: str | None, at: datetime
+    ) -> None: ...
+
+    async def note_added(self, note: Note) -> None: ...
+
+
+class NullLessonHooks:
+    """Hooks for tests and tools: every lesson exists and nothing is stored."""
+
+    def __init__(self, lessons: dict[str, LessonInfo] | None = None) -> None:
+        self.lessons = dict(lessons or {})
+        self.notes: list[Note] = []
+
+    async def lesson_info(self, lesson_id: str) -> LessonInfo | None:
+        return self.lessons.get(lesson_id)
+
+    async def lesson_started(self, lesson_id: str, at: datetime) -> None:
+        return None
+
+    async def lesson_ended(self, lesson_id: str, at: datetime) -> None:
+        return None
+
+    async def recording_changed(self, lesson_id: str, on: bool, at: datetime) -> None:
+        return None
+
+    async def stage_changed(self, lesson_id: str, classroom_id: str | None, at: datetime) -> None:
+        return None
+
+    async def note_added(self, note: Note) -> None:
+        self.notes.append(note)

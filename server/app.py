@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from server.db import Database, open_database
+from server.db import open_database
 from server.lesson_hooks import DatabaseLessonHooks
 from server.metrics import CONTENT_TYPE, HttpMetricsMiddleware, Metrics
 from server.settings import Settings
@@ -21,8 +20,6 @@ from signaling.bus import open_bus
 from signaling.rooms import RoomConfig, RoomManager
 
 log = logging.getLogger("tongke")
-
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -79,5 +76,5 @@ def create_app(settings: Settings) -> FastAPI:
     async def prometheus_metrics() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    app.mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web")
     return app

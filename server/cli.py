@@ -40,7 +40,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         ice_servers=args.ice_server,
         seed_demo=False if args.no_demo else None,
     )
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
     uvicorn.run(
         create_app(settings),
         host=settings.host,

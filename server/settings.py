@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -34,7 +36,7 @@ class Settings(BaseSettings):
     public_url: str = ""
     # ICE servers handed to clients and used by the SFU, e.g. "stun:stun.example.cn:3478"
     # or "turn:user:pass@turn.example.cn:3478?transport=udp". Empty: host candidates only.
-    ice_servers: list[str] = Field(default_factory=list)
+    ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Secret for JWTs and session cookies. Empty: generated once into <data_dir>/secret.key.
     secret_key: str = ""
     # Short-lived join tokens; a join link (revocable, in the database) mints a fresh one.
@@ -42,7 +44,7 @@ class Settings(BaseSettings):
     session_ttl_s: int = 12 * 3600
     seed_demo: bool = True
     # Extra Origins allowed on the WebSocket besides public_url and this host:port.
-    allowed_origins: list[str] = Field(default_factory=list)
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Signaling limits.
     ws_max_message_bytes: int = 64 * 1024
     ws_rate_per_s: float = 20.0
@@ -55,11 +57,16 @@ class Settings(BaseSettings):
     # Production refuses test-only features such as fault injection.
     production: bool = False
     log_level: str = "info"
+    # The pages; default: web/ beside the packages (a source checkout or the Docker image).
+    web_dir: Path = Path(__file__).resolve().parent.parent / "web"
 
     @field_validator("ice_servers", "allowed_origins", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
         if isinstance(value, str):
+            # A comma-separated environment variable; a JSON list is accepted too.
+            if value.strip().startswith("["):
+                return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 

@@ -56,7 +56,9 @@ class JoinTokens:
                 options={"require": ["exp", "iat", "aud", "lesson", "role"]},
             )
         except jwt.ExpiredSignatureError:
-            raise TokenError("token_expired", "The join token has expired; open the join link again.") from None
+            raise TokenError(
+                "token_expired", "The join token has expired; open the join link again."
+            ) from None
         except jwt.PyJWTError as exc:
             raise TokenError("token_invalid", f"The join token is not valid: {exc}.") from None
         try:
@@ -70,4 +72,6 @@ class JoinTokens:
                 controls=frozenset(Control(c) for c in claims.get("ctl", [])),
             )
         except (ValueError, TypeError) as exc:
-            raise TokenError("token_invalid", f"The join token names an unknown grant: {exc}.") from None
+            raise TokenError(
+                "token_invalid", f"The join token names an unknown grant: {exc}."
+            ) from None

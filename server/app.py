@@ -64,11 +64,12 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(HttpMetricsMiddleware, metrics=lambda: metrics)
 
-    from server.api import api_router
+    from server.api import api_router, install_error_handlers
     from server.health import health_router
     from server.ws import ws_router
 
     app.include_router(api_router)
+    install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(ws_router)
 

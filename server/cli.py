@@ -53,6 +53,50 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from server.accounts_cli import db_upgrade
+
+    settings = _settings(args)
+    db_upgrade(settings)
+    print("database is at the latest schema")
+    return 0
+
+
+def _cmd_admin_create(args: argparse.Namespace) -> int:
+    import asyncio
+    import getpass
+
+    from server.accounts_cli import CliError, create_account
+
+    password = args.password
+    if password is None:
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("error: the passwords differ", file=sys.stderr)
+            return 1
+    try:
+        account_id = asyncio.run(
+            create_account(_settings(args), args.username, password, args.display_name or "")
+        )
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"admin {args.username} created (id {account_id})")
+    return 0
+
+
+def _cmd_seed_demo(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from server.accounts_cli import seed_demo_command
+
+    settings = _settings(args, public_url=args.public_url)
+    if not asyncio.run(seed_demo_command(settings)):
+        print("the database is not empty; the demo district was not seeded", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tongke", description="同课 tongke: 1+N live teaching")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +113,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--no-demo", action="store_true", help="do not seed the demo district")
     serve.set_defaults(func=_cmd_serve)
+
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_upgrade = db_commands.add_parser("upgrade", help="apply Alembic migrations up to the latest")
+    _add_settings_flags(db_upgrade)
+    db_upgrade.set_defaults(func=_cmd_db_upgrade)
+
+    admin = commands.add_parser("admin", help="admin accounts")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    admin_create = admin_commands.add_parser("create", help="create an admin account")
+    _add_settings_flags(admin_create)
+    admin_create.add_argument("--username", required=True)
+    admin_create.add_argument(
+        "--password", help="the password (prompted when left out; flags show in `ps`)"
+    )
+    admin_create.add_argument("--display-name", help="name shown in the UI")
+    admin_create.set_defaults(func=_cmd_admin_create)
+
+    seed = commands.add_parser("seed-demo", help="create the demo district and print join links")
+    _add_settings_flags(seed)
+    seed.add_argument("--public-url", help="URL browsers use to reach this service")
+    seed.set_defaults(func=_cmd_seed_demo)
     return parser
 
 

@@ -1,12 +1,128 @@
-"""LessonHooks backed by the database. PLACEHOLDER: data helper replaces."""
+"""LessonHooks backed by the database: the room asks for the roster and records events.
+
+Each call is one short transaction. Unknown lessons are ignored (logged), since a room
+must never fail because a row vanished; a lesson that ended never goes live again.
+"""
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
+
 from server.db import Database
-from signaling.hooks import NullLessonHooks
+from server.db.models import (
+    Account,
+    Classroom,
+    EvaluationNote,
+    Lesson,
+    LessonStatus,
+    RecordingEvent,
+    StageEvent,
+)
+from signaling.hooks import ClassroomInfo, LessonInfo, LessonState, Note
+
+log = logging.getLogger("tongke.lessons")
 
 
-class DatabaseLessonHooks(NullLessonHooks):
+def _classroom(classroom: Classroom) -> ClassroomInfo:
+    return ClassroomInfo(id=classroom.id, name=classroom.name, school=classroom.school.name)
+
+
+class DatabaseLessonHooks:
+    """signaling.hooks.LessonHooks against the tongke database."""
+
     def __init__(self, db: Database) -> None:
-        super().__init__()
         self.db = db
+
+    async def lesson_info(self, lesson_id: str) -> LessonInfo | None:
+        async with self.db.sessions.begin() as session:
+            lesson = await session.scalar(
+                select(Lesson)
+                .where(Lesson.id == lesson_id)
+                .options(
+                    selectinload(Lesson.teacher),
+                    selectinload(Lesson.lead_classroom).selectinload(Classroom.school),
+                    selectinload(Lesson.receivers).selectinload(Classroom.school),
+                )
+            )
+        if lesson is None:
+            return None
+        return LessonInfo(
+            id=lesson.id,
+            title=lesson.title,
+            state=LessonState(lesson.state),
+            lead=_classroom(lesson.lead_classroom),
+            receivers=tuple(_classroom(c) for c in lesson.receivers),
+            subject=lesson.subject,
+            grade=lesson.grade,
+            teacher=lesson.teacher.display_name,
+            school=lesson.lead_classroom.school.name,
+            started_at=lesson.started_at,
+        )
+
+    async def lesson_started(self, lesson_id: str, at: datetime) -> None:
+        async with self.db.sessions.begin() as session:
+            result = await session.execute(
+                update(Lesson)
+                .where(Lesson.id == lesson_id, Lesson.state == LessonStatus.SCHEDULED.value)
+                .values(state=LessonStatus.LIVE.value, started_at=at)
+            )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            log.info("lesson %s not started: unknown, already live or ended", lesson_id)
+
+    async def lesson_ended(self, lesson_id: str, at: datetime) -> None:
+        async with self.db.sessions.begin() as session:
+            lesson = await session.get(Lesson, lesson_id)
+            if lesson is None or lesson.state == LessonStatus.ENDED.value:
+                return
+            if lesson.recording:
+                # Close the recording timeline so the recorder sees where it stops.
+                session.add(RecordingEvent(lesson_id=lesson_id, on=False, at=at))
+            lesson.state = LessonStatus.ENDED.value
+            lesson.ended_at = at
+            lesson.recording = False
+
+    async def recording_changed(self, lesson_id: str, on: bool, at: datetime) -> None:
+        async with self.db.sessions.begin() as session:
+            lesson = await session.get(Lesson, lesson_id)
+            if lesson is None:
+                log.info("recording change for unknown lesson %s ignored", lesson_id)
+                return
+            lesson.recording = on
+            session.add(RecordingEvent(lesson_id=lesson_id, on=on, at=at))
+
+    async def stage_changed(self, lesson_id: str, classroom_id: str | None, at: datetime) -> None:
+        async with self.db.sessions.begin() as session:
+            if await session.get(Lesson, lesson_id) is None:
+                log.info("stage change for unknown lesson %s ignored", lesson_id)
+                return
+            if classroom_id is not None and await session.get(Classroom, classroom_id) is None:
+                log.info("stage change names unknown classroom %s; kept as nobody", classroom_id)
+                classroom_id = None
+            session.add(StageEvent(lesson_id=lesson_id, classroom_id=classroom_id, at=at))
+
+    async def note_added(self, note: Note) -> None:
+        async with self.db.sessions.begin() as session:
+            if await session.get(Lesson, note.lesson_id) is None:
+                log.info("note for unknown lesson %s ignored", note.lesson_id)
+                return
+            account_id = note.account_id
+            if account_id is not None and await session.get(Account, account_id) is None:
+                account_id = None
+            session.add(
+                EvaluationNote(
+                    # Ids are 32 hex characters; a dashed uuid fits once its dashes go.
+                    id=note.id.replace("-", "")[:32],
+                    lesson_id=note.lesson_id,
+                    account_id=account_id,
+                    author=note.author,
+                    author_role=note.author_role,
+                    at=note.at,
+                    offset_s=note.offset_s,
+                    text=note.text,
+                    scores=dict(note.scores),
+                )
+            )

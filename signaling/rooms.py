@@ -1,12 +1,45 @@
-"""Lesson rooms. PLACEHOLDER: signaling helper replaces."""
+"""The room manager: serves connections, admits peers (join, resume) and keeps one Room per lesson.
+
+A join token names exactly one lesson; the room is chosen from the verified grant, never
+from anything else the client says, so a token for lesson A never reaches lesson B.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import secrets
+import uuid
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from signaling import commands
 from signaling.bus import Bus
-from signaling.hooks import LessonHooks
+from signaling.errors import ErrorCode, SignalingError
+from signaling.grants import Grant, Role
+from signaling.hooks import LessonHooks, LessonState
+from signaling.media_port import MediaPort, NullMediaPort, QualityReport
+from signaling.peer import Peer, PeerState
+from signaling.policy import LOW_LAYER_ABOVE, PublishedTrack
+from signaling.protocol import (
+    PROTOCOL_VERSION,
+    ClientMessage,
+    Join,
+    Ping,
+    Pong,
+    Quality,
+    Resume,
+)
+from signaling.room import Room
+from signaling.session import Connection, Session
 from signaling.stats import SignalingStats
+
+log = logging.getLogger("tongke.signaling")
+
+# Verifies a join token; raises an exception carrying `code` (token_invalid, token_expired)
+# and `message` when it is refused (server.tokens.JoinTokens.verify does).
+TokenVerifier = Callable[[str], Grant]
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,14 +51,225 @@ class RoomConfig:
     rate_per_s: float = 20.0
     rate_burst: int = 60
     max_peers: int = 500
+    # Protocol errors (invalid, oversize, rate-limited) one connection may cause before
+    # it is closed with 4400.
+    max_strikes: int = 50
+    # Outbound messages queued per connection before it is closed as a slow consumer.
+    outbox_size: int = 256
+    # The lead receives receivers' video on the low layer above this many receivers.
+    low_layer_above: int = LOW_LAYER_ABOVE
 
 
 class RoomManager:
-    def __init__(self, bus: Bus, hooks: LessonHooks, config: RoomConfig) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        hooks: LessonHooks,
+        config: RoomConfig,
+        media: MediaPort | None = None,
+    ) -> None:
         self.bus = bus
         self.hooks = hooks
         self.config = config
+        self.media: MediaPort = media if media is not None else NullMediaPort()
+        self.media.set_listener(self)
         self.stats = SignalingStats()
+        self.rooms: dict[str, Room] = {}
+        self._resume: dict[str, Peer] = {}
+        # Open connections and the token verifier each was served with.
+        self._sessions: dict[Session, TokenVerifier] = {}
+        self._ended: deque[str] = deque(maxlen=1024)
+        self._create_lock = asyncio.Lock()
+        self._closed = False
+
+    @property
+    def peer_count(self) -> int:
+        return sum(len(room.peers) for room in self.rooms.values())
+
+    # Connections -----------------------------------------------------------------------
+
+    async def serve(self, conn: Connection, verify: TokenVerifier) -> None:
+        """Serves one connection until it closes. Never raises for what the client sends."""
+        session = Session(conn, self.config, self.stats, self.config.outbox_size)
+        self._sessions[session] = verify
+        try:
+            await session.run(self)
+        finally:
+            self._sessions.pop(session, None)
+
+    async def handle(self, session: Session, message: ClientMessage) -> None:
+        if isinstance(message, Ping):
+            session.send(Pong(id=message.id))
+            return
+        if isinstance(message, Join | Resume):
+            if session.peer is not None:
+                raise SignalingError(ErrorCode.ALREADY_JOINED, "This connection already joined.")
+            if message.version != PROTOCOL_VERSION:
+                raise SignalingError(
+                    ErrorCode.UNSUPPORTED_VERSION,
+                    f"This server speaks protocol version {PROTOCOL_VERSION}.",
+                )
+            if isinstance(message, Join):
+                await self._join(session, message)
+            else:
+                self._resume_peer(session, message)
+            return
+        peer = session.peer
+        if peer is None:
+            raise SignalingError(ErrorCode.NOT_JOINED, "Send join (or resume) first.")
+        if peer.session is not session or peer.state is not PeerState.CONNECTED:
+            return  # replaced or removed while this message was in flight
+        room = self.rooms.get(peer.lesson_id)
+        if room is None:
+            raise SignalingError(ErrorCode.LESSON_ENDED, "The lesson has ended.")
+        await commands.handle(room, peer, message)
+
+    async def session_ended(self, session: Session) -> None:
+        peer = session.peer
+        if peer is None or peer.session is not session:
+            return
+        room = self.rooms.get(peer.lesson_id)
+        if room is not None:
+            room.lose(peer)
+
+    # Admission -------------------------------------------------------------------------
+
+    async def _join(self, session: Session, message: Join) -> None:
+        try:
+            grant = self._sessions[session](message.token)
+        except Exception as exc:
+            code = getattr(exc, "code", ErrorCode.TOKEN_INVALID)
+            if code not in (ErrorCode.TOKEN_INVALID, ErrorCode.TOKEN_EXPIRED):
+                code = ErrorCode.TOKEN_INVALID
+            raise SignalingError(
+                ErrorCode(code), getattr(exc, "message", "The join token is not valid.")
+            ) from None
+        if message.lesson_id is not None and message.lesson_id != grant.lesson_id:
+            raise SignalingError(ErrorCode.WRONG_LESSON, "The join token is for another lesson.")
+        while True:
+            room = await self._room_for(grant.lesson_id)
+            async with room.lock:
+                if room.state is LessonState.ENDED:
+                    raise SignalingError(ErrorCode.LESSON_ENDED, "The lesson has ended.")
+                if room.closed:
+                    continue  # emptied and dropped while we waited: make a fresh one
+                try:
+                    self._admit(session, room, grant, message)
+                finally:
+                    if not room.peers:
+                        self._room_changed(room)  # a refused first join leaves no room behind
+                return
+
+    def _admit(self, session: Session, room: Room, grant: Grant, message: Join) -> None:
+        """Admits a verified peer to its room (called under the room lock)."""
+        room.check_roster(grant.role, grant.classroom_id)
+        peer = Peer(
+            peer_id=uuid.uuid4().hex[:16],
+            grant=grant,
+            resume_token=secrets.token_urlsafe(24),
+            session=session,
+            school=room.school_of(grant.role, grant.classroom_id),
+        )
+        replacing = room.occupant(peer) is not None
+        if not replacing and self.peer_count >= self.config.max_peers:
+            raise SignalingError(ErrorCode.CAPACITY, "This node is full; try again later.")
+        session.peer = peer
+        self._resume[peer.resume_token] = peer
+        self.stats.peers[peer.role.value] += 1
+        room.add(peer, message.id)
+
+    async def _room_for(self, lesson_id: str) -> Room:
+        async with self._create_lock:
+            room = self.rooms.get(lesson_id)
+            if room is not None and not room.closed:
+                return room
+            if lesson_id in self._ended:
+                raise SignalingError(ErrorCode.LESSON_ENDED, "The lesson has ended.")
+            info = await self.hooks.lesson_info(lesson_id)
+            if info is None:
+                raise SignalingError(ErrorCode.LESSON_NOT_FOUND, "No such lesson.")
+            if info.state is LessonState.ENDED:
+                raise SignalingError(ErrorCode.LESSON_ENDED, "The lesson has ended.")
+            await self.bus.claim_lesson(lesson_id)
+            room = Room(
+                info,
+                self.hooks,
+                self.media,
+                self.config,
+                on_peer_gone=self._peer_gone,
+                on_changed=self._room_changed,
+            )
+            self.rooms[lesson_id] = room
+            self._refresh_live()
+            return room
+
+    def _resume_peer(self, session: Session, message: Resume) -> None:
+        peer = self._resume.pop(message.resume_token, None)
+        room = self.rooms.get(peer.lesson_id) if peer is not None else None
+        if peer is None or room is None or peer.state is PeerState.GONE:
+            raise SignalingError(
+                ErrorCode.RESUME_FAILED, "Nothing to resume (the window has passed); join again."
+            )
+        peer.resume_token = secrets.token_urlsafe(24)
+        self._resume[peer.resume_token] = peer
+        session.peer = peer
+        room.resume(peer, session, message.id)
+
+    # Room callbacks --------------------------------------------------------------------
+
+    def _peer_gone(self, peer: Peer) -> None:
+        self._resume.pop(peer.resume_token, None)
+        self.stats.peers[peer.role.value] -= 1
+
+    def _room_changed(self, room: Room) -> None:
+        if room.state is LessonState.ENDED:
+            self._ended.append(room.lesson_id)
+        if (room.closed or not room.peers) and self.rooms.get(room.lesson_id) is room:
+            del self.rooms[room.lesson_id]
+            room.closed = True
+            asyncio.get_running_loop().create_task(self.bus.release_lesson(room.lesson_id))
+        self._refresh_live()
+
+    def _refresh_live(self) -> None:
+        self.stats.live_lessons = sum(
+            1 for room in self.rooms.values() if room.state is LessonState.LIVE
+        )
+
+    # MediaListener ---------------------------------------------------------------------
+
+    def producers_changed(
+        self, lesson_id: str, peer_id: str, tracks: tuple[PublishedTrack, ...]
+    ) -> None:
+        room = self.rooms.get(lesson_id)
+        peer = room.peers.get(peer_id) if room is not None else None
+        if room is None or peer is None or peer.state is not PeerState.CONNECTED:
+            return
+        # Only what the grant allows, whatever the media plane says.
+        peer.tracks = tuple(t for t in tracks if peer.grant.may_publish(t.source))
+        room.sync()
+
+    def quality_changed(self, lesson_id: str, peer_id: str, report: QualityReport) -> None:
+        room = self.rooms.get(lesson_id)
+        peer = room.peers.get(peer_id) if room is not None else None
+        if room is None or peer is None:
+            return
+        message = Quality(
+            peer_id=peer_id,
+            classroom_id=peer.classroom_id,
+            loss=report.loss,
+            jitter_ms=report.jitter_ms,
+            rtt_ms=report.rtt_ms,
+            bitrate_kbps=report.bitrate_kbps,
+        )
+        room.broadcast(message, exclude=peer, roles=frozenset({Role.LEAD, Role.PATROL}))
 
     async def close(self) -> None:
-        return None
+        """Shutdown: close every connection and room; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for room in tuple(self.rooms.values()):
+            await room.close()
+        self.rooms.clear()
+        for session in tuple(self._sessions):
+            session.close(1000, "server shutting down")

@@ -1,5 +1,37 @@
-"""HTTP API under /api. PLACEHOLDER: data helper replaces."""
+"""HTTP API under /api: auth, schools, classrooms, accounts, lessons, join links.
 
-from fastapi import APIRouter
+`api_router` is assembled on first access so that importing a helper such as
+server.api.errors (which server.auth needs) does not pull in every route module.
+"""
 
-api_router = APIRouter(prefix="/api")
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from server.api.errors import ApiError, install_error_handlers
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    api_router: APIRouter
+
+__all__ = ["ApiError", "api_router", "install_error_handlers"]
+
+
+def build_api_router() -> APIRouter:
+    from fastapi import APIRouter
+
+    from server.api import accounts, auth_routes, classrooms, join, lessons, links, schools
+
+    router = APIRouter(prefix="/api")
+    for module in (auth_routes, schools, classrooms, accounts, lessons, links, join):
+        router.include_router(module.router)
+    return router
+
+
+def __getattr__(name: str) -> Any:
+    if name == "api_router":
+        router = build_api_router()
+        globals()["api_router"] = router
+        return router
+    raise AttributeError(f"module 'server.api' has no attribute {name!r}")

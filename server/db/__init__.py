@@ -1,13 +1,22 @@
-"""Database access: one AsyncEngine per app, short sessions. PLACEHOLDER: data helper replaces."""
+"""Database access: one AsyncEngine per app, short sessions, migrations to head on open."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
+from server.db.migrate import upgrade
 from server.settings import Settings
 
 
@@ -17,9 +26,26 @@ class Database:
     sessions: async_sessionmaker[AsyncSession]
 
 
+def make_engine(url: str) -> AsyncEngine:
+    """An engine that enforces foreign keys on SQLite too (off there by default)."""
+    engine = create_async_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+    return engine
+
+
 @asynccontextmanager
 async def open_database(settings: Settings) -> AsyncIterator[Database]:
-    engine = create_async_engine(settings.effective_database_url)
+    url = settings.effective_database_url
+    # Alembic is synchronous; its env.py runs its own event loop in this worker thread.
+    await asyncio.to_thread(upgrade, url)
+    engine = make_engine(url)
     try:
         yield Database(engine, async_sessionmaker(engine, expire_on_commit=False))
     finally:

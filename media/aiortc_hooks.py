@@ -1,0 +1,319 @@
+"""Every private aiortc/aioice hook tongke relies on, in one place.
+
+aiortc is pinned to 1.16.0 (pyproject.toml). tests/media/test_aiortc_hooks.py fails loudly if
+an upgrade moves any attribute used here; fix this module, nowhere else.
+
+What is hooked, and why:
+- aioice ``Connection.data_received(data, component)`` (instance attribute): once the DTLS
+  handshake has produced SRTP keys, SRTP/SRTCP datagrams are unprotected and handed to plain
+  callbacks right inside the datagram callback. Nothing is depayloaded, jitter-buffered or
+  decoded, and no per-packet await or queue hop happens. DTLS datagrams still go to aioice's
+  queue, so aiortc's DTLS loop keeps working (handshake, close alerts).
+- Sending: ``RTCDtlsTransport._tx_srtp.protect`` / ``protect_rtcp`` and the nominated candidate
+  pair's datagram transport (``Connection._nominated[1].protocol.transport.sendto``), all sync.
+- ``RTCRtpSender.send`` / ``RTCRtpReceiver.receive`` (instance attributes) are replaced so the
+  server never starts aiortc's encode/decode loops nor its own SR/RR for those streams.
+- aioice skips 127.0.0.1 when gathering host candidates (``aioice.ice.get_host_addresses``);
+  :func:`use_host_addresses` makes a peer connection gather on the addresses it is given, which
+  is how tests run ICE on loopback only, with ``RTCConfiguration(iceServers=[])``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import aiortc
+import pylibsrtp
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
+from aiortc.sdp import MediaDescription, SessionDescription
+
+logger = logging.getLogger(__name__)
+
+AIORTC_VERSION = "1.16.0"
+
+RtpHandler = Callable[[bytes, int], None]
+RtcpHandler = Callable[[bytes], None]
+
+
+def check_version() -> None:
+    """Raise RuntimeError unless the installed aiortc is the version these hooks target."""
+    if aiortc.__version__ != AIORTC_VERSION:
+        raise RuntimeError(
+            f"tongke's media hooks need aiortc {AIORTC_VERSION}, found {aiortc.__version__}."
+        )
+
+
+def now_ms() -> int:
+    """Monotonic milliseconds: the clock every arrival time in media/ uses."""
+    return time.monotonic_ns() // 1_000_000
+
+
+def dtls_transport_of(pc: RTCPeerConnection) -> RTCDtlsTransport | None:
+    """The bundled DTLS transport of a peer connection (first transceiver's), if any."""
+    transceivers = pc.getTransceivers()
+    if not transceivers:
+        return None
+    return transceivers[0].receiver.transport
+
+
+def use_host_addresses(pc: RTCPeerConnection, addresses: Sequence[str]) -> None:
+    """Make every not-yet-gathered ICE connection of ``pc`` gather host candidates on ``addresses``.
+
+    Call after transceivers exist and before ``setLocalDescription``. aioice's own gathering
+    skips 127.0.0.1, so loopback-only tests pass ``["127.0.0.1"]`` here.
+    """
+    wanted = list(addresses)
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.receiver.transport.transport.iceGatherer._connection
+        if getattr(connection, "_tongke_addresses", None) is not None:
+            continue
+        connection._tongke_addresses = wanted
+        connection.gather_candidates = _gather_on(connection, wanted)
+
+
+def _gather_on(connection: Any, addresses: list[str]) -> Callable[[], Any]:
+    async def gather_candidates() -> None:
+        # Mirrors aioice Connection.gather_candidates with our addresses instead of its list.
+        if connection._local_candidates_start:
+            return
+        connection._local_candidates_start = True
+        for component in connection._components:
+            connection._local_candidates += await connection.get_component_candidates(
+                component=component, addresses=addresses
+            )
+        connection._local_candidates_end = True
+
+    return gather_candidates
+
+
+def neutralize_transceiver(transceiver: RTCRtpTransceiver) -> None:
+    """Stop aiortc from ever starting this transceiver's encode/decode and RTCP loops."""
+
+    async def no_send(parameters: object) -> None:
+        return None
+
+    async def no_receive(parameters: object) -> None:
+        return None
+
+    transceiver.sender.send = no_send  # type: ignore[method-assign]
+    transceiver.receiver.receive = no_receive  # type: ignore[method-assign]
+
+
+def local_cname(pc: RTCPeerConnection) -> str:
+    """The CNAME aiortc writes in this peer connection's a=ssrc lines."""
+    return str(pc._RTCPeerConnection__cname)  # type: ignore[attr-defined]
+
+
+def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
+    """The (media, RTX) SSRCs aiortc put in the SDP for this sender."""
+    return sender._ssrc, sender._rtx_ssrc
+
+
+def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
+    """Codecs aiortc negotiated for the transceiver (primary first, RTX included)."""
+    return list(transceiver._codecs)
+
+
+def keep_codecs(transceiver: RTCRtpTransceiver, codecs: Sequence[RTCRtpCodecParameters]) -> None:
+    """Narrow what the next answer lists for this transceiver (after setRemoteDescription).
+
+    The SFU answers one codec (+ its RTX) per published track so the publisher's choice is
+    deterministic; createAnswer reads ``transceiver._codecs``.
+    """
+    transceiver._codecs = list(codecs)
+
+
+def set_msid(sender: RTCRtpSender, stream_id: str, track_id: str) -> None:
+    """Set the ``a=msid`` aiortc writes for this sender in the next offer."""
+    sender._stream_id = stream_id
+    sender._track_id = track_id
+
+
+def negotiated_header_extensions(
+    transceiver: RTCRtpTransceiver,
+) -> list[RTCRtpHeaderExtensionParameters]:
+    return list(transceiver._headerExtensions)
+
+
+def parse_sdp(text: str) -> SessionDescription:
+    """aiortc's SDP parser (raises ValueError on malformed text)."""
+    return SessionDescription.parse(text)
+
+
+def media_ssrcs(media: MediaDescription) -> tuple[list[int], dict[int, int]]:
+    """SSRCs a remote m-section announces and its RTX pairs ({rtx_ssrc: media_ssrc} from FID)."""
+    ssrcs = [s.ssrc for s in media.ssrc]
+    rtx: dict[int, int] = {}
+    for group in media.ssrc_group:
+        if group.semantic == "FID" and len(group.items) == 2:
+            rtx[int(group.items[1])] = int(group.items[0])
+    primary = [s for s in ssrcs if s not in rtx]
+    return primary, rtx
+
+
+def _no_sendto(data: bytes, addr: Any) -> None:
+    return None
+
+
+class SrtpLink:
+    """Raw SRTP in and out of one bundled RTCDtlsTransport, bypassing aiortc's media stack.
+
+    ``attach`` takes over the receive side; ``send_rtp``/``send_rtcp`` are synchronous:
+    protect, then ``sendto`` on the nominated pair. Before DTLS completes (or after the pair
+    is gone) sends are counted as ``dropped_not_connected`` and nothing raises.
+    """
+
+    __slots__ = (
+        "_addr",
+        "_connection",
+        "_dtls",
+        "_nominated",
+        "_pair",
+        "_sendto",
+        "dropped_not_connected",
+        "handler_errors",
+        "unprotect_errors",
+    )
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self._dtls = dtls
+        self._connection = dtls.transport._connection
+        self._nominated: dict[int, Any] = self._connection._nominated
+        self._pair: Any = None
+        self._sendto: Callable[[bytes, Any], None] = _no_sendto
+        self._addr: tuple[str, int] = ("", 0)
+        self.dropped_not_connected = 0
+        self.unprotect_errors = 0
+        self.handler_errors = 0
+
+    @property
+    def dtls(self) -> RTCDtlsTransport:
+        return self._dtls
+
+    @property
+    def connected(self) -> bool:
+        return self._dtls._tx_srtp is not None and 1 in self._nominated
+
+    def attach(self, on_rtp: RtpHandler, on_rtcp: RtcpHandler) -> None:
+        """Deliver decrypted RTP as ``on_rtp(data, arrival_ms)`` and RTCP as ``on_rtcp(data)``."""
+        connection = self._connection
+        queue = connection._queue
+        dtls = self._dtls
+
+        def data_received(data: bytes, component: int) -> None:
+            rx = dtls._rx_srtp
+            first = data[0]
+            if rx is None or first < 128 or first > 191:
+                queue.put_nowait((data, component))  # DTLS and anything else: aiortc's path
+                return
+            try:
+                if 192 <= data[1] <= 208:
+                    plain = rx.unprotect_rtcp(data)
+                    on_rtcp(plain)
+                else:
+                    plain = rx.unprotect(data)
+                    on_rtp(plain, time.monotonic_ns() // 1_000_000)
+            except pylibsrtp.Error:
+                self.unprotect_errors += 1
+            except Exception:
+                self.handler_errors += 1
+                logger.exception("media handler failed on an incoming packet")
+
+        connection.data_received = data_received
+
+    def _route(self) -> tuple[Callable[[bytes, Any], None], tuple[str, int]] | None:
+        # The nominated pair rarely changes: cache its sendto and address per pair object.
+        pair = self._nominated.get(1)
+        if pair is None:
+            return None
+        if pair is not self._pair:
+            self._pair = pair
+            self._sendto = pair.protocol.transport.sendto
+            self._addr = pair.remote_addr
+        return self._sendto, self._addr
+
+    def send_rtp(self, data: bytes) -> None:
+        tx = self._dtls._tx_srtp
+        pair = self._nominated.get(1)
+        if tx is None or pair is None:
+            self.dropped_not_connected += 1
+            return
+        if pair is not self._pair:
+            self._route()
+        self._sendto(tx.protect(data), self._addr)
+
+    def send_rtcp(self, data: bytes) -> None:
+        tx = self._dtls._tx_srtp
+        pair = self._nominated.get(1)
+        if tx is None or pair is None:
+            self.dropped_not_connected += 1
+            return
+        if pair is not self._pair:
+            self._route()
+        self._sendto(tx.protect_rtcp(data), self._addr)
+
+
+def tap_incoming_rtp(dtls: RTCDtlsTransport, on_rtp: Callable[[bytes], None]) -> None:
+    """Show every decrypted incoming RTP packet to ``on_rtp`` and then let aiortc handle it.
+
+    Used by synthetic receivers to count packets while aiortc still sends NACK/PLI and decodes.
+    """
+    original = dtls._handle_rtp_data
+
+    async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+        on_rtp(data)
+        await original(data, arrival_time_ms)
+
+    dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
+
+
+def tap_sender_rtcp(sender: RTCRtpSender, on_rtcp: Callable[[object], None]) -> None:
+    """Show every RTCP packet routed to ``sender`` (aiortc's parsed objects) to ``on_rtcp``."""
+    original = sender._handle_rtcp_packet
+
+    async def handle_rtcp_packet(packet: Any) -> None:
+        on_rtcp(packet)
+        await original(packet)
+
+    sender._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
+
+
+class DecodeErrorCounter(logging.Handler):
+    """Counts aiortc's "failed to decode" warnings per decoder thread.
+
+    aiortc decodes in one thread per RTCRtpReceiver and only logs its decode errors; the
+    thread's ident tells which receiver failed (see :func:`decoder_thread_ident`).
+    """
+
+    _installed: DecodeErrorCounter | None = None
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.by_thread: dict[int, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "failed to decode" in record.getMessage() and record.thread is not None:
+            self.by_thread[record.thread] = self.by_thread.get(record.thread, 0) + 1
+
+    @classmethod
+    def install(cls) -> DecodeErrorCounter:
+        if cls._installed is None:
+            cls._installed = cls()
+            logging.getLogger("aiortc.rtcrtpreceiver").addHandler(cls._installed)
+        return cls._installed
+
+
+def decoder_thread_ident(receiver: Any) -> int | None:
+    """Ident of the thread aiortc decodes this RTCRtpReceiver's frames in (None before start)."""
+    thread = receiver._RTCRtpReceiver__decoder_thread
+    return None if thread is None else thread.ident
+
+
+async def send_raw_rtcp(dtls: RTCDtlsTransport, data: bytes) -> None:
+    """Send hand-made RTCP (e.g. a PLI or REMB from a synthetic receiver) through aiortc's DTLS."""
+    await dtls._send_rtp(data)

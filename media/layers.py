@@ -1,0 +1,360 @@
+"""Layer choice for dual-stream (大小流) consumers: decide, then the consumer applies.
+
+``select(packet, layer)`` returns a small frozen ``Translation`` (drop, or forward, or switch
+to this packet's layer, which only happens at a keyframe of the target layer); the
+precomputed constants mean no allocation per packet. The target layer follows the
+subscriber's bandwidth feedback (REMB, receiver-report loss) with hysteresis (see
+``DualStreamSelector.update``). It never exceeds the preferred layer (set from role:
+patrol and many-receiver grids prefer low).
+
+``LayeredConsumer`` applies it: the consumer kind for a camera published in two copies.
+
+Layer numbers: ``LOW = 0``, ``MAIN = 1`` (names in ``LAYER_NAMES``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from media.codecs import RtpParameters, extension_rewriter
+from media.consumer import Consumer, ConsumerListener, RtpSink
+from media.events import monotonic_ms
+from media.producer import Producer
+from media.rtcp import RtcpReportBlock
+from media.rtp import RtpPacket
+
+LOW = 0
+MAIN = 1
+LAYER_NAMES = ("low", "main")
+
+
+def layer_index(name: str) -> int:
+    """``"low" -> 0``, ``"main" -> 1``; raise ValueError for anything else."""
+    try:
+        return LAYER_NAMES.index(name)
+    except ValueError:
+        raise ValueError(f"unknown layer {name!r}: expected 'low' or 'main'.") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """What to do with one packet: drop it, or send it (``switching`` to ``layer`` first)."""
+
+    drop: bool
+    switching: bool = False
+    layer: int = -1
+
+
+DROP = Translation(drop=True)
+FORWARD = Translation(drop=False)
+_SWITCH = tuple(Translation(drop=False, switching=True, layer=i) for i in range(len(LAYER_NAMES)))
+
+
+class LayerSelector(Protocol):
+    """Chooses which layer's packets a consumer forwards."""
+
+    @property
+    def current_layer(self) -> int: ...
+
+    @property
+    def target_layer(self) -> int: ...
+
+    def select(self, packet: RtpPacket, layer: int) -> Translation: ...
+
+
+class NullLayerSelector:
+    """A single-layer stream: everything of layer 0 is forwarded once synced on a keyframe."""
+
+    current_layer = 0
+    target_layer = 0
+
+    def __init__(self) -> None:
+        self._synced = False
+
+    def select(self, packet: RtpPacket, layer: int) -> Translation:
+        if self._synced:
+            return FORWARD
+        if packet.keyframe:
+            self._synced = True
+            return _SWITCH[0]
+        return DROP
+
+    def reset(self) -> None:
+        """Wait for a keyframe again (after a pause)."""
+        self._synced = False
+
+
+class DualStreamSelector:
+    """Main/low selection driven by bandwidth feedback, switching only at keyframes."""
+
+    def __init__(
+        self,
+        *,
+        preferred: int = MAIN,
+        available: Sequence[int] = (LOW, MAIN),
+        up_after_ms: int = 5000,
+        up_margin: float = 1.25,
+        down_loss: float = 0.10,
+        up_loss: float = 0.02,
+        main_bitrate_floor: int = 300_000,
+        probe_after_ms: int = 15_000,
+        probe_max_ms: int = 120_000,
+        probe_window_ms: int = 10_000,
+    ) -> None:
+        self._available = sorted(set(available))
+        if not self._available:
+            raise ValueError("a dual-stream selector needs at least one layer.")
+        self._preferred = preferred
+        self._allowed = MAIN  # what the bandwidth allows
+        self._up_after_ms = up_after_ms
+        self._up_margin = up_margin
+        self._down_loss = down_loss
+        self._up_loss = up_loss
+        self._floor = main_bitrate_floor
+        self._probe_base_ms = probe_after_ms
+        self._probe_after_ms = probe_after_ms
+        self._probe_max_ms = probe_max_ms
+        self._probe_window_ms = probe_window_ms
+        self._covered_since = -1  # since when the estimate covers main with the margin
+        self._calm_since = -1  # since when nothing signals congestion on low
+        self._up_at = -1  # when the bandwidth last allowed main again
+        self._current = -1
+        self._target = self._choose()
+
+    @property
+    def current_layer(self) -> int:
+        """The layer being forwarded, -1 before the first keyframe."""
+        return self._current
+
+    @property
+    def target_layer(self) -> int:
+        """The layer wanted; the switch happens at its next keyframe."""
+        return self._target
+
+    @property
+    def preferred_layer(self) -> int:
+        return self._preferred
+
+    def select(self, packet: RtpPacket, layer: int) -> Translation:
+        if layer == self._current:
+            return FORWARD
+        if layer == self._target and packet.keyframe:
+            self._current = layer
+            return _SWITCH[layer]
+        return DROP
+
+    def reset(self) -> None:
+        """Forget the current layer: wait for a keyframe of the target (after a pause)."""
+        self._current = -1
+
+    def set_preferred(self, layer: int) -> bool:
+        """Cap the layer (role, subscriber choice); True when the target changed."""
+        self._preferred = layer
+        return self._retarget()
+
+    def set_available(self, layers: Sequence[int]) -> bool:
+        """The layers that exist now (a layer's producer closed); True if the target changed."""
+        self._available = sorted(set(layers))
+        if self._current not in self._available:
+            self._current = -1
+        return self._retarget()
+
+    def update(
+        self,
+        now_ms: int,
+        *,
+        available_bps: int | None = None,
+        loss: float | None = None,
+        main_bps: int = 0,
+        low_bps: int = 0,
+    ) -> bool:
+        """Feed one estimate (a REMB bitrate and/or an RR loss fraction 0-1) with the layers'
+        measured bitrates; True when the target layer changed.
+
+        Down at once when main no longer fits (estimate under main's bitrate, or heavy
+        loss). Up when the estimate covers main with a margin for ``up_after_ms``, or after
+        a calm spell of ``probe_after_ms``: a subscriber fed only low seldom reports more
+        than ~1.5x what it gets, since nothing probes its headroom, so main is tried again;
+        a try that fails within ``probe_window_ms`` doubles the wait (up to ``probe_max_ms``).
+        """
+        need = max(main_bps, self._floor)
+        lossy = loss is not None and loss >= self._down_loss
+        if self._allowed == MAIN:
+            if lossy or (available_bps is not None and available_bps < need):
+                self._allowed = LOW
+                self._covered_since = self._calm_since = -1
+                failed_try = self._up_at >= 0 and now_ms - self._up_at < self._probe_window_ms
+                self._probe_after_ms = (
+                    min(self._probe_after_ms * 2, self._probe_max_ms)
+                    if failed_try
+                    else self._probe_base_ms
+                )
+            return self._retarget()
+        quiet = loss is None or loss <= self._up_loss
+        if available_bps is not None:
+            covers = available_bps >= need * self._up_margin
+            if not covers:
+                self._covered_since = -1
+            elif self._covered_since < 0:
+                self._covered_since = now_ms
+        if not quiet:
+            self._covered_since = -1
+        if quiet and (available_bps is None or available_bps >= low_bps):
+            if self._calm_since < 0:
+                self._calm_since = now_ms
+        else:
+            self._calm_since = -1
+        covered = self._covered_since >= 0 and now_ms - self._covered_since >= self._up_after_ms
+        probe = self._calm_since >= 0 and now_ms - self._calm_since >= self._probe_after_ms
+        if covered or probe:
+            self._allowed = MAIN
+            self._up_at = now_ms
+            self._covered_since = self._calm_since = -1
+        return self._retarget()
+
+    def _choose(self) -> int:
+        want = min(self._preferred, self._allowed)
+        below = [layer for layer in self._available if layer <= want]
+        return below[-1] if below else self._available[0]
+
+    def _retarget(self) -> bool:
+        target = self._choose()
+        if target == self._target:
+            return False
+        self._target = target
+        return True
+
+
+class LayeredConsumer(Consumer):
+    """Forwards the main or the low copy of a camera, switching only at keyframes."""
+
+    def __init__(
+        self,
+        consumer_id: str,
+        layers: Mapping[str, Producer],
+        params: RtpParameters,
+        sink: RtpSink,
+        listener: ConsumerListener,
+        *,
+        preferred_layer: str = "main",
+        selector: DualStreamSelector | None = None,
+        clock: Callable[[], int] = monotonic_ms,
+        wall_offset_ms: int = 0,
+        paused: bool = False,
+    ) -> None:
+        by_index = {layer_index(name): p for name, p in layers.items()}
+        if not by_index:
+            raise ValueError("a layered consumer needs at least one layer.")
+        first = by_index.get(MAIN) or next(iter(by_index.values()))
+        super().__init__(
+            consumer_id,
+            first,
+            params,
+            sink,
+            listener,
+            clock=clock,
+            wall_offset_ms=wall_offset_ms,
+            paused=paused,
+        )
+        self._layers = by_index
+        self._layer_of = {p.ssrc: i for i, p in by_index.items()}
+        self._pts = frozenset(p.params.codec.payload_type for p in by_index.values())
+        self._rewriters = {i: extension_rewriter(p.params, params) for i, p in by_index.items()}
+        self.selector = selector or DualStreamSelector(
+            preferred=layer_index(preferred_layer), available=tuple(by_index)
+        )
+        self.selector.set_available(tuple(by_index))
+
+    @property
+    def producers(self) -> tuple[Producer, ...]:
+        return tuple(self._layers.values())
+
+    @property
+    def current_layer(self) -> str | None:
+        layer = self.selector.current_layer
+        return LAYER_NAMES[layer] if layer >= 0 else None
+
+    @property
+    def target_layer(self) -> str:
+        return LAYER_NAMES[self.selector.target_layer]
+
+    def send_rtp(self, packet: RtpPacket) -> None:
+        if not self._active or packet.payload_type not in self._pts:
+            return
+        layer = self._layer_of.get(packet.ssrc, -1)
+        t = self.selector.select(packet, layer)
+        if t.drop:
+            return
+        if t.switching:
+            self._switch(packet, layer)
+        self._write(packet)
+
+    def _switch(self, packet: RtpPacket, layer: int) -> None:
+        producer = self._layers[layer]
+        self._rewriter = self._rewriters[layer]
+        self._anchor(packet, producer)
+        self._stats.layer_switches += 1
+        self._stats.layer = LAYER_NAMES[layer]
+        self.events.emit("layer_changed", LAYER_NAMES[layer])
+
+    def _restart(self) -> None:
+        self.selector.reset()
+
+    def request_key_frame(self) -> None:
+        target = self._layers.get(self.selector.target_layer)
+        if target is not None:
+            target.request_key_frame()
+
+    def set_preferred_layer(self, name: str) -> None:
+        """Cap the layer (role default, subscriber choice); switches at the next keyframe."""
+        if self.selector.set_preferred(layer_index(name)):
+            self.request_key_frame()
+
+    def receive_remb(self, bitrate_bps: int) -> None:
+        super().receive_remb(bitrate_bps)
+        self._update_target(available_bps=bitrate_bps)
+
+    def receive_receiver_report(self, block: RtcpReportBlock) -> None:
+        super().receive_receiver_report(block)
+        self._update_target(loss=block.fraction_lost / 256)
+
+    def _update_target(
+        self, *, available_bps: int | None = None, loss: float | None = None
+    ) -> None:
+        now = self._clock()
+        main = self._layers.get(MAIN)
+        low = self._layers.get(LOW)
+        if self.selector.update(
+            now,
+            available_bps=available_bps,
+            loss=loss,
+            main_bps=main.bitrate_bps(now) if main is not None else 0,
+            low_bps=low.bitrate_bps(now) if low is not None else 0,
+        ):
+            self.request_key_frame()
+
+    def add_layer(self, producer: Producer) -> None:
+        """A layer's producer appeared after this consumer was made (the router calls it)."""
+        if not self.accepts(producer):
+            return
+        i = layer_index(producer.layer)
+        self._layers[i] = producer
+        self._layer_of[producer.ssrc] = i
+        self._pts = frozenset(p.params.codec.payload_type for p in self._layers.values())
+        self._rewriters[i] = extension_rewriter(producer.params, self.params)
+        if self.selector.set_available(tuple(self._layers)) and not self._paused:
+            self.request_key_frame()
+
+    def producer_closed(self, producer: Producer) -> None:
+        """A layer's producer closed: go on with the other layer, or close if none is left."""
+        for i, p in list(self._layers.items()):
+            if p is producer:
+                del self._layers[i]
+                del self._layer_of[p.ssrc]
+        if not self._layers:
+            self._close("producer_closed")
+            return
+        if self.selector.set_available(tuple(self._layers)) or self.selector.current_layer < 0:
+            self.request_key_frame()

@@ -1,0 +1,113 @@
+"""SDP negotiation helpers: aiortc's negotiated codecs <-> tongke's CodecInfo/RtpParameters.
+
+tongke forwards Opus, VP8 and H.264 (packetization-mode 1). A published m-line is answered
+with exactly one of them (+ its RTX); a subscriber's m-line is offered with the producer's
+codec only (aiortc's payload types; the consumer rewrites).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import RTCRtpSender, RTCRtpTransceiver
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+from media.codecs import CodecInfo, RtpParameters
+
+
+class NegotiationError(Exception):
+    """A negotiation failure with a stable ``code`` (``bad_sdp``, ``bad_offer``,
+    ``bad_answer``, ``unsupported_codec``, ``transport_closed``) and a human message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingTrack:
+    """One m-line a publisher offered: its MID, kind and the producer-side RTP parameters."""
+
+    mid: str
+    kind: str
+    params: RtpParameters
+
+
+@dataclass(slots=True)
+class OutgoingTrack:
+    """One sendonly m-line of a receive transport; ``params`` are final once the answer is in."""
+
+    kind: str
+    codec: CodecInfo
+    transceiver: RTCRtpTransceiver
+    mid: str | None = None
+    params: RtpParameters | None = None
+    active: bool = True
+
+
+SUPPORTED_MIME_TYPES = frozenset({"audio/opus", "video/vp8", "video/h264"})
+
+
+def codec_info(codecs: Sequence[RTCRtpCodecParameters]) -> CodecInfo:
+    """M1's CodecInfo for aiortc's negotiated list (first non-RTX codec, plus its RTX)."""
+    primary = next(c for c in codecs if c.mimeType.lower() != "video/rtx")
+    rtx = next(
+        (
+            c
+            for c in codecs
+            if c.mimeType.lower() == "video/rtx" and c.parameters.get("apt") == primary.payloadType
+        ),
+        None,
+    )
+    feedback = tuple(
+        f"{fb.type} {fb.parameter}" if fb.parameter else fb.type for fb in primary.rtcpFeedback
+    )
+    return CodecInfo(
+        mime_type=primary.mimeType,
+        clock_rate=primary.clockRate,
+        payload_type=primary.payloadType,
+        channels=primary.channels,
+        rtx_payload_type=None if rtx is None else rtx.payloadType,
+        parameters={k: v for k, v in primary.parameters.items() if v is not None},
+        rtcp_feedback=feedback,
+    )
+
+
+def choose_codecs(codecs: Sequence[RTCRtpCodecParameters]) -> list[RTCRtpCodecParameters]:
+    for codec in codecs:
+        mime = codec.mimeType.lower()
+        if mime not in SUPPORTED_MIME_TYPES:
+            continue
+        if mime == "video/h264" and str(codec.parameters.get("packetization-mode")) != "1":
+            continue
+        rtx = [
+            c
+            for c in codecs
+            if c.mimeType.lower() == "video/rtx" and c.parameters.get("apt") == codec.payloadType
+        ]
+        return [codec, *rtx[:1]]
+    return []
+
+
+def capabilities_for(codec: CodecInfo) -> list[Any]:
+    """aiortc codec capabilities matching ``codec`` (and RTX for video) for setCodecPreferences."""
+    caps = RTCRtpSender.getCapabilities(codec.kind).codecs
+    same = [c for c in caps if c.mimeType.lower() == codec.mime_type.lower()]
+    if codec.name == "H264":
+        # Match profile_idc + constraints (first 4 hex digits): constrained baseline is 42e0.
+        want = str(codec.parameters.get("profile-level-id", "42e01f")).lower()[:4]
+        exact = [
+            c for c in same if str(c.parameters.get("profile-level-id", "")).lower()[:4] == want
+        ]
+        same = exact or same
+    chosen = same[:1]
+    if not chosen:
+        raise NegotiationError(
+            "unsupported_codec", f"Codec {codec.mime_type} cannot be offered to subscribers."
+        )
+    if codec.kind == "video":
+        chosen += [cap for cap in caps if cap.mimeType.lower() == "video/rtx"]
+    return chosen

@@ -1,0 +1,90 @@
+"""Per-peer connection quality (loss, jitter, RTT, bitrate) from the RTCP the SFU sees.
+
+Upstream (publisher -> server) comes from the peer's producers: the loss and jitter the
+server measured on receive. Downstream (server -> subscriber) comes from the peer's
+consumers: the loss, jitter and RTT its receiver reports told. Bitrates are deltas of byte
+counters between two samples. ``QualityMeter.sample`` is called about every few seconds by
+the media service, which publishes the result as events and Prometheus metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from media.consumer import Consumer
+from media.producer import Producer
+
+LEVELS = ("poor", "fair", "good")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamQuality:
+    """One direction of one peer: loss 0-1, jitter in ms, RTT in ms (None if unknown)."""
+
+    loss: float = 0.0
+    jitter_ms: float = 0.0
+    rtt_ms: float | None = None
+    bitrate_bps: int = 0
+    streams: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PeerQuality:
+    """A peer's upstream and downstream quality and an overall level (good|fair|poor)."""
+
+    upstream: StreamQuality
+    downstream: StreamQuality
+    level: str
+
+
+def level_of(q: StreamQuality) -> int:
+    """0 poor, 1 fair, 2 good (interactive lesson thresholds: G.114 delay, loss that NACK
+    repair no longer hides, jitter a jitter buffer no longer absorbs)."""
+    if q.streams == 0:
+        return 2
+    rtt = q.rtt_ms or 0.0
+    if q.loss >= 0.08 or rtt >= 400 or q.jitter_ms >= 100:
+        return 0
+    if q.loss >= 0.02 or rtt >= 250 or q.jitter_ms >= 40:
+        return 1
+    return 2
+
+
+class QualityMeter:
+    """Samples one peer's producers and consumers; keeps the counters for bitrate deltas."""
+
+    def __init__(self) -> None:
+        self._last_ms = -1
+        self._bytes_in = 0
+        self._bytes_out = 0
+
+    def sample(
+        self, now_ms: int, producers: Iterable[Producer], consumers: Iterable[Consumer]
+    ) -> PeerQuality:
+        up_streams = [p.stats() for p in producers if not p.closed]
+        down = [c.stats() for c in consumers if not c.closed]
+        bytes_in = sum(s.bytes_received for s in up_streams)
+        bytes_out = sum(s.bytes_sent for s in down)
+        rate_in = rate_out = 0
+        if self._last_ms >= 0 and now_ms > self._last_ms:
+            elapsed = now_ms - self._last_ms
+            rate_in = max(0, bytes_in - self._bytes_in) * 8000 // elapsed
+            rate_out = max(0, bytes_out - self._bytes_out) * 8000 // elapsed
+        self._last_ms, self._bytes_in, self._bytes_out = now_ms, bytes_in, bytes_out
+        upstream = StreamQuality(
+            loss=max((s.fraction_lost for s in up_streams), default=0.0),
+            jitter_ms=max((s.jitter_ms for s in up_streams), default=0.0),
+            bitrate_bps=rate_in,
+            streams=len(up_streams),
+        )
+        rtts = [s.rtt_ms for s in down if s.rtt_ms is not None]
+        downstream = StreamQuality(
+            loss=max((s.fraction_lost for s in down), default=0.0),
+            jitter_ms=max((s.jitter_ms for s in down), default=0.0),
+            rtt_ms=max(rtts) if rtts else None,
+            bitrate_bps=rate_out,
+            streams=len(down),
+        )
+        level = LEVELS[min(level_of(upstream), level_of(downstream))]
+        return PeerQuality(upstream, downstream, level)

@@ -1,0 +1,470 @@
+"""MediaService: the media plane's front door (one Router per lesson, two transports per peer).
+
+The signaling layer calls this with plain strings and dataclasses; nothing here knows about
+accounts, WebSockets or the subscription policy. Flow for one peer:
+
+- ``publish(lesson, peer, offer_sdp, tracks)`` -> :class:`PublishResult` (answer SDP + one
+  producer per m-line). The peer's send transport; a later re-offer adds tracks.
+- ``subscribe(lesson, peer, producer_ids)`` sets the COMPLETE wanted set of producers for the
+  peer; returns a :class:`SubscribeResult` with an offer SDP when the receive transport must
+  be (re)negotiated, else ``None``.
+- ``answer(peer, answer_sdp)`` applies the peer's answer; consumers start once the transport
+  is connected. If the wanted set changed meanwhile, it returns the follow-up offer.
+- ``close_peer(peer)``, ``close_lesson(lesson)``, ``close()``.
+
+Producers of the same peer and source with layers ``main`` and ``low`` form a dual stream: a
+subscription to either id yields ONE layered consumer fed by both (``set_layer`` steers it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiortc import RTCIceServer
+
+from media import aiortc_hooks as hooks
+from media.faults import FaultInjector, NoFaults
+from media.router import Router, RouterError
+from media.sfu_peer import PeerSession
+from media.sfu_types import (
+    LAYERS,
+    ConsumerInfo,
+    MediaError,
+    MediaListener,
+    NullMediaListener,
+    ProducerInfo,
+    PublishResult,
+    SubscribeResult,
+    TrackSpec,
+    ice_servers_from,
+)
+from media.transport import TransportError, TransportState, WebRtcTransport
+
+__all__ = [
+    "ConsumerInfo",
+    "MediaError",
+    "MediaListener",
+    "MediaService",
+    "NullMediaListener",
+    "ProducerInfo",
+    "PublishResult",
+    "SubscribeResult",
+    "TrackSpec",
+]
+
+logger = logging.getLogger(__name__)
+
+QUALITY_INTERVAL_S = 2.0
+
+
+class MediaService:
+    """One per process. ``ice_servers`` are explicit (never aiortc's default public STUN);
+    ``host_addresses`` restricts ICE host candidates (``["127.0.0.1"]`` for loopback tests)."""
+
+    def __init__(
+        self,
+        *,
+        ice_servers: Sequence[str | RTCIceServer] = (),
+        host_addresses: Sequence[str] | None = None,
+        listener: MediaListener | None = None,
+        quality_interval_s: float = QUALITY_INTERVAL_S,
+    ) -> None:
+        hooks.check_version()
+        self._quality_interval_s = quality_interval_s
+        self._quality_task: asyncio.Task[None] | None = None
+        self._ice_servers = ice_servers_from(ice_servers)
+        self._host_addresses = list(host_addresses) if host_addresses is not None else None
+        self._listener: MediaListener = listener or NullMediaListener()
+        self._routers: dict[str, Any] = {}
+        self._peers: dict[str, PeerSession] = {}
+        self._producers: dict[str, tuple[ProducerInfo, Any]] = {}
+        self._ids = itertools.count(1)
+        self._closed = False
+
+    # -- queries -------------------------------------------------------------------------
+
+    def producers(self, lesson_id: str) -> list[ProducerInfo]:
+        return [info for info, _ in self._producers.values() if info.lesson_id == lesson_id]
+
+    def consumers(self, peer_id: str) -> list[ConsumerInfo]:
+        peer = self._peers.get(peer_id)
+        return [] if peer is None else [s.info for s in peer.subscriptions.values()]
+
+    def transport(self, peer_id: str, direction: str) -> WebRtcTransport | None:
+        """The peer's send or recv transport (for stats and tests)."""
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            return None
+        return peer.send if direction == "send" else peer.recv
+
+    def router(self, lesson_id: str) -> Any:
+        return self._routers.get(lesson_id)
+
+    def producer(self, producer_id: str) -> Any:
+        entry = self._producers.get(producer_id)
+        return None if entry is None else entry[1]
+
+    def consumer(self, peer_id: str, producer_id: str) -> Any:
+        peer = self._peers.get(peer_id)
+        sub = None if peer is None else peer.subscriptions.get(producer_id)
+        return None if sub is None else sub.consumer
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _next_id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids)}"
+
+    def _peer(self, lesson_id: str, peer_id: str) -> PeerSession:
+        if self._closed:
+            raise MediaError("media_closed", "The media service is shut down.")
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            peer = self._peers[peer_id] = PeerSession(peer_id, lesson_id)
+            if self._quality_task is None and self._quality_interval_s > 0:
+                self._quality_task = asyncio.ensure_future(self._run_quality())
+        elif peer.lesson_id != lesson_id:
+            raise MediaError(
+                "wrong_lesson",
+                f"Peer {peer_id} belongs to lesson {peer.lesson_id}, not {lesson_id}.",
+            )
+        return peer
+
+    def _new_transport(self, peer: PeerSession, direction: str) -> WebRtcTransport:
+        def on_state(transport: WebRtcTransport, state: TransportState) -> None:
+            self._listener.transport_state(peer.id, direction, state.value)
+            if state is TransportState.FAILED:
+                logger.info("%s transport of peer %s failed", direction, peer.id)
+
+        transport = WebRtcTransport(
+            self._next_id(f"{direction}-"),
+            direction,
+            ice_servers=self._ice_servers,
+            host_addresses=self._host_addresses,
+            on_state=on_state,
+        )
+        if direction == "recv":
+            transport.set_faults(peer.faults)
+        return transport
+
+    def _emit(self, name: str, *args: Any) -> None:
+        try:
+            getattr(self._listener, name)(*args)
+        except Exception:
+            logger.exception("media listener %s failed", name)
+
+    # -- publishing ----------------------------------------------------------------------
+
+    async def publish(
+        self, lesson_id: str, peer_id: str, sdp: str, tracks: Sequence[TrackSpec]
+    ) -> PublishResult:
+        """Answer a peer's send-transport offer; one producer per new m-line.
+
+        Every m-line of the offer needs a TrackSpec with its MID. Errors (MediaError codes):
+        ``bad_sdp``, ``bad_offer``, ``bad_track``, ``duplicate_track``, ``unsupported_codec``.
+        A re-offer on the same transport keeps existing producers and adds the new m-lines.
+        """
+        peer = self._peer(lesson_id, peer_id)
+        try:
+            created, answer = await self._publish(peer, sdp, tracks)
+        except MediaError:
+            if not peer.producers and not peer.subscriptions and peer.recv is None:
+                self._peers.pop(peer.id, None)  # a refused first offer leaves nothing behind
+            raise
+        for info in created:
+            self._emit("producer_added", info)
+        return PublishResult(answer, tuple(created))
+
+    async def _publish(
+        self, peer: PeerSession, sdp: str, tracks: Sequence[TrackSpec]
+    ) -> tuple[list[ProducerInfo], str]:
+        lesson_id, peer_id = peer.lesson_id, peer.id
+        async with peer.lock:
+            known = {info.mid for info, _ in peer.producers.values()}
+            specs = peer.validate_tracks(sdp, tracks)
+            fresh = peer.send is None
+            if peer.send is None:
+                peer.send = self._new_transport(peer, "send")
+            transport = peer.send
+            try:
+                answer, incoming = await transport.accept_offer(sdp)
+            except TransportError as exc:
+                if fresh:
+                    peer.send = None
+                    await transport.close()
+                raise MediaError(exc.code, exc.message) from exc
+            router = self._router_for(lesson_id)
+            created: list[ProducerInfo] = []
+            for track in incoming:
+                if track.mid in known:
+                    continue
+                spec = specs[track.mid]
+                info = ProducerInfo(
+                    id=self._next_id("p"),
+                    lesson_id=lesson_id,
+                    peer_id=peer_id,
+                    kind=track.kind,
+                    source=spec.source,
+                    layer=spec.layer,
+                    mid=track.mid,
+                    mime_type=track.params.codec.mime_type,
+                )
+                try:
+                    producer = router.create_producer(
+                        info.id,
+                        info.kind,
+                        info.source,
+                        info.layer,
+                        track.params,
+                        transport,
+                        group=f"{peer_id}/{info.source}",
+                    )
+                except RouterError as exc:
+                    raise MediaError(exc.code, exc.message) from exc
+                transport.attach_producer(producer, track.params)
+                peer.producers[info.id] = (info, producer)
+                self._producers[info.id] = (info, producer)
+                created.append(info)
+        return created, answer
+
+    async def unpublish(self, peer_id: str, producer_id: str) -> None:
+        """Close one producer (its consumers close; subscribers get ``renegotiation_needed``)."""
+        peer = self._peers.get(peer_id)
+        if peer is None or producer_id not in peer.producers:
+            raise MediaError("unknown_producer", f"Peer {peer_id} has no producer {producer_id}.")
+        info, producer = peer.producers.pop(producer_id)
+        self._drop_producer(info, producer)
+        producer.close()
+
+    def _drop_producer(self, info: ProducerInfo, producer: Any) -> None:
+        self._producers.pop(info.id, None)
+        peer = self._peers.get(info.peer_id)
+        if peer is not None:
+            peer.producers.pop(info.id, None)
+            if peer.send is not None:
+                peer.send.detach_producer(producer)
+        for other in self._peers.values():
+            if info.id in other.subscriptions or self._main_of(info.id) in other.subscriptions:
+                self._emit("renegotiation_needed", other.id)
+        self._emit("producer_removed", info)
+
+    def _sibling(self, info: ProducerInfo, layer: str) -> ProducerInfo | None:
+        for other, _ in self._producers.values():
+            if (
+                other.peer_id == info.peer_id
+                and other.source == info.source
+                and other.layer == layer
+                and other.id != info.id
+            ):
+                return other
+        return None
+
+    def _main_of(self, producer_id: str) -> str:
+        """The subscription key of a producer: its main sibling's id for a dual stream."""
+        entry = self._producers.get(producer_id)
+        if entry is None or entry[0].layer == "main":
+            return producer_id
+        main = self._sibling(entry[0], "main")
+        return producer_id if main is None else main.id
+
+    # -- subscribing -----------------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        lesson_id: str,
+        peer_id: str,
+        producer_ids: Sequence[str],
+        layers: Mapping[str, str] | None = None,
+    ) -> SubscribeResult | None:
+        """Make ``producer_ids`` the peer's complete subscription set.
+
+        Returns an offer for the receive transport when m-lines must change, else None (also
+        None while an earlier offer awaits its answer: ``answer`` then returns the follow-up).
+        ``layers`` maps a producer id to the preferred layer (``main``/``low``) of a dual
+        stream. Errors: ``unknown_producer``, ``own_producer``, ``bad_layer``.
+        """
+        peer = self._peer(lesson_id, peer_id)
+        wanted: list[str] = []
+        for pid in producer_ids:
+            entry = self._producers.get(pid)
+            if entry is None or entry[0].lesson_id != lesson_id:
+                raise MediaError("unknown_producer", f"Lesson {lesson_id} has no producer {pid}.")
+            if entry[0].peer_id == peer_id:
+                raise MediaError("own_producer", f"Peer {peer_id} cannot consume its own {pid}.")
+            key = self._main_of(pid)
+            if key not in wanted:
+                wanted.append(key)
+        for pid, layer in (layers or {}).items():
+            if layer not in LAYERS:
+                raise MediaError("bad_layer", f"Unknown layer {layer!r} for producer {pid}.")
+            peer.layers[self._main_of(pid)] = layer
+        peer.wanted = tuple(wanted)
+        async with peer.lock:
+            return await self._renegotiate(peer)
+
+    async def resync(self, peer_id: str) -> SubscribeResult | None:
+        """Renegotiate after ``renegotiation_needed`` (a consumed producer went away)."""
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            return None
+        async with peer.lock:
+            return await self._renegotiate(peer)
+
+    async def _renegotiate(self, peer: PeerSession) -> SubscribeResult | None:
+        return await peer.renegotiate(
+            self._producers, self._next_id, lambda: self._new_transport(peer, "recv")
+        )
+
+    async def answer(self, peer_id: str, sdp: str) -> SubscribeResult | None:
+        """Apply the peer's answer to our last offer; returns a follow-up offer if needed.
+
+        Errors: ``unknown_peer``, ``no_offer``, ``bad_answer``.
+        """
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            raise MediaError("unknown_peer", f"Peer {peer_id} is not known to the media service.")
+        async with peer.lock:
+            recv = peer.recv
+            if recv is None or not recv.awaiting_answer:
+                raise MediaError("no_offer", f"No offer is waiting for peer {peer_id}'s answer.")
+            try:
+                await recv.accept_answer(sdp)
+            except TransportError as exc:
+                raise MediaError(exc.code, exc.message) from exc
+            recv.when_connected(lambda: peer.start_consumers(self._producers, self._routers))
+            return await self._renegotiate(peer)
+
+    def set_layer(self, peer_id: str, producer_id: str, layer: str) -> None:
+        """Prefer ``layer`` for the peer's dual-stream consumer of ``producer_id``."""
+        if layer not in LAYERS:
+            raise MediaError("bad_layer", f"Unknown layer {layer!r}.")
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            raise MediaError("unknown_peer", f"Peer {peer_id} is not known to the media service.")
+        key = self._main_of(producer_id)
+        peer.layers[key] = layer
+        sub = peer.subscriptions.get(key)
+        if (
+            sub is not None
+            and sub.consumer is not None
+            and hasattr(sub.consumer, "set_preferred_layer")
+        ):
+            sub.consumer.set_preferred_layer(layer)
+
+    def set_faults(self, peer_id: str, faults: FaultInjector | NoFaults) -> None:
+        """Test-only: inject drop/delay into RTP sent toward ``peer_id`` (NO_FAULTS to stop)."""
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            raise MediaError("unknown_peer", f"Peer {peer_id} is not known to the media service.")
+        peer.faults = faults
+        if peer.recv is not None:
+            peer.recv.set_faults(faults)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _router_for(self, lesson_id: str) -> Any:
+        router = self._routers.get(lesson_id)
+        if router is None:
+            router = self._routers[lesson_id] = Router(lesson_id)
+            router.events.on("producer_closed", self._on_producer_closed)
+            router.events.on("active_speaker", lambda pid: self._on_active_speaker(lesson_id, pid))
+        return router
+
+    def _on_producer_closed(self, producer_id: str) -> None:
+        entry = self._producers.get(producer_id)
+        if entry is not None:
+            self._drop_producer(*entry)
+
+    def _on_active_speaker(self, lesson_id: str, producer_id: str | None) -> None:
+        entry = None if producer_id is None else self._producers.get(producer_id)
+        self._emit("active_speaker", lesson_id, None if entry is None else entry[0].peer_id)
+
+    async def close_peer(self, peer_id: str) -> None:
+        """Close a peer's transports, producers and consumers (idempotent)."""
+        peer = self._peers.pop(peer_id, None)
+        if peer is None:
+            return
+        for info, producer in list(peer.producers.values()):
+            self._drop_producer(info, producer)
+            producer.close()
+        peer.producers.clear()
+        await peer.close()
+
+    async def close_lesson(self, lesson_id: str) -> None:
+        for peer_id in [p.id for p in self._peers.values() if p.lesson_id == lesson_id]:
+            await self.close_peer(peer_id)
+        router = self._routers.pop(lesson_id, None)
+        if router is not None:
+            router.close()
+
+    async def close(self) -> None:
+        """Close everything (idempotent); later calls raise ``media_closed``."""
+        self._closed = True
+        if self._quality_task is not None:
+            self._quality_task.cancel()
+            self._quality_task = None
+        for lesson_id in {p.lesson_id for p in self._peers.values()} | set(self._routers):
+            await self.close_lesson(lesson_id)
+
+    # -- quality, pause, stats ---------------------------------------------------------------
+
+    async def _run_quality(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(self._quality_interval_s)
+                now = hooks.now_ms()
+                for peer in list(self._peers.values()):
+                    consumers = [s.consumer for s in peer.subscriptions.values() if s.consumer]
+                    producers = [p for _, p in peer.producers.values()]
+                    if not consumers and not producers:
+                        continue
+                    quality = peer.quality.sample(now, producers, consumers)
+                    self._emit("peer_quality", peer.lesson_id, peer.id, quality)
+        except asyncio.CancelledError:
+            pass
+
+    def set_consumer_paused(self, peer_id: str, producer_id: str, paused: bool) -> None:
+        """Pause/resume what ``peer_id`` receives of ``producer_id`` without renegotiating
+        (e.g. a receiver's audio to the lead while muted); resume restarts at a keyframe."""
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            raise MediaError("unknown_peer", f"Peer {peer_id} is not known to the media service.")
+        sub = peer.subscriptions.get(self._main_of(producer_id))
+        if sub is None:
+            raise MediaError("unknown_consumer", f"Peer {peer_id} does not consume {producer_id}.")
+        sub.paused = paused
+        if sub.consumer is not None:
+            if paused:
+                sub.consumer.pause()
+            else:
+                sub.consumer.resume()
+
+    def set_producer_paused(self, producer_id: str, paused: bool) -> None:
+        """Pause/resume a producer for everyone (a publisher's muted microphone)."""
+        entry = self._producers.get(producer_id)
+        if entry is None:
+            raise MediaError("unknown_producer", f"There is no producer {producer_id}.")
+        if paused:
+            entry[1].pause()
+        else:
+            entry[1].resume()
+
+    def stats(self) -> dict[str, int]:
+        """Process-wide counts for metrics (gauges and counters)."""
+        transports = [t for p in self._peers.values() for t in (p.send, p.recv) if t is not None]
+        totals: dict[str, int] = {
+            "lessons": len(self._routers),
+            "peers": len(self._peers),
+            "producers": len(self._producers),
+            "consumers": sum(
+                1 for p in self._peers.values() for s in p.subscriptions.values() if s.consumer
+            ),
+            "transports": len(transports),
+        }
+        for transport in transports:
+            for key, value in transport.stats().items():
+                totals[key] = totals.get(key, 0) + value
+        return totals

@@ -1,0 +1,101 @@
+"""Plain values the media service takes and returns (no aiortc, no signaling types)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiortc import RTCIceServer
+
+SOURCES = {"camera": "video", "board": "video", "screen": "video", "mic": "audio"}
+LAYERS = ("main", "low")
+
+
+class MediaError(Exception):
+    """A refused media request: stable ``code`` plus a human ``message`` (nothing changed)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class TrackSpec:
+    """What the publisher says one of its m-lines carries."""
+
+    mid: str
+    source: str  # camera | board | screen | mic
+    layer: str = "main"  # main | low
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerInfo:
+    id: str
+    lesson_id: str
+    peer_id: str
+    kind: str
+    source: str
+    layer: str
+    mid: str
+    mime_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerInfo:
+    id: str
+    peer_id: str
+    producer_id: str  # the main (or only) producer it follows
+    kind: str
+    source: str
+    publisher_peer_id: str
+    mid: str
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    sdp: str
+    producers: tuple[ProducerInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeResult:
+    sdp: str  # an offer for the peer's receive transport
+    consumers: tuple[ConsumerInfo, ...]  # everything the peer receives after answering
+
+
+class MediaListener(Protocol):
+    """Events for the signaling layer (called synchronously; errors are logged)."""
+
+    def producer_added(self, info: ProducerInfo) -> None: ...
+    def producer_removed(self, info: ProducerInfo) -> None: ...
+    def active_speaker(self, lesson_id: str, peer_id: str | None) -> None: ...
+    def peer_quality(self, lesson_id: str, peer_id: str, quality: Any) -> None: ...
+    def transport_state(self, peer_id: str, direction: str, state: str) -> None: ...
+    def renegotiation_needed(self, peer_id: str) -> None: ...
+
+
+class NullMediaListener:
+    def producer_added(self, info: ProducerInfo) -> None:
+        return None
+
+    def producer_removed(self, info: ProducerInfo) -> None:
+        return None
+
+    def active_speaker(self, lesson_id: str, peer_id: str | None) -> None:
+        return None
+
+    def peer_quality(self, lesson_id: str, peer_id: str, quality: Any) -> None:
+        return None
+
+    def transport_state(self, peer_id: str, direction: str, state: str) -> None:
+        return None
+
+    def renegotiation_needed(self, peer_id: str) -> None:
+        return None
+
+
+def ice_servers_from(urls: Sequence[str | RTCIceServer]) -> list[RTCIceServer]:
+    """Accept plain URLs (``stun:host:port``) or RTCIceServer objects."""
+    return [u if isinstance(u, RTCIceServer) else RTCIceServer(urls=u) for u in urls]

@@ -1,0 +1,463 @@
+"""WebRtcTransport: one peer's WebRTC connection, on aiortc's RTCPeerConnection for ICE/DTLS/SDP.
+
+A *send* transport receives what a peer publishes (the client offers, we answer recvonly); a
+*receive* transport carries consumers to a peer (we offer sendonly m-lines, renegotiated as
+subscriptions change; the client answers). aiortc's own media stack never runs: every
+transceiver is neutralized and raw SRTP goes through :class:`media.aiortc_hooks.SrtpLink`.
+
+Incoming RTP is parsed once and routed by SSRC (media or RTX) to its producer;
+incoming RTCP is parsed and dispatched by SSRC (STYLE rule 9: dispatch, nothing more). The
+transport is the RtpSink/RtcpSink of its consumers and producers: ``send_rtp``/``send_rtcp``
+are plain synchronous calls (SRTP protect + sendto).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcconfiguration import RTCBundlePolicy
+
+from media import aiortc_hooks as hooks
+from media import rtcp
+from media.codecs import CodecInfo, RtpParameters
+from media.faults import NO_FAULTS, FaultInjector, NoFaults
+from media.negotiation import (
+    IncomingTrack,
+    NegotiationError,
+    OutgoingTrack,
+    capabilities_for,
+    choose_codecs,
+    codec_info,
+)
+from media.rtp import RtpPacket
+
+__all__ = [
+    "IncomingTrack",
+    "OutgoingTrack",
+    "TransportError",
+    "TransportState",
+    "WebRtcTransport",
+]
+
+logger = logging.getLogger(__name__)
+
+RTCP_INTERVAL_S = 1.0
+
+
+TransportError = NegotiationError  # one error type for negotiation and transport calls
+
+
+class TransportState(enum.Enum):
+    NEW = "new"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
+class RtpStreamIn(Protocol):
+    """What the transport calls on a producer (media/producer.py implements it)."""
+
+    def receive_rtp(self, packet: RtpPacket, arrival_ms: int) -> None: ...
+    def receive_sender_report(self, report: Any, arrival_ms: int) -> None: ...
+    def get_rtcp(self, now_ms: int) -> list[bytes]: ...
+
+
+class RtpStreamOut(Protocol):
+    """What the transport calls on a consumer (media/consumer.py implements it)."""
+
+    kind: str
+
+    def receive_nack(self, seqs: Sequence[int]) -> None: ...
+    def receive_key_frame_request(self) -> None: ...
+    def receive_remb(self, bitrate_bps: int) -> None: ...
+    def receive_receiver_report(self, block: Any) -> None: ...
+    def get_rtcp(self, now_ms: int) -> list[bytes]: ...
+
+
+class WebRtcTransport:
+    """One WebRTC connection of a peer; ``direction`` is ``"send"`` (publishes) or ``"recv"``."""
+
+    def __init__(
+        self,
+        transport_id: str,
+        direction: str,
+        *,
+        ice_servers: Sequence[RTCIceServer] = (),
+        host_addresses: Sequence[str] | None = None,
+        on_state: Callable[[WebRtcTransport, TransportState], None] | None = None,
+    ) -> None:
+        if direction not in ("send", "recv"):
+            raise ValueError(f"Transport direction must be 'send' or 'recv', got {direction!r}.")
+        self.id = transport_id
+        self.direction = direction
+        self._pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=list(ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
+        self._host_addresses = host_addresses
+        self._on_state = on_state
+        self._state = TransportState.NEW
+        self._link: hooks.SrtpLink | None = None
+        self._faults: FaultInjector | NoFaults = NO_FAULTS
+        self._producers_by_ssrc: dict[int, RtpStreamIn] = {}
+        self._consumers_by_ssrc: dict[int, RtpStreamOut] = {}
+        self._producers: tuple[RtpStreamIn, ...] = ()
+        self._consumers: tuple[RtpStreamOut, ...] = ()
+        self._video_consumers = 0
+        self._outgoing: list[OutgoingTrack] = []
+        self._connected_waiters: list[Callable[[], None]] = []
+        self._timer: asyncio.Task[None] | None = None
+        self.rtp_parse_errors = 0
+        self.rtcp_parse_errors = 0
+        self.unknown_ssrc_packets = 0
+        # Sinks: rebound when connected and when faults change; drop until then.
+        self.send_rtp: Callable[[bytes], None] = self._not_connected
+        self.send_rtcp: Callable[[bytes], None] = self._not_connected
+        self.dropped_not_connected = 0
+        self._pc.on("connectionstatechange", self._on_pc_state)
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> TransportState:
+        return self._state
+
+    @property
+    def closed(self) -> bool:
+        return self._state is TransportState.CLOSED
+
+    def _set_state(self, state: TransportState) -> None:
+        if state is self._state:
+            return
+        self._state = state
+        if state is TransportState.CONNECTED:
+            self._bind_sinks()
+            if self._timer is None:
+                self._timer = asyncio.ensure_future(self._run_rtcp())
+            waiters, self._connected_waiters = self._connected_waiters, []
+            for waiter in waiters:
+                self._call_safely(waiter)
+        if self._on_state is not None:
+            self._call_safely(lambda: self._on_state(self, state))  # type: ignore[misc]
+
+    @staticmethod
+    def _call_safely(fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except Exception:
+            logger.exception("transport listener failed")
+
+    def _on_pc_state(self) -> None:
+        if self._state is TransportState.CLOSED:
+            return
+        mapping = {
+            "connecting": TransportState.CONNECTING,
+            "connected": TransportState.CONNECTED,
+            "failed": TransportState.FAILED,
+            "closed": TransportState.FAILED,
+        }
+        state = mapping.get(self._pc.connectionState)
+        if state is not None:
+            self._set_state(state)
+
+    def when_connected(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once connected (now if already); never after close."""
+        if self._state is TransportState.CONNECTED:
+            self._call_safely(callback)
+        elif self._state is not TransportState.CLOSED:
+            self._connected_waiters.append(callback)
+
+    # -- sinks -------------------------------------------------------------------------------
+
+    def _not_connected(self, data: bytes) -> None:
+        self.dropped_not_connected += 1
+
+    def _bind_sinks(self) -> None:
+        if self._link is None or self._state is not TransportState.CONNECTED:
+            return
+        self.send_rtp = self._faults.wrap(self._link.send_rtp)
+        self.send_rtcp = self._link.send_rtcp
+
+    def set_faults(self, faults: FaultInjector | NoFaults) -> None:
+        """Test-only: route outgoing RTP through ``faults`` (NO_FAULTS restores the plain path).
+
+        Consumers hold this transport as their sink and call ``send_rtp`` through it, so the
+        change applies to them at once.
+        """
+        self._faults = faults
+        self._bind_sinks()
+
+    def _ensure_link(self) -> None:
+        if self._link is not None:
+            return
+        dtls = hooks.dtls_transport_of(self._pc)
+        if dtls is None:
+            return
+        self._link = hooks.SrtpLink(dtls)
+        self._link.attach(self._on_rtp, self._on_rtcp)
+
+    def _prepare_transceivers(self) -> None:
+        for transceiver in self._pc.getTransceivers():
+            hooks.neutralize_transceiver(transceiver)
+        if self._host_addresses is not None:
+            hooks.use_host_addresses(self._pc, self._host_addresses)
+        self._ensure_link()
+
+    # -- send transport: the client offers ------------------------------------------------
+
+    async def accept_offer(self, sdp: str) -> tuple[str, list[IncomingTrack]]:
+        """Answer a publisher's offer; returns the answer SDP and one IncomingTrack per m-line."""
+        self._check_open()
+        if self.direction != "send":
+            raise TransportError("bad_offer", "A receive transport does not take offers.")
+        try:
+            description = hooks.parse_sdp(sdp)
+        except (ValueError, IndexError, KeyError) as exc:
+            raise TransportError("bad_sdp", f"The offer is not valid SDP: {exc}.") from exc
+        if not description.media:
+            raise TransportError("bad_offer", "The offer has no m-line.")
+        for media in description.media:
+            if media.kind not in ("audio", "video"):
+                raise TransportError("bad_offer", f"Media kind {media.kind!r} is not supported.")
+            if media.direction not in ("sendonly", "sendrecv"):
+                raise TransportError(
+                    "bad_offer",
+                    f"m-line {media.rtp.muxId} must be sendonly, not {media.direction}.",
+                )
+        try:
+            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except Exception as exc:
+            raise TransportError("bad_offer", f"The offer was refused: {exc}.") from exc
+        tracks: list[IncomingTrack] = []
+        by_mid = {t.mid: t for t in self._pc.getTransceivers()}
+        for media in description.media:
+            mid = str(media.rtp.muxId)
+            transceiver = by_mid.get(mid)
+            if transceiver is None:
+                raise TransportError("bad_offer", f"m-line {mid} was not accepted.")
+            chosen = choose_codecs(hooks.negotiated_codecs(transceiver))
+            if not chosen:
+                raise TransportError(
+                    "unsupported_codec",
+                    f"m-line {mid} offers no codec tongke forwards (Opus, VP8, H.264 mode 1).",
+                )
+            hooks.keep_codecs(transceiver, chosen)
+            ssrcs, rtx_pairs = hooks.media_ssrcs(media)
+            if not ssrcs:
+                raise TransportError("bad_offer", f"m-line {mid} announces no SSRC (a=ssrc).")
+            rtx_ssrc = next((r for r, m in rtx_pairs.items() if m == ssrcs[0]), None)
+            extensions = {e.uri: e.id for e in hooks.negotiated_header_extensions(transceiver)}
+            params = RtpParameters(
+                codec=codec_info(chosen),
+                ssrc=ssrcs[0],
+                rtx_ssrc=rtx_ssrc,
+                header_extensions=extensions,
+                mid=mid,
+            )
+            tracks.append(IncomingTrack(mid=mid, kind=media.kind, params=params))
+        self._prepare_transceivers()
+        await self._pc.setLocalDescription(await self._pc.createAnswer())
+        return self._pc.localDescription.sdp, tracks
+
+    def attach_producer(self, producer: RtpStreamIn, params: RtpParameters) -> None:
+        """Route incoming packets of ``params.ssrc`` and ``params.rtx_ssrc`` to ``producer``."""
+        self._producers_by_ssrc[params.ssrc] = producer
+        if params.rtx_ssrc:
+            self._producers_by_ssrc[params.rtx_ssrc] = producer
+        self._producers = (*self._producers, producer)
+
+    def detach_producer(self, producer: RtpStreamIn) -> None:
+        for ssrc in [s for s, p in self._producers_by_ssrc.items() if p is producer]:
+            del self._producers_by_ssrc[ssrc]
+        self._producers = tuple(p for p in self._producers if p is not producer)
+
+    # -- receive transport: the server offers ----------------------------------------------
+
+    def add_outgoing(self, codec: CodecInfo, stream_id: str, track_id: str) -> OutgoingTrack:
+        """Add a sendonly m-line for ``codec`` (negotiated on the next ``create_offer``)."""
+        self._check_open()
+        if self.direction != "recv":
+            raise TransportError("bad_offer", "A send transport does not offer media.")
+        transceiver = self._pc.addTransceiver(codec.kind, direction="sendonly")
+        transceiver.setCodecPreferences(capabilities_for(codec))
+        hooks.set_msid(transceiver.sender, stream_id, track_id)
+        track = OutgoingTrack(kind=codec.kind, codec=codec, transceiver=transceiver)
+        self._outgoing.append(track)
+        self._prepare_transceivers()
+        return track
+
+    def remove_outgoing(self, track: OutgoingTrack) -> None:
+        """Mark an m-line inactive (takes effect on the next offer); its consumer must be gone."""
+        track.active = False
+        track.transceiver.direction = "inactive"
+        if track.params is not None:
+            self._consumers_by_ssrc.pop(track.params.ssrc, None)
+
+    async def create_offer(self) -> str:
+        """A (re)offer with every outgoing m-line; fills each new track's mid and params."""
+        self._check_open()
+        await self._pc.setLocalDescription(await self._pc.createOffer())
+        for track in self._outgoing:
+            if track.params is not None or not track.active:
+                continue
+            transceiver = track.transceiver
+            ssrc, rtx_ssrc = hooks.sender_ssrcs(transceiver.sender)
+            codecs = hooks.negotiated_codecs(transceiver)
+            info = codec_info(codecs)
+            track.mid = str(transceiver.mid)
+            track.params = RtpParameters(
+                codec=info,
+                ssrc=ssrc,
+                rtx_ssrc=rtx_ssrc if info.rtx_payload_type is not None else None,
+                header_extensions={
+                    e.uri: e.id for e in hooks.negotiated_header_extensions(transceiver)
+                },
+                mid=track.mid,
+                cname=hooks.local_cname(self._pc),
+            )
+        return self._pc.localDescription.sdp
+
+    async def accept_answer(self, sdp: str) -> None:
+        self._check_open()
+        if self._pc.signalingState != "have-local-offer":
+            raise TransportError("bad_answer", "No offer is waiting for an answer.")
+        try:
+            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        except Exception as exc:
+            raise TransportError("bad_answer", f"The answer was refused: {exc}.") from exc
+
+    @property
+    def awaiting_answer(self) -> bool:
+        return self._pc.signalingState == "have-local-offer"
+
+    def attach_consumer(self, consumer: RtpStreamOut, params: RtpParameters) -> None:
+        """Dispatch RTCP feedback about ``params.ssrc`` (and its RTX) to ``consumer``."""
+        self._consumers_by_ssrc[params.ssrc] = consumer
+        if params.rtx_ssrc:
+            self._consumers_by_ssrc[params.rtx_ssrc] = consumer
+        self._consumers = (*self._consumers, consumer)
+        self._count_video()
+
+    def detach_consumer(self, consumer: RtpStreamOut) -> None:
+        for ssrc in [s for s, c in self._consumers_by_ssrc.items() if c is consumer]:
+            del self._consumers_by_ssrc[ssrc]
+        self._consumers = tuple(c for c in self._consumers if c is not consumer)
+        self._count_video()
+
+    def _count_video(self) -> None:
+        self._video_consumers = sum(1 for c in self._consumers if c.kind == "video")
+
+    # -- incoming packets (hot path) ----------------------------------------------------------
+
+    def _on_rtp(self, data: bytes, arrival_ms: int) -> None:
+        try:
+            packet = RtpPacket.parse(data)
+        except ValueError:
+            self.rtp_parse_errors += 1
+            return
+        # The producer tells media from RTX packets itself (both SSRCs map to it).
+        producer = self._producers_by_ssrc.get(packet.ssrc)
+        if producer is not None:
+            producer.receive_rtp(packet, arrival_ms)
+        else:
+            self.unknown_ssrc_packets += 1
+
+    def _on_rtcp(self, data: bytes) -> None:
+        try:
+            packets = rtcp.parse_compound(data)
+        except ValueError:
+            self.rtcp_parse_errors += 1
+            return
+        now = hooks.now_ms()
+        consumers = self._consumers_by_ssrc
+        for packet in packets:
+            if isinstance(packet, rtcp.RtcpNackPacket):
+                consumer = consumers.get(packet.media_ssrc)
+                if consumer is not None:
+                    consumer.receive_nack(packet.lost)
+            elif isinstance(packet, rtcp.RtcpPliPacket):
+                consumer = consumers.get(packet.media_ssrc)
+                if consumer is not None:
+                    consumer.receive_key_frame_request()
+            elif isinstance(packet, rtcp.RtcpFirPacket):
+                for ssrc, _ in packet.entries:
+                    consumer = consumers.get(ssrc)
+                    if consumer is not None:
+                        consumer.receive_key_frame_request()
+            elif isinstance(packet, rtcp.RtcpRembPacket):
+                # REMB is the whole transport's budget: each video consumer gets its share.
+                share = packet.bitrate // max(1, self._video_consumers)
+                told: list[RtpStreamOut] = []
+                for ssrc in packet.ssrcs:
+                    consumer = consumers.get(ssrc)
+                    if consumer is not None and consumer not in told:
+                        told.append(consumer)
+                        consumer.receive_remb(share)
+            elif isinstance(packet, (rtcp.RtcpRrPacket, rtcp.RtcpSrPacket)):
+                for block in packet.reports:
+                    consumer = consumers.get(block.ssrc)
+                    if consumer is not None:
+                        consumer.receive_receiver_report(block)
+                if isinstance(packet, rtcp.RtcpSrPacket):
+                    producer = self._producers_by_ssrc.get(packet.ssrc)
+                    if producer is not None:
+                        producer.receive_sender_report(packet, now)
+
+    # -- periodic RTCP ---------------------------------------------------------------------
+
+    async def _run_rtcp(self) -> None:
+        # Receiver reports upstream and sender reports downstream, about once a second.
+        # (Producers send NACKs and keyframe requests themselves as packets arrive.)
+        try:
+            while True:
+                await asyncio.sleep(RTCP_INTERVAL_S * (0.75 + random.random() / 2))
+                now = hooks.now_ms()
+                send = self.send_rtcp
+                for stream in (*self._producers, *self._consumers):
+                    for data in stream.get_rtcp(now):
+                        send(data)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            logger.exception("RTCP timer of transport %s stopped", self.id)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._state is TransportState.CLOSED:
+            raise TransportError("transport_closed", f"Transport {self.id} is closed.")
+
+    def stats(self) -> dict[str, int]:
+        link = self._link
+        return {
+            "rtp_parse_errors": self.rtp_parse_errors,
+            "rtcp_parse_errors": self.rtcp_parse_errors,
+            "unknown_ssrc_packets": self.unknown_ssrc_packets,
+            "dropped_not_connected": self.dropped_not_connected
+            + (link.dropped_not_connected if link else 0),
+            "unprotect_errors": link.unprotect_errors if link else 0,
+            "handler_errors": link.handler_errors if link else 0,
+        }
+
+    async def close(self) -> None:
+        """Idempotent: stop the RTCP timer and the peer connection; sinks drop from now on."""
+        if self._state is TransportState.CLOSED:
+            return
+        self.send_rtp = self._not_connected
+        self.send_rtcp = self._not_connected
+        self._connected_waiters.clear()
+        self._set_state(TransportState.CLOSED)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._producers_by_ssrc.clear()
+        self._consumers_by_ssrc.clear()
+        self._producers = ()
+        self._consumers = ()
+        await self._pc.close()

@@ -1,0 +1,57 @@
+"""/api/auth: sign in (cookie and bearer token), sign out, who am I."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response, status
+
+from server.api.errors import ErrorResponse
+from server.api.schemas import AccountOut, LoginIn, LoginOut
+from server.auth import (
+    COOKIE_NAME,
+    CurrentPrincipal,
+    State,
+    check_credentials,
+    open_session,
+    revoke_session,
+)
+from server.db.models import Account
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+ERRORS: dict[int | str, dict[str, object]] = {401: {"model": ErrorResponse}}
+
+
+@router.post("/login", responses=ERRORS)
+async def login(body: LoginIn, request: Request, response: Response, state: State) -> LoginOut:
+    """Check the password; the session token comes back as an HttpOnly cookie and in the body."""
+    async with state.db.sessions.begin() as session:
+        account = await check_credentials(session, body.username, body.password)
+        token, expires_at = await open_session(session, account, state.settings.session_ttl_s)
+        out = AccountOut.model_validate(account)
+    response.set_cookie(
+        COOKIE_NAME,
+        token,
+        max_age=state.settings.session_ttl_s,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return LoginOut(token=token, expires_at=expires_at, account=out)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
+async def logout(principal: CurrentPrincipal, state: State) -> Response:
+    """End this session; its token and cookie stop working at once."""
+    async with state.db.sessions.begin() as session:
+        await revoke_session(session, principal.session_id)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax")
+    return response
+
+
+@router.get("/me", responses=ERRORS)
+async def me(principal: CurrentPrincipal, state: State) -> AccountOut:
+    async with state.db.sessions.begin() as session:
+        account = await session.get_one(Account, principal.account_id)
+        return AccountOut.model_validate(account)

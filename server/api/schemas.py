@@ -1,0 +1,246 @@
+"""Request and response bodies of the API (pydantic). Names end in In, Patch or Out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from server.db.models import AccountRole, ClassroomKind, LessonStatus, SchoolKind
+from signaling.grants import Role
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Meta = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Username = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$"
+    ),
+]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("a timezone is required, e.g. 2026-09-01T08:00:00+08:00")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# Auth -----------------------------------------------------------------------------------
+
+
+class LoginIn(Strict):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class AccountOut(Out):
+    id: str
+    username: str
+    display_name: str
+    role: AccountRole
+    school_id: str | None
+    active: bool
+    created_at: datetime
+
+
+class LoginOut(BaseModel):
+    token: str
+    expires_at: datetime
+    account: AccountOut
+
+
+# Schools and classrooms ------------------------------------------------------------------
+
+
+class SchoolIn(Strict):
+    name: Name
+    kind: SchoolKind
+    district: Meta = ""
+
+
+class SchoolPatch(Strict):
+    name: Name | None = None
+    kind: SchoolKind | None = None
+    district: Meta | None = None
+
+
+class SchoolOut(Out):
+    id: str
+    name: str
+    kind: SchoolKind
+    district: str
+    created_at: datetime
+
+
+class ClassroomIn(Strict):
+    school_id: Id
+    name: Name
+    kind: ClassroomKind = ClassroomKind.ANY
+
+
+class ClassroomPatch(Strict):
+    name: Name | None = None
+    kind: ClassroomKind | None = None
+
+
+class ClassroomOut(Out):
+    id: str
+    school_id: str
+    name: str
+    kind: ClassroomKind
+    created_at: datetime
+
+
+# Accounts -------------------------------------------------------------------------------
+
+
+class AccountIn(Strict):
+    username: Username
+    display_name: Name
+    role: AccountRole
+    password: Password
+    school_id: Id | None = None
+
+
+class AccountPatch(Strict):
+    display_name: Name | None = None
+    role: AccountRole | None = None
+    password: Password | None = None
+    school_id: Id | None = None
+    active: bool | None = None
+
+
+# Lessons --------------------------------------------------------------------------------
+
+
+class LessonMeta(Strict):
+    """CELTS-42 style library metadata."""
+
+    stage: Meta = ""  # 学段
+    subject: Meta = ""  # 学科
+    grade: Meta = ""  # 年级
+    textbook_version: Meta = ""  # 教材版本
+    volume: Meta = ""  # 册次
+    unit: Meta = ""  # 单元/课时
+
+
+class LessonIn(LessonMeta):
+    title: Name
+    # Required for admins; a teacher may leave it out (or name himself).
+    teacher_id: Id | None = None
+    lead_classroom_id: Id
+    receiver_classroom_ids: list[Id] = Field(default_factory=list, max_length=64)
+    scheduled_start: AwareDatetime
+    scheduled_end: AwareDatetime
+
+
+class LessonPatch(Strict):
+    title: Name | None = None
+    teacher_id: Id | None = None
+    lead_classroom_id: Id | None = None
+    receiver_classroom_ids: list[Id] | None = Field(default=None, max_length=64)
+    scheduled_start: AwareDatetime | None = None
+    scheduled_end: AwareDatetime | None = None
+    stage: Meta | None = None
+    subject: Meta | None = None
+    grade: Meta | None = None
+    textbook_version: Meta | None = None
+    volume: Meta | None = None
+    unit: Meta | None = None
+
+
+class ClassroomRef(BaseModel):
+    id: str
+    name: str
+    school_id: str
+    school: str
+
+
+class LessonOut(BaseModel):
+    id: str
+    title: str
+    state: LessonStatus
+    teacher_id: str
+    teacher: str
+    lead: ClassroomRef
+    receivers: list[ClassroomRef]
+    scheduled_start: datetime
+    scheduled_end: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    recording: bool
+    stage: str
+    subject: str
+    grade: str
+    textbook_version: str
+    volume: str
+    unit: str
+
+
+# Join links -----------------------------------------------------------------------------
+
+
+class LinkIn(Strict):
+    """A classroom link (give classroom_id) or a patrol link (give account_id of an inspector)."""
+
+    classroom_id: Id | None = None
+    account_id: Id | None = None
+    # Optional check: the role the link must turn out to have.
+    role: Role | None = None
+    expires_at: AwareDatetime | None = None
+
+
+class LinksForRosterIn(Strict):
+    expires_at: AwareDatetime | None = None
+
+
+class LinkOut(BaseModel):
+    id: str
+    code: str
+    url: str
+    lesson_id: str
+    role: Role
+    classroom_id: str | None
+    classroom: str | None
+    account_id: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class LessonSummary(BaseModel):
+    id: str
+    title: str
+    state: LessonStatus
+    teacher: str
+    school: str
+    subject: str
+    grade: str
+    scheduled_start: datetime
+    scheduled_end: datetime
+
+
+class JoinOut(BaseModel):
+    """What a terminal needs to open the signaling WebSocket."""
+
+    token: str
+    expires_in: int
+    role: Role
+    lesson: LessonSummary
+    classroom: ClassroomRef | None
+    ws_url: str
+    ice_servers: list[str]

@@ -1,0 +1,281 @@
+"""The tables: schools, classrooms, accounts, sessions, lessons, join links and timelines.
+
+Ids are uuid4 hex strings; every datetime is timezone-aware UTC (SQLite keeps none, so
+UtcDateTime puts it back). Enumerated columns are short strings; the API validates them.
+Relationships never load implicitly (lazy="raise"): queries name what they need.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored as UTC; naive values are refused, not guessed."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where UTC is required")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class SchoolKind(StrEnum):
+    CENTRAL = "central"  # 中心校
+    TEACHING_POINT = "teaching_point"  # 教学点
+
+
+class ClassroomKind(StrEnum):
+    LEAD = "lead"  # 主讲教室
+    RECEIVING = "receiving"  # 接收教室
+    ANY = "any"  # usable either way
+
+
+class AccountRole(StrEnum):
+    ADMIN = "admin"
+    TEACHER = "teacher"
+    INSPECTOR = "inspector"
+
+
+class LessonStatus(StrEnum):
+    """Mirrors signaling.hooks.LessonState; kept here so the tables need no signaling import."""
+
+    SCHEDULED = "scheduled"
+    LIVE = "live"
+    ENDED = "ended"
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UtcDateTime()}  # noqa: RUF012
+
+
+ID = String(32)
+
+
+class School(Base):
+    __tablename__ = "schools"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    # County or district (区县) the school belongs to.
+    district: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Classroom(Base):
+    __tablename__ = "classrooms"
+    __table_args__ = (UniqueConstraint("school_id", "name"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    school_id: Mapped[str] = mapped_column(ForeignKey("schools.id", ondelete="RESTRICT"))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32), default=ClassroomKind.ANY.value)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    school: Mapped[School] = relationship(lazy="raise")
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    school_id: Mapped[str | None] = mapped_column(
+        ForeignKey("schools.id", ondelete="SET NULL"), default=None
+    )
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    school: Mapped[School | None] = relationship(lazy="raise")
+
+
+class LoginSession(Base):
+    """A signed-in browser or API client. Only the SHA-256 of the token is kept."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    account: Mapped[Account] = relationship(lazy="raise")
+
+
+lesson_receivers = Table(
+    "lesson_receivers",
+    Base.metadata,
+    Column("lesson_id", ID, ForeignKey("lessons.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "classroom_id",
+        ID,
+        ForeignKey("classrooms.id", ondelete="RESTRICT"),
+        primary_key=True,
+    ),
+    # Keeps the order the receiving classrooms were listed in.
+    Column("position", Integer, nullable=False, default=0),
+)
+
+
+class Lesson(Base):
+    __tablename__ = "lessons"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    title: Mapped[str] = mapped_column(String(300))
+    teacher_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="RESTRICT"), index=True
+    )
+    lead_classroom_id: Mapped[str] = mapped_column(ForeignKey("classrooms.id", ondelete="RESTRICT"))
+    scheduled_start: Mapped[datetime] = mapped_column(index=True)
+    scheduled_end: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16), default=LessonStatus.SCHEDULED.value, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    recording: Mapped[bool] = mapped_column(Boolean, default=False)
+    # CELTS-42 style library metadata.
+    stage: Mapped[str] = mapped_column(String(32), default="")  # 学段
+    subject: Mapped[str] = mapped_column(String(64), default="")  # 学科
+    grade: Mapped[str] = mapped_column(String(32), default="")  # 年级
+    textbook_version: Mapped[str] = mapped_column(String(64), default="")  # 教材版本
+    volume: Mapped[str] = mapped_column(String(32), default="")  # 册次
+    unit: Mapped[str] = mapped_column(String(200), default="")  # 单元/课时
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    teacher: Mapped[Account] = relationship(lazy="raise")
+    lead_classroom: Mapped[Classroom] = relationship(lazy="raise")
+    receivers: Mapped[list[Classroom]] = relationship(
+        secondary=lesson_receivers,
+        order_by=lesson_receivers.c.position,
+        lazy="raise",
+        viewonly=True,
+    )
+
+
+class JoinLink(Base):
+    """A revocable link a classroom terminal or an inspector opens to get a join token."""
+
+    __tablename__ = "join_links"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    lesson_id: Mapped[str] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"), index=True)
+    classroom_id: Mapped[str | None] = mapped_column(
+        ForeignKey("classrooms.id", ondelete="CASCADE"), default=None
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    # The inspector a patrol link belongs to.
+    account_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), default=None
+    )
+    created_by_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    lesson: Mapped[Lesson] = relationship(lazy="raise")
+    classroom: Mapped[Classroom | None] = relationship(lazy="raise")
+    account: Mapped[Account | None] = relationship(lazy="raise", foreign_keys=[account_id])
+
+
+class EvaluationNote(Base):
+    """A timestamped evaluation (评课) written during a live lesson."""
+
+    __tablename__ = "evaluation_notes"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    lesson_id: Mapped[str] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), default=None
+    )
+    author: Mapped[str] = mapped_column(String(200))
+    author_role: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    # Seconds since the lesson went live; None if it was not live.
+    offset_s: Mapped[float | None] = mapped_column(Float, default=None)
+    text: Mapped[str] = mapped_column(Text)
+    scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class StageEvent(Base):
+    """Who was on stage from `at` on (None: nobody). The recorder's inset follows this."""
+
+    __tablename__ = "stage_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    lesson_id: Mapped[str] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"), index=True)
+    classroom_id: Mapped[str | None] = mapped_column(
+        ForeignKey("classrooms.id", ondelete="SET NULL"), default=None
+    )
+    at: Mapped[datetime]
+
+
+class RecordingEvent(Base):
+    """Recording switched on or off at `at`."""
+
+    __tablename__ = "recording_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    lesson_id: Mapped[str] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"), index=True)
+    on: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime]

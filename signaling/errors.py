@@ -1,0 +1,59 @@
+"""Stable error codes and WebSocket close codes of the signaling protocol.
+
+Never reuse or repurpose a code: retire it in place and add a new one (STYLE rule 10).
+docs/protocol.md documents every one of them.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+
+class ErrorCode(StrEnum):
+    INVALID_JSON = "invalid_json"
+    INVALID_MESSAGE = "invalid_message"
+    UNKNOWN_TYPE = "unknown_type"
+    MESSAGE_TOO_LARGE = "message_too_large"
+    RATE_LIMITED = "rate_limited"
+    NOT_JOINED = "not_joined"
+    ALREADY_JOINED = "already_joined"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    TOKEN_INVALID = "token_invalid"
+    TOKEN_EXPIRED = "token_expired"
+    WRONG_LESSON = "wrong_lesson"
+    LESSON_NOT_FOUND = "lesson_not_found"
+    LESSON_ENDED = "lesson_ended"
+    LESSON_NOT_LIVE = "lesson_not_live"
+    FORBIDDEN = "forbidden"
+    NOT_ON_ROSTER = "not_on_roster"
+    INVALID_TARGET = "invalid_target"
+    RESUME_FAILED = "resume_failed"
+    CAPACITY = "capacity"
+    MEDIA_UNAVAILABLE = "media_unavailable"
+    INVALID_SDP = "invalid_sdp"
+    INTERNAL_ERROR = "internal_error"
+    REPLACED = "replaced"
+    SLOW_CONSUMER = "slow_consumer"
+    HEARTBEAT_TIMEOUT = "heartbeat_timeout"
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes the server uses (4000-4999 is the application range)."""
+
+    NORMAL = 1000  # the peer left, or the server shuts down
+    ABUSE = 4400  # too many invalid, oversize or rate-limited messages
+    ORIGIN_FORBIDDEN = 4403  # the Origin header is not allowed (closed before accept)
+    TIMEOUT = 4408  # no join within the timeout, or no message within heartbeat_timeout_s
+    REPLACED = 4409  # another connection took over this classroom or this peer
+    LESSON_ENDED = 4410  # the lesson ended; the final message was lesson_ended
+    INTERNAL = 4500  # the server failed while serving this connection
+    SLOW_CONSUMER = 4503  # the outbound queue overflowed: the peer does not read fast enough
+
+
+class SignalingError(Exception):
+    """A request is refused with a stable code; the session turns it into an error message."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

@@ -1,0 +1,166 @@
+"""The 1+N subscription policy: which producers each peer should receive. A pure function.
+
+Rules (DESIGN.md, roles table):
+
+- lead: every receiver's video (the low layer when more than `low_layer_above` receivers
+  publish video, main otherwise); the on-stage receiver's video always on the main layer;
+  a receiver's audio only while `audible` names it (see below).
+- receiver: every video source of the lead (main) and the lead's audio; the on-stage
+  receiver's video (main) and audio; never another receiver otherwise.
+- patrol: what it asked for (`PeerView.wants`); by default the lead's camera (low) and mic.
+- recorder: the lead's tracks (main) and the on-stage receiver's tracks (main).
+- nobody receives its own producers; a wanted layer a producer lacks falls back to main
+  (or to whatever layer it has).
+
+Audio toward the lead (classroom echo): `LessonView.audible` is the set of receiving
+classrooms whose audio reaches the lead. The room computes it as: the on-stage classroom,
+unless the lead muted it, plus any classroom the lead explicitly unmuted. See room.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from signaling.grants import Role, Source
+
+LOW_LAYER_ABOVE = 4
+
+
+class Kind(StrEnum):
+    AUDIO = "audio"
+    VIDEO = "video"
+
+
+class Layer(StrEnum):
+    MAIN = "main"
+    LOW = "low"
+
+
+def kind_of(source: Source) -> Kind:
+    return Kind.AUDIO if source is Source.MIC else Kind.VIDEO
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ProducerRef:
+    """One producer a peer should receive: whose, which source and which layer."""
+
+    peer_id: str
+    source: Source
+    layer: Layer = Layer.MAIN
+    classroom_id: str | None = field(default=None, compare=False)
+
+    @property
+    def kind(self) -> Kind:
+        return kind_of(self.source)
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedTrack:
+    """A source a peer publishes and the layers it sends of it (as the media plane reports)."""
+
+    peer_id: str
+    role: Role
+    classroom_id: str | None
+    source: Source
+    layers: frozenset[Layer] = frozenset({Layer.MAIN})
+
+
+@dataclass(frozen=True, slots=True)
+class Want:
+    """A patrol's wish: a classroom's source (None: the lead's) at a layer."""
+
+    source: Source
+    classroom_id: str | None = None
+    layer: Layer = Layer.LOW
+
+
+DEFAULT_PATROL_WANTS: tuple[Want, ...] = (
+    Want(Source.CAMERA, None, Layer.LOW),
+    Want(Source.MIC, None, Layer.MAIN),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LessonView:
+    """What the policy needs to know about a lesson at one moment."""
+
+    tracks: tuple[PublishedTrack, ...] = ()
+    stage: str | None = None
+    audible: frozenset[str] = frozenset()
+    low_layer_above: int = LOW_LAYER_ABOVE
+
+
+@dataclass(frozen=True, slots=True)
+class PeerView:
+    peer_id: str
+    role: Role
+    classroom_id: str | None = None
+    # Patrol only: None means the default wall view.
+    wants: tuple[Want, ...] | None = None
+
+
+def _ref(track: PublishedTrack, layer: Layer) -> ProducerRef:
+    if layer not in track.layers:
+        # Fall back to main; a producer sending only its low copy is received as it is.
+        layer = Layer.LOW if track.layers == {Layer.LOW} else Layer.MAIN
+    return ProducerRef(track.peer_id, track.source, layer, track.classroom_id)
+
+
+def _on_stage(track: PublishedTrack, stage: str | None) -> bool:
+    return stage is not None and track.role is Role.RECEIVER and track.classroom_id == stage
+
+
+def _for_lead(state: LessonView, receivers: Iterable[PublishedTrack]) -> set[ProducerRef]:
+    receivers = list(receivers)
+    with_video = {t.peer_id for t in receivers if kind_of(t.source) is Kind.VIDEO}
+    grid = Layer.LOW if len(with_video) > state.low_layer_above else Layer.MAIN
+    out: set[ProducerRef] = set()
+    for track in receivers:
+        if kind_of(track.source) is Kind.AUDIO:
+            if track.classroom_id in state.audible:
+                out.add(_ref(track, Layer.MAIN))
+        elif _on_stage(track, state.stage):
+            out.add(_ref(track, Layer.MAIN))
+        else:
+            out.add(_ref(track, grid))
+    return out
+
+
+def _for_patrol(state: LessonView, wants: tuple[Want, ...]) -> set[ProducerRef]:
+    out: set[ProducerRef] = set()
+    for want in wants:
+        for track in state.tracks:
+            if track.source is not want.source or track.role is Role.PATROL:
+                continue
+            if want.classroom_id is None and track.role is not Role.LEAD:
+                continue
+            if want.classroom_id is not None and track.classroom_id != want.classroom_id:
+                continue
+            layer = Layer.MAIN if kind_of(track.source) is Kind.AUDIO else want.layer
+            out.add(_ref(track, layer))
+    return out
+
+
+def desired_subscriptions(state: LessonView, peer: PeerView) -> frozenset[ProducerRef]:
+    """The producers `peer` should receive in `state`. Deterministic; no side effects."""
+    others = [t for t in state.tracks if t.peer_id != peer.peer_id]
+    lead = [t for t in others if t.role is Role.LEAD]
+    receivers = [t for t in others if t.role is Role.RECEIVER]
+    staged = [t for t in receivers if _on_stage(t, state.stage)]
+    out: set[ProducerRef]
+    if peer.role is Role.LEAD:
+        out = _for_lead(state, receivers)
+    elif peer.role is Role.RECEIVER:
+        out = {_ref(t, Layer.MAIN) for t in lead + staged}
+    elif peer.role is Role.PATROL:
+        wants = DEFAULT_PATROL_WANTS if peer.wants is None else peer.wants
+        out = _for_patrol(
+            LessonView(tuple(others), state.stage, state.audible, state.low_layer_above), wants
+        )
+    elif peer.role is Role.RECORDER:
+        out = {_ref(t, Layer.MAIN) for t in lead + staged}
+    else:  # pragma: no cover - a new role must be given a rule here first
+        out = set()
+    return frozenset(r for r in out if r.peer_id != peer.peer_id)

@@ -1,0 +1,264 @@
+"""One WebSocket connection: framing checks, rate limit, heartbeat and a bounded outbox.
+
+The session turns every bad frame into an error reply with a stable code and hands valid
+messages, in order, to a SessionHandler (the RoomManager). Sending never blocks the room:
+messages go into a bounded queue drained by a writer task; overflow closes this session
+only (STYLE rule 11).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import ValidationError
+
+from signaling.errors import CloseCode, ErrorCode, SignalingError
+from signaling.protocol import CLIENT_TYPES, ClientMessage, Error, Heartbeat, client_adapter, encode
+from signaling.stats import SignalingStats
+
+if TYPE_CHECKING:
+    from signaling.peer import Peer
+    from signaling.protocol import _Server
+    from signaling.rooms import RoomConfig
+
+log = logging.getLogger("tongke.signaling")
+
+# Protocol-level errors that count toward closing an abusive connection.
+ABUSE = frozenset(
+    {
+        ErrorCode.INVALID_JSON,
+        ErrorCode.INVALID_MESSAGE,
+        ErrorCode.UNKNOWN_TYPE,
+        ErrorCode.MESSAGE_TOO_LARGE,
+        ErrorCode.RATE_LIMITED,
+    }
+)
+
+
+class ConnectionClosed(Exception):
+    """The transport is gone; raised by Connection.receive and Connection.send."""
+
+
+class Connection(Protocol):
+    """The transport boundary: a WebSocket (server/ws.py) or an in-memory pair in tests."""
+
+    async def receive(self) -> str | bytes: ...
+
+    async def send(self, text: str) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class SessionHandler(Protocol):
+    async def handle(self, session: Session, message: ClientMessage) -> None: ...
+
+    async def session_ended(self, session: Session) -> None: ...
+
+
+class TokenBucket:
+    def __init__(self, rate_per_s: float, burst: int, now: float) -> None:
+        self.rate = rate_per_s
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.at = now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+_CLOSE = object()
+
+
+class Session:
+    def __init__(
+        self,
+        conn: Connection,
+        config: RoomConfig,
+        stats: SignalingStats,
+        outbox_size: int = 256,
+    ) -> None:
+        self.conn = conn
+        self.config = config
+        self.stats = stats
+        self.peer: Peer | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.strikes = 0
+        self._loop = asyncio.get_running_loop()
+        self._bucket = TokenBucket(config.rate_per_s, config.rate_burst, self._loop.time())
+        self._outbox: asyncio.Queue[Any] = asyncio.Queue(outbox_size)
+        self._writer: asyncio.Task[None] | None = None
+
+    @property
+    def closing(self) -> bool:
+        return self.close_code is not None
+
+    # Sending ---------------------------------------------------------------------------
+
+    def send(self, message: _Server) -> None:
+        """Queues a message; never blocks. A full queue closes this session."""
+        if self.closing:
+            return
+        try:
+            self._outbox.put_nowait(encode(message))
+        except asyncio.QueueFull:
+            log.warning("outbox full; closing the slow session")
+            self.stats.errors[ErrorCode.SLOW_CONSUMER] += 1
+            self.abort(CloseCode.SLOW_CONSUMER, ErrorCode.SLOW_CONSUMER)
+
+    def send_error(self, code: ErrorCode, message: str, id: str | None = None) -> None:
+        self.stats.errors[code] += 1
+        self.send(Error(id=id, code=code, message=message))
+
+    def close(self, code: int, reason: str) -> None:
+        """Closes after the queued messages are written. Idempotent."""
+        if self.closing:
+            return
+        self.close_code, self.close_reason = code, reason
+        try:
+            self._outbox.put_nowait(_CLOSE)
+        except asyncio.QueueFull:
+            self.abort(code, reason)
+
+    def abort(self, code: int, reason: str) -> None:
+        """Closes now, dropping what is queued (the writer may be stuck on a slow socket)."""
+        if not self.closing:
+            self.close_code, self.close_reason = code, reason
+        if self._writer is not None:
+            self._writer.cancel()
+
+    # Running ---------------------------------------------------------------------------
+
+    async def run(self, handler: SessionHandler) -> None:
+        """Serves the connection until it closes, then tells the handler."""
+        reader = asyncio.create_task(self._read_loop(handler), name="signaling-read")
+        writer = self._writer = asyncio.create_task(self._write_loop(), name="signaling-write")
+        beat = asyncio.create_task(self._heartbeat_loop(), name="signaling-heartbeat")
+        try:
+            await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
+            if not writer.done():
+                # The reader ended first: flush what is queued (an error, say), then close.
+                self.close(CloseCode.NORMAL, "closed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(writer), 2.0)
+        finally:
+            for task in (reader, writer, beat):
+                task.cancel()
+            await asyncio.gather(reader, writer, beat, return_exceptions=True)
+            if self.close_code is None:
+                self.close_code = CloseCode.NORMAL
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.conn.close(self.close_code, self.close_reason), 2.0)
+            await handler.session_ended(self)
+
+    async def _write_loop(self) -> None:
+        while True:
+            item = await self._outbox.get()
+            if item is _CLOSE:
+                return
+            try:
+                await self.conn.send(item)
+            except ConnectionClosed:
+                return
+            except Exception:
+                log.debug("send failed", exc_info=True)
+                return
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.heartbeat_interval_s)
+            self.send(Heartbeat())
+
+    async def _read_loop(self, handler: SessionHandler) -> None:
+        while not self.closing:
+            try:
+                data = await asyncio.wait_for(self.conn.receive(), self.config.heartbeat_timeout_s)
+            except TimeoutError:
+                self.stats.errors[ErrorCode.HEARTBEAT_TIMEOUT] += 1
+                self.send(
+                    Error(
+                        code=ErrorCode.HEARTBEAT_TIMEOUT,
+                        message="No message within the heartbeat timeout; send ping regularly.",
+                    )
+                )
+                self.close(CloseCode.TIMEOUT, ErrorCode.HEARTBEAT_TIMEOUT)
+                return
+            except ConnectionClosed:
+                return
+            await self._on_frame(handler, data)
+
+    def _strike(self, code: ErrorCode, message: str, id: str | None = None) -> None:
+        self.send_error(code, message, id)
+        self.strikes += 1
+        if self.strikes >= self.config.max_strikes:
+            self.close(CloseCode.ABUSE, "too many bad messages")
+
+    async def _on_frame(self, handler: SessionHandler, data: str | bytes) -> None:
+        message = self._decode(data)
+        if message is None:
+            return
+        self.stats.messages[message.type] += 1
+        try:
+            await handler.handle(self, message)
+        except SignalingError as exc:
+            self.send_error(exc.code, exc.message, message.id)
+        except Exception:
+            log.exception("signaling handler failed on %s", message.type)
+            self.send_error(ErrorCode.INTERNAL_ERROR, "The server failed; retry.", message.id)
+
+    def _decode(self, data: str | bytes) -> ClientMessage | None:
+        """Parses and validates one frame, answering every failure with its error code."""
+        if not self._bucket.take(self._loop.time()):
+            self.stats.messages["invalid"] += 1
+            self._strike(ErrorCode.RATE_LIMITED, "Too many messages; slow down.")
+            return None
+        limit = self.config.max_message_bytes
+        if len(data) > limit or (isinstance(data, str) and len(data.encode()) > limit):
+            self.stats.messages["invalid"] += 1
+            self._strike(ErrorCode.MESSAGE_TOO_LARGE, f"Messages are limited to {limit} bytes.")
+            return None
+        if not isinstance(data, str):
+            self.stats.messages["invalid"] += 1
+            self._strike(ErrorCode.INVALID_JSON, "Binary frames are not accepted; send JSON text.")
+            return None
+        try:
+            raw = json.loads(data)
+        except (ValueError, RecursionError):
+            self.stats.messages["invalid"] += 1
+            self._strike(ErrorCode.INVALID_JSON, "The message is not valid JSON.")
+            return None
+        id = raw.get("id") if isinstance(raw, dict) else None
+        id = id if isinstance(id, str) and 0 < len(id) <= 64 else None
+        kind = raw.get("type") if isinstance(raw, dict) else None
+        if not isinstance(kind, str):
+            self.stats.messages["invalid"] += 1
+            self._strike(
+                ErrorCode.INVALID_MESSAGE, "A message is a JSON object with a string type.", id
+            )
+            return None
+        if kind not in CLIENT_TYPES:
+            self.stats.messages["invalid"] += 1
+            self._strike(ErrorCode.UNKNOWN_TYPE, f"Unknown message type {kind[:64]!r}.", id)
+            return None
+        try:
+            return client_adapter.validate_json(data)
+        except ValidationError as exc:
+            self.stats.messages["invalid"] += 1
+            self._strike(ErrorCode.INVALID_MESSAGE, describe(exc), id)
+            return None
+
+
+def describe(exc: ValidationError) -> str:
+    """The first validation problem with its field path, e.g. `tracks.0.source: ...`."""
+    first = exc.errors(include_url=False)[0]
+    path = ".".join(str(p) for p in first["loc"][1:]) or "message"
+    return f"{path}: {first['msg']}"[:300]

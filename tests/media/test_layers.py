@@ -1,0 +1,490 @@
+import itertools
+import random
+
+import pytest
+from core_support import H264, VP8_KEY, Clock, RecordingSink, params, video
+
+from media.codecs import ABS_SEND_TIME, AUDIO_LEVEL, SDES_MID, CodecInfo
+from media.layers import (
+    DROP,
+    FORWARD,
+    LOW,
+    MAIN,
+    DualStreamSelector,
+    NullLayerSelector,
+    Translation,
+    layer_index,
+)
+from media.router import Router
+from media.rtcp import RtcpPliPacket, RtcpReportBlock, RtcpSrPacket
+from media.rtp import RtpPacket, unwrap_rtx
+from media.seq import SeqUnwrapper
+
+
+def key(layer_ssrc=1):
+    packet = video(1, 0, key=True, ssrc=layer_ssrc)
+    packet.keyframe = True
+    return packet
+
+
+def delta():
+    return video(2, 0)
+
+
+def test_layer_names_map_to_indexes():
+    assert (layer_index("low"), layer_index("main")) == (LOW, MAIN)
+    with pytest.raises(ValueError, match=r"^unknown layer 'hd': expected 'low' or 'main'\.$"):
+        layer_index("hd")
+
+
+def test_translations_are_shared_constants_not_new_objects():
+    s = DualStreamSelector()
+    assert s.select(delta(), MAIN) is DROP
+    switch = s.select(key(), MAIN)
+    assert switch == Translation(drop=False, switching=True, layer=MAIN)
+    assert s.select(delta(), MAIN) is FORWARD
+    assert s.select(key(), MAIN) is FORWARD
+
+
+def test_null_selector_waits_for_a_keyframe_then_forwards_everything():
+    s = NullLayerSelector()
+    assert s.select(delta(), 0) is DROP
+    assert s.select(key(), 0).switching
+    assert s.select(delta(), 0) is FORWARD
+    s.reset()
+    assert s.select(delta(), 0) is DROP
+
+
+def test_selector_starts_on_the_preferred_layer():
+    s = DualStreamSelector(preferred=LOW)
+    assert s.target_layer == LOW and s.current_layer == -1
+    assert s.select(key(), MAIN) is DROP
+    assert s.select(key(), LOW).switching
+    assert s.current_layer == LOW
+
+
+def test_current_layer_keeps_flowing_until_the_target_keyframe():
+    s = DualStreamSelector()
+    s.select(key(), MAIN)
+    assert s.set_preferred(LOW) is True
+    assert s.select(delta(), MAIN) is FORWARD
+    assert s.select(delta(), LOW) is DROP
+    assert s.select(key(), LOW).switching
+    assert s.select(delta(), MAIN) is DROP
+
+
+def test_low_bandwidth_drops_to_low_at_once():
+    s = DualStreamSelector()
+    assert s.update(0, available_bps=500_000, main_bps=900_000) is True
+    assert s.target_layer == LOW
+
+
+def test_bandwidth_covering_main_does_not_change_the_target():
+    s = DualStreamSelector()
+    assert s.update(0, available_bps=2_000_000, main_bps=900_000) is False
+    assert s.target_layer == MAIN
+
+
+def test_climbing_back_needs_margin_for_the_whole_hold_time():
+    s = DualStreamSelector(up_after_ms=5000, up_margin=1.25)
+    s.update(0, available_bps=500_000, main_bps=900_000)
+    assert s.update(1000, available_bps=1_000_000, main_bps=900_000) is False  # no margin
+    assert s.update(2000, available_bps=1_000_000, main_bps=900_000) is False
+    assert s.update(3000, available_bps=2_000_000, main_bps=900_000) is False
+    assert s.update(7999, available_bps=2_000_000, main_bps=900_000) is False
+    assert s.update(8000, available_bps=2_000_000, main_bps=900_000) is True
+    assert s.target_layer == MAIN
+
+
+def test_a_bad_estimate_during_the_hold_time_restarts_it():
+    s = DualStreamSelector(up_after_ms=5000)
+    s.update(0, available_bps=500_000, main_bps=900_000)
+    s.update(1000, available_bps=2_000_000, main_bps=900_000)
+    s.update(3000, available_bps=1_000_000, main_bps=900_000)  # no margin: restart
+    s.update(4000, available_bps=2_000_000, main_bps=900_000)
+    assert s.update(8000, available_bps=2_000_000, main_bps=900_000) is False
+    assert s.update(9000, available_bps=2_000_000, main_bps=900_000) is True
+
+
+def test_heavy_loss_drops_to_low_and_a_calm_spell_tries_main_again():
+    s = DualStreamSelector(probe_after_ms=1000)
+    assert s.update(0, loss=0.2) is True and s.target_layer == LOW
+    s.update(100, loss=0.0)
+    assert s.update(1099, loss=0.01) is False
+    assert s.update(1100, loss=0.01) is True and s.target_layer == MAIN
+
+
+def test_a_subscriber_fed_low_climbs_back_without_ever_reporting_main_bitrate():
+    s = DualStreamSelector(probe_after_ms=15_000, up_after_ms=5000)
+    s.update(0, available_bps=400_000, main_bps=900_000, low_bps=250_000)
+    for t in range(1000, 15_000, 1000):  # REMB ~1.5x low: never covers main
+        assert s.update(t, available_bps=380_000, main_bps=900_000, low_bps=250_000) is False
+    assert s.update(16_000, available_bps=380_000, main_bps=900_000, low_bps=250_000) is True
+    assert s.target_layer == MAIN
+
+
+def test_a_failed_try_doubles_the_wait_before_the_next_one():
+    s = DualStreamSelector(probe_after_ms=1000, probe_window_ms=10_000, probe_max_ms=3000)
+    s.update(0, loss=0.2)
+    s.update(1, loss=0.0)
+    assert s.update(1001, loss=0.0) and s.target_layer == MAIN
+    s.update(2000, loss=0.3)  # main failed within the window
+    s.update(2001, loss=0.0)
+    assert s.update(3001, loss=0.0) is False
+    assert s.update(4001, loss=0.0) is True  # waited 2 s
+    s.update(5000, loss=0.3)
+    s.update(5001, loss=0.0)
+    assert s.update(8000, loss=0.0) is False
+    assert s.update(8001, loss=0.0) is True  # capped at 3 s
+
+
+def test_a_try_that_held_resets_the_wait():
+    s = DualStreamSelector(probe_after_ms=1000, probe_window_ms=10_000)
+    s.update(0, loss=0.2)
+    s.update(1, loss=0.0)
+    s.update(1001, loss=0.0)
+    s.update(2000, loss=0.3)
+    s.update(2001, loss=0.0)
+    s.update(4001, loss=0.0)  # up again after 2 s
+    s.update(20_000, loss=0.3)  # held for 16 s: a real change of conditions
+    s.update(20_001, loss=0.0)
+    assert s.update(21_001, loss=0.0) is True
+
+
+def test_congestion_while_on_low_keeps_it_low():
+    s = DualStreamSelector(probe_after_ms=1000)
+    s.update(0, loss=0.2)
+    s.update(1, loss=0.0)
+    s.update(900, loss=0.05)  # not calm: restart
+    assert s.update(1500, loss=0.0) is False
+    s.update(1600, available_bps=100_000, low_bps=250_000)  # low itself does not fit
+    assert s.update(2600, loss=0.0) is False
+
+
+def test_a_tiny_main_bitrate_is_judged_against_the_floor():
+    s = DualStreamSelector(main_bitrate_floor=300_000)
+    assert s.update(0, available_bps=200_000, main_bps=10_000) is True
+
+
+def test_bandwidth_never_lifts_above_the_preferred_layer():
+    s = DualStreamSelector(preferred=LOW, up_after_ms=0)
+    s.update(0, available_bps=10_000_000, main_bps=900_000)
+    s.update(1, available_bps=10_000_000, main_bps=900_000)
+    assert s.target_layer == LOW
+
+
+def test_only_existing_layers_are_targeted():
+    s = DualStreamSelector(preferred=LOW, available=(MAIN,))
+    assert s.target_layer == MAIN
+    assert s.set_available((LOW, MAIN)) is True and s.target_layer == LOW
+
+
+def test_losing_the_current_layer_waits_for_a_keyframe_again():
+    s = DualStreamSelector(preferred=LOW)
+    s.select(key(), LOW)
+    s.set_available((MAIN,))
+    assert s.current_layer == -1 and s.target_layer == MAIN
+    assert s.select(delta(), MAIN) is DROP
+
+
+def test_a_selector_needs_a_layer():
+    with pytest.raises(ValueError, match=r"^a dual-stream selector needs at least one layer\.$"):
+        DualStreamSelector(available=())
+
+
+# -- LayeredConsumer: the selector applied ----------------------------------------------
+
+SUB_EXT = {SDES_MID: 4, ABS_SEND_TIME: 5, AUDIO_LEVEL: 6}
+SUB_VP8 = CodecInfo("video/VP8", 90000, 120, rtx_payload_type=121, rtcp_feedback=("nack",))
+
+
+def setup_layers(preferred="main"):
+    clock = Clock()
+    router = Router("r", clock=clock)
+    upstream = RecordingSink()
+    main = router.create_producer(
+        "main", "video", "camera", "main", params(ssrc=1000, rtx_ssrc=1001), upstream, group="g"
+    )
+    low = router.create_producer(
+        "low", "video", "camera", "low", params(ssrc=3000, rtx_ssrc=3001), upstream, group="g"
+    )
+    sink = RecordingSink()
+    sub = params(SUB_VP8, ssrc=5000, rtx_ssrc=5001, extensions=SUB_EXT, mid="3")
+    consumer = router.create_consumer("c", "main", sub, sink, preferred_layer=preferred)
+    return clock, router, main, low, consumer, sink, upstream
+
+
+def both(
+    clock,
+    main,
+    low,
+    frames,
+    *,
+    main_seq=100,
+    low_seq=5000,
+    main_ts=0,
+    low_ts=777_000,
+    key_main=(),
+    key_low=(),
+    step_ms=33,
+):
+    """Feed ``frames`` frames of both layers (2 packets per main frame, 1 per low frame)."""
+    for f in range(frames):
+        now = clock.advance(step_ms)
+        ts_m = main_ts + 3000 * f
+        main.receive_rtp(video(main_seq + 2 * f, ts_m, key=f in key_main, ssrc=1000), now)
+        main.receive_rtp(
+            video(main_seq + 2 * f + 1, ts_m, start=False, ssrc=1000, marker=True), now
+        )
+        low.receive_rtp(
+            video(low_seq + f, low_ts + 3000 * f, key=f in key_low, ssrc=3000, marker=True), now
+        )
+
+
+def test_layered_consumer_is_made_for_a_main_and_low_pair():
+    *_, consumer, _, _ = setup_layers()
+    assert type(consumer).__name__ == "LayeredConsumer"
+    assert {p.id for p in consumer.producers} == {"main", "low"}
+
+
+def test_layered_consumer_starts_on_the_preferred_layers_keyframe_only():
+    clock, _, main, low, consumer, sink, upstream = setup_layers(preferred="low")
+    assert [p.media_ssrc for p in upstream.rtcp] == [3000]  # keyframe asked of low
+    both(clock, main, low, 3, key_main=(0,), key_low=(1,))
+    assert consumer.current_layer == "low"
+    assert [p.payload[-4:] for p in sink.rtp] == [
+        (5001).to_bytes(4, "big"),
+        (5002).to_bytes(4, "big"),
+    ]
+
+
+def test_switch_to_low_keeps_sequence_continuous_and_timestamps_increasing():
+    clock, _, main, low, consumer, sink, _ = setup_layers()
+    both(clock, main, low, 3, key_main=(0,))
+    assert consumer.current_layer == "main"
+    consumer.set_preferred_layer("low")
+    both(
+        clock, main, low, 3, main_seq=106, low_seq=5003, main_ts=9000, low_ts=786_000, key_low=(1,)
+    )
+    out = sink.rtp
+    seqs = [p.sequence_number for p in out]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gap, no duplicate
+    ts = [p.timestamp for p in out]
+    assert all(b >= a for a, b in itertools.pairwise(ts))
+    assert consumer.current_layer == "low"
+    switch = [p.payload[-4:] for p in out].index((5004).to_bytes(4, "big"))
+    # The low keyframe arrived with the main frame just sent (same capture instant): the
+    # smallest step (1 ms) keeps timestamps strictly increasing across the switch.
+    assert ts[switch] - ts[switch - 1] == 90
+    assert all(p.ssrc == 5000 for p in out)
+
+
+def test_old_layer_packets_after_the_switch_are_dropped():
+    clock, _, main, low, consumer, sink, _ = setup_layers()
+    both(clock, main, low, 2, key_main=(0,))
+    consumer.set_preferred_layer("low")
+    both(
+        clock, main, low, 1, main_seq=104, low_seq=5002, main_ts=6000, low_ts=783_000, key_low=(0,)
+    )
+    sink.clear()
+    both(clock, main, low, 2, main_seq=106, low_seq=5003, main_ts=9000, low_ts=786_000)
+    assert [p.payload[-4:] for p in sink.rtp] == [
+        (5003).to_bytes(4, "big"),
+        (5004).to_bytes(4, "big"),
+    ]
+
+
+def test_target_layer_packets_before_its_keyframe_are_not_sent():
+    clock, _, main, low, consumer, sink, _ = setup_layers()
+    both(clock, main, low, 1, key_main=(0,))
+    consumer.set_preferred_layer("low")
+    sink.clear()
+    both(clock, main, low, 2, main_seq=102, low_seq=5001, main_ts=3000, low_ts=780_000)
+    assert all(p.payload[-4:] < (5000).to_bytes(4, "big") for p in sink.rtp)
+    assert consumer.current_layer == "main"
+
+
+def test_switch_uses_sender_reports_to_align_media_time_when_both_layers_have_them():
+    clock, _, main, low, consumer, sink, _ = setup_layers()
+    # Both layers' RTP clocks related to the publisher's NTP clock: low ts 777_000 == main ts 0.
+    main.receive_sender_report(RtcpSrPacket(1000, 5 << 32, 0, 0, 0), clock.now)
+    low.receive_sender_report(RtcpSrPacket(3000, 5 << 32, 777_000, 0, 0), clock.now)
+    main.receive_rtp(video(100, 0, key=True, ssrc=1000), clock.advance(50))
+    main.receive_rtp(video(101, 3000, ssrc=1000), clock.advance(50))
+    consumer.set_preferred_layer("low")
+    # Arrives 80 ms later (network jitter), but is media time 6000 on main's clock.
+    low.receive_rtp(video(5002, 783_000, key=True, ssrc=3000), clock.advance(80))
+    ts = [p.timestamp for p in sink.rtp]
+    assert ts == [0, 3000, 6000]
+
+
+def test_switch_without_sender_reports_uses_the_arrival_time_between_the_packets():
+    clock, _, main, low, consumer, sink, _ = setup_layers()
+    main.receive_rtp(video(100, 0, key=True, ssrc=1000), clock.advance(50))
+    consumer.set_preferred_layer("low")
+    low.receive_rtp(video(5002, 783_000, key=True, ssrc=3000), clock.advance(80))
+    assert [p.timestamp for p in sink.rtp] == [0, 80 * 90]
+    assert sink.seqs() == [100, 101]
+
+
+def test_nack_for_a_packet_sent_before_the_switch_comes_from_the_old_layer():
+    clock, _, main, low, consumer, sink, _ = setup_layers()
+    both(clock, main, low, 2, key_main=(0,))
+    before = sink.rtp[1]
+    consumer.set_preferred_layer("low")
+    both(
+        clock, main, low, 2, main_seq=104, low_seq=5002, main_ts=6000, low_ts=783_000, key_low=(0,)
+    )
+    first_low = next(p for p in sink.rtp if p.payload[-4:] == (5002).to_bytes(4, "big"))
+    sink.clear()
+    consumer.receive_nack([before.sequence_number, first_low.sequence_number])
+    old, new = sink.rtp
+    assert old.payload[2:] == before.payload and old.timestamp == before.timestamp
+    assert new.payload[2:][-4:] == (5002).to_bytes(4, "big")
+
+
+def test_remb_under_the_main_bitrate_moves_to_low_and_asks_low_for_a_keyframe():
+    clock, _, main, low, consumer, _sink, upstream = setup_layers()
+    both(clock, main, low, 30, key_main=(0,))
+    upstream.clear()
+    changes = []
+    consumer.events.on("layer_changed", changes.append)
+    consumer.receive_remb(100_000)
+    assert consumer.target_layer == "low"
+    assert [p.media_ssrc for p in upstream.rtcp if isinstance(p, RtcpPliPacket)] == [3000]
+    both(
+        clock,
+        main,
+        low,
+        1,
+        main_seq=160,
+        low_seq=5030,
+        main_ts=90_000,
+        low_ts=867_000,
+        key_low=(0,),
+    )
+    assert changes == ["low"] and consumer.current_layer == "low"
+
+
+def test_loss_reported_by_the_subscriber_moves_to_low():
+    clock, _, main, low, consumer, _, _ = setup_layers()
+    both(clock, main, low, 3, key_main=(0,))
+    consumer.receive_receiver_report(RtcpReportBlock(5000, fraction_lost=64))
+    assert consumer.target_layer == "low"
+
+
+def test_closing_the_low_producer_falls_back_to_main():
+    clock, _router, main, low, consumer, sink, upstream = setup_layers(preferred="low")
+    both(clock, main, low, 2, key_low=(0,))
+    upstream.clear()
+    low.close()
+    assert not consumer.closed
+    assert consumer.target_layer == "main"
+    assert [p.media_ssrc for p in upstream.rtcp] == [1000]
+    main.receive_rtp(video(200, 90_000, key=True, ssrc=1000), clock.advance(33))
+    assert consumer.current_layer == "main"
+    seqs = sink.seqs()
+    assert seqs[-1] == seqs[-2] + 1
+
+
+def test_closing_both_layers_closes_the_layered_consumer():
+    _, router, main, low, consumer, _, _ = setup_layers()
+    reasons = []
+    consumer.events.on("closed", reasons.append)
+    low.close()
+    main.close()
+    assert reasons == ["producer_closed"]
+    assert router.consumers == {}
+
+
+def test_a_low_layer_published_later_joins_existing_consumers():
+    clock = Clock()
+    router = Router("r", clock=clock)
+    upstream = RecordingSink()
+    main = router.create_producer("main", "video", "camera", "main", params(), upstream, group="g")
+    consumer = router.create_consumer(
+        "c", "main", params(ssrc=5000), RecordingSink(), preferred_layer="low"
+    )
+    assert consumer.target_layer == "main"
+    router.create_producer(
+        "low", "video", "camera", "low", params(ssrc=3000, rtx_ssrc=None), upstream, group="g"
+    )
+    assert consumer.target_layer == "low"
+    assert router.consumers_of("low") == (consumer,)
+    assert main.closed is False
+
+
+def test_a_low_layer_with_another_codec_does_not_join():
+    clock = Clock()
+    router = Router("r", clock=clock)
+    upstream = RecordingSink()
+    router.create_producer("main", "video", "camera", "main", params(), upstream, group="g")
+    consumer = router.create_consumer("c", "main", params(ssrc=5000), RecordingSink())
+    router.create_producer(
+        "low", "video", "camera", "low", params(H264, ssrc=3000), upstream, group="g"
+    )
+    assert [p.id for p in consumer.producers] == ["main"]
+    assert router.consumers_of("low") == ()
+
+
+def test_switching_back_and_forth_under_loss_gives_one_clean_repaired_stream():
+    rng = random.Random(3)
+    clock = Clock()
+    router = Router("r", clock=clock)
+    upstream = RecordingSink()
+    main = router.create_producer("main", "video", "camera", "main", params(), upstream, group="g")
+    low = router.create_producer(
+        "low", "video", "camera", "low", params(ssrc=3000, rtx_ssrc=3001), upstream, group="g"
+    )
+    received: dict[int, RtpPacket] = {}
+    unwrapper = SeqUnwrapper()
+
+    class Lossy(RecordingSink):
+        def send_rtp(self, data):
+            if rng.random() < 0.05:
+                return
+            packet = RtpPacket.parse(data)
+            if packet.ssrc == 5001:
+                packet = unwrap_rtx(packet, 120, 5000)
+            received.setdefault(unwrapper.unwrap(packet.sequence_number), packet)
+
+    def missing():
+        keys = sorted(received)
+        return [s & 0xFFFF for s in range(keys[0], keys[-1] + 1) if s not in received]
+
+    sub = params(SUB_VP8, ssrc=5000, rtx_ssrc=5001, extensions=SUB_EXT)
+    consumer = router.create_consumer("c", "main", sub, Lossy())
+    for f in range(600):
+        now = clock.advance(33)
+        if f % 100 == 50:
+            consumer.set_preferred_layer("low" if consumer.target_layer == "main" else "main")
+        for k in range(3):
+            seq = 60_000 + 3 * f + k
+            packet = video(
+                seq,
+                3000 * f,
+                key=f % 30 == 0 and k == 0,
+                start=k == 0,
+                ssrc=1000,
+                payload=None,
+                marker=k == 2,
+            )
+            main.receive_rtp(packet, now)
+        low.receive_rtp(
+            video(20_000 + f, 500_000 + 3000 * f, key=f % 30 == 15, ssrc=3000, marker=True), now
+        )
+        if f % 3 == 2:
+            consumer.receive_nack(missing())
+    for _ in range(20):
+        consumer.receive_nack(missing())
+    assert missing() == []
+    stream = [received[k] for k in sorted(received)]
+    assert consumer.stats().layer_switches >= 6
+    for a, b in itertools.pairwise(stream):
+        a_layer = int.from_bytes(a.payload[-4:], "big") < 50_000
+        b_layer = int.from_bytes(b.payload[-4:], "big") < 50_000
+        assert b.timestamp >= a.timestamp
+        if a.timestamp == b.timestamp:
+            assert a_layer == b_layer  # one frame never mixes layers
+        if a_layer != b_layer:
+            assert b.payload.startswith(VP8_KEY)  # every switch lands on a keyframe

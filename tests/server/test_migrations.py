@@ -1,0 +1,87 @@
+"""Migrations: an empty SQLite and an empty PostgreSQL database reach head and match the models."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from server.db.migrate import upgrade
+from server.db.models import Base
+
+
+def _schema_diff(connection: Connection) -> list[object]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, Base.metadata))
+
+
+def _tables_and_revision(connection: Connection) -> tuple[set[str], str | None]:
+    revision = MigrationContext.configure(connection).get_current_revision()
+    return set(inspect(connection).get_table_names()), revision
+
+
+async def test_an_empty_database_upgrades_to_head(database_url: str) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            tables, revision = await connection.run_sync(_tables_and_revision)
+    finally:
+        await engine.dispose()
+    assert set(Base.metadata.tables) <= tables
+    assert revision == "0001"
+
+
+async def test_the_migrated_schema_matches_the_models(database_url: str) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_schema_diff) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrading_twice_changes_nothing(database_url: str) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+    await asyncio.to_thread(upgrade, database_url)
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            _, revision = await connection.run_sync(_tables_and_revision)
+    finally:
+        await engine.dispose()
+    assert revision == "0001"
+
+
+async def test_a_database_migrates_down_to_empty_and_back(database_url: str) -> None:
+    from alembic import command
+
+    from server.db.migrate import alembic_config
+
+    await asyncio.to_thread(upgrade, database_url)
+    await asyncio.to_thread(command.downgrade, alembic_config(database_url), "base")
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            tables, revision = await connection.run_sync(_tables_and_revision)
+        assert revision is None and not (set(Base.metadata.tables) & tables)
+        await asyncio.to_thread(upgrade, database_url)
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_schema_diff) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_nodes_starting_together_migrate_one_at_a_time(database_url: str) -> None:
+    await asyncio.gather(*(asyncio.to_thread(upgrade, database_url) for _ in range(3)))
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_schema_diff) == []
+    finally:
+        await engine.dispose()

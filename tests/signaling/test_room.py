@@ -1,0 +1,243 @@
+"""Room logic: join, participants, stage, hands, mute, recording, notes, lesson end, replace."""
+
+from __future__ import annotations
+
+from signal_harness import LEAD_ROOM, LESSON_ID, Signal
+
+from signaling.errors import CloseCode
+from signaling.grants import Role
+
+
+async def test_joined_describes_the_lesson_the_peer_and_its_grants(signal: Signal) -> None:
+    lead = await signal.lead()
+    joined = lead.joined
+    assert joined["role"] == "lead"
+    assert joined["lesson"]["id"] == LESSON_ID
+    assert joined["lesson"]["subject"] == "数学"
+    assert joined["lesson"]["state"] == "scheduled"
+    assert joined["you"]["classroom_id"] == LEAD_ROOM
+    assert set(joined["you"]["publish"]) == {"camera", "board", "screen", "mic"}
+    assert "stage" in joined["you"]["controls"]
+    assert joined["stage"] is None and joined["hands"] == [] and joined["recording"] is False
+    assert joined["muted"] == ["r1", "r2", "r3"]
+    assert joined["resume_token"] and joined["peer_id"]
+    assert [p["classroom_id"] for p in joined["participants"]] == [LEAD_ROOM]
+
+
+async def test_a_receiver_joining_is_announced_to_the_lead(signal: Signal) -> None:
+    lead = await signal.lead()
+    r1 = await signal.receiver("r1")
+    event = await lead.expect("participant_joined")
+    assert event["participant"]["classroom_id"] == "r1"
+    assert event["participant"]["school"] == "石门教学点"
+    assert {p["classroom_id"] for p in r1.joined["participants"]} == {LEAD_ROOM, "r1"}
+
+
+async def test_a_patrol_peer_is_invisible_to_everyone_else(signal: Signal) -> None:
+    lead = await signal.lead()
+    r1 = await signal.receiver("r1")
+    patrol = await signal.patrol()
+    await lead.settle()
+    await r1.settle()
+    for client in (lead, r1):
+        assert "participant_joined" not in [
+            m["type"] for m in client.pending() if m.get("participant", {}).get("role") == "patrol"
+        ]
+    r2 = await signal.receiver("r2")
+    assert all(p["role"] != "patrol" for p in r2.joined["participants"])
+    # The patrol sees the visible participants, not itself in the list.
+    assert {p["classroom_id"] for p in patrol.joined["participants"]} == {LEAD_ROOM, "r1"}
+    patrol.send(type="leave")
+    assert await patrol.wait_closed() == CloseCode.NORMAL
+    await lead.settle()
+    assert not [m for m in lead.pending() if m["type"] == "participant_left"]
+
+
+async def test_the_lead_puts_a_present_receiver_on_stage_and_everyone_hears_of_it(
+    signal: Signal,
+) -> None:
+    lead = await signal.live()
+    r1 = await signal.receiver("r1")
+    r2 = await signal.receiver("r2")
+    reply = await lead.request("set_stage", classroom_id="r1")
+    assert reply == {"type": "ok", "id": reply["id"], "of": "set_stage"}
+    for client in (lead, r1, r2):
+        event = await client.expect("stage_changed")
+        assert event["classroom_id"] == "r1" and event["previous"] is None
+        # On stage, the lead hears the classroom.
+        assert event["muted"] == ["r2", "r3"]
+    await lead.request("set_stage", classroom_id=None)
+    event = await r2.expect(lambda m: m["type"] == "stage_changed" and m["classroom_id"] is None)
+    assert event["previous"] == "r1" and event["muted"] == ["r1", "r2", "r3"]
+
+
+async def test_stage_refuses_a_classroom_that_is_absent_or_not_in_the_lesson(
+    signal: Signal,
+) -> None:
+    lead = await signal.live()
+    assert (await lead.request("set_stage", classroom_id="r2"))["code"] == "invalid_target"
+    assert (await lead.request("set_stage", classroom_id="nowhere"))["code"] == "invalid_target"
+    assert (await lead.request("set_stage", classroom_id=LEAD_ROOM))["code"] == "invalid_target"
+
+
+async def test_stage_needs_a_live_lesson(signal: Signal) -> None:
+    lead = await signal.lead()
+    await signal.receiver("r1")
+    assert (await lead.request("set_stage", classroom_id="r1"))["code"] == "lesson_not_live"
+
+
+async def test_hands_queue_in_order_and_going_on_stage_lowers_a_hand(signal: Signal) -> None:
+    lead = await signal.live()
+    r1 = await signal.receiver("r1")
+    r2 = await signal.receiver("r2")
+    await r2.request("raise_hand")
+    await r1.request("raise_hand")
+    raised = await lead.expect(lambda m: m["type"] == "hand_raised" and m["classroom_id"] == "r1")
+    assert raised["hands"] == ["r2", "r1"]
+    # Raising twice changes nothing.
+    assert (await r1.request("raise_hand"))["type"] == "ok"
+    await lead.request("set_stage", classroom_id="r2")
+    lowered = await lead.expect("hand_lowered")
+    assert lowered == {"type": "hand_lowered", "id": None, "classroom_id": "r2", "hands": ["r1"]}
+    await r1.request("lower_hand")
+    lowered = await r2.expect(lambda m: m["type"] == "hand_lowered" and m["classroom_id"] == "r1")
+    assert lowered["hands"] == []
+    lead.clear()
+    assert (await r1.request("lower_hand"))["type"] == "ok"
+    await lead.settle()
+    assert "hand_lowered" not in lead.types()
+
+
+async def test_a_hand_is_lowered_when_its_classroom_leaves(signal: Signal) -> None:
+    lead = await signal.live()
+    r1 = await signal.receiver("r1")
+    await r1.request("raise_hand")
+    r1.send(type="leave")
+    lowered = await lead.expect("hand_lowered")
+    assert lowered["hands"] == []
+    left = await lead.expect("participant_left")
+    assert left["reason"] == "left" and left["classroom_id"] == "r1"
+
+
+async def test_the_lead_unmutes_an_off_stage_classroom_and_mutes_the_on_stage_one(
+    signal: Signal,
+) -> None:
+    lead = await signal.live()
+    r1 = await signal.receiver("r1")
+    await signal.receiver("r2")
+    await lead.request("mute", classroom_id="r2", muted=False)
+    event = await r1.expect("muted_changed")
+    assert event["classroom_id"] == "r2" and event["muted"] is False
+    assert event["all_muted"] == ["r1", "r3"]
+    await lead.request("set_stage", classroom_id="r1")
+    assert (await lead.expect("stage_changed"))["muted"] == ["r3"]
+    await lead.request("mute", classroom_id="r1", muted=True)
+    event = await lead.expect(lambda m: m["type"] == "muted_changed" and m["classroom_id"] == "r1")
+    assert event == {
+        "type": "muted_changed",
+        "id": None,
+        "classroom_id": "r1",
+        "muted": True,
+        "all_muted": ["r1", "r3"],
+    }
+    # Muting an already muted classroom sends nothing.
+    lead.clear()
+    await lead.request("mute", classroom_id="r3", muted=True)
+    assert "muted_changed" not in lead.types()
+
+
+async def test_taking_a_classroom_off_stage_forgets_the_leads_choice_for_it(
+    signal: Signal,
+) -> None:
+    lead = await signal.live()
+    await signal.receiver("r1")
+    await lead.request("mute", classroom_id="r1", muted=False)
+    await lead.request("set_stage", classroom_id="r1")
+    await lead.request("set_stage", classroom_id=None)
+    event = await lead.expect(lambda m: m["type"] == "stage_changed" and m["classroom_id"] is None)
+    assert "r1" in event["muted"]
+
+
+async def test_mute_refuses_a_classroom_outside_the_lesson(signal: Signal) -> None:
+    lead = await signal.lead()
+    reply = await lead.request("mute", classroom_id="elsewhere", muted=True)
+    assert reply["code"] == "invalid_target"
+
+
+async def test_recording_is_switched_by_the_lead_while_live(signal: Signal) -> None:
+    lead = await signal.lead()
+    r1 = await signal.receiver("r1")
+    assert (await lead.request("set_recording", on=True))["code"] == "lesson_not_live"
+    await lead.request("start_lesson")
+    assert (await r1.expect("lesson_started"))["at"]
+    assert (await lead.request("set_recording", on=True))["type"] == "ok"
+    assert (await r1.expect("recording_changed"))["on"] is True
+    await lead.request("set_recording", on=False)
+    assert (await r1.expect("recording_changed"))["on"] is False
+
+
+async def test_notes_reach_the_lead_and_patrol_only_with_an_offset_since_start(
+    signal: Signal,
+) -> None:
+    lead = await signal.live()
+    r1 = await signal.receiver("r1")
+    patrol = await signal.patrol()
+    reply = await patrol.request("add_note", text="板书清晰", scores={"互动": 4})
+    assert reply["type"] == "ok"
+    for client in (lead, patrol):
+        note = (await client.expect("note_added"))["note"]
+        assert note["text"] == "板书清晰" and note["author_role"] == "patrol"
+        assert note["offset_s"] is not None and note["offset_s"] >= 0
+        assert note["scores"] == {"互动": 4}
+    await r1.settle()
+    assert "note_added" not in r1.types()
+    (stored,) = signal.hooks.notes
+    assert stored.lesson_id == LESSON_ID and stored.text == "板书清晰"
+
+
+async def test_ending_the_lesson_closes_every_peer_after_a_final_message(signal: Signal) -> None:
+    lead = await signal.live()
+    r1 = await signal.receiver("r1")
+    patrol = await signal.patrol()
+    reply = await lead.request("end_lesson")
+    assert reply["type"] == "ok"
+    for client in (lead, r1, patrol):
+        assert await client.wait_closed() == CloseCode.LESSON_ENDED
+        assert client.types()[-1] == "lesson_ended"
+    assert signal.rooms.stats.live_lessons == 0
+    again = signal.connect()
+    reply = await again.request("join", version=1, token=signal.token(Role.RECEIVER, "r2"))
+    assert reply["code"] == "lesson_ended"
+
+
+async def test_a_second_join_for_the_same_classroom_replaces_the_first(signal: Signal) -> None:
+    lead = await signal.live()
+    first = await signal.receiver("r1")
+    await lead.request("set_stage", classroom_id="r1")
+    second = await signal.receiver("r1")
+    error = await first.expect("error")
+    assert error["code"] == "replaced"
+    assert await first.wait_closed() == CloseCode.REPLACED
+    left = await lead.expect("participant_left")
+    assert left["reason"] == "replaced" and left["peer_id"] == first.joined["peer_id"]
+    joined = await lead.expect(
+        lambda m: (
+            m["type"] == "participant_joined"
+            and m["participant"]["peer_id"] == second.joined["peer_id"]
+        )
+    )
+    assert joined["participant"]["classroom_id"] == "r1"
+    # The classroom keeps its place on stage.
+    assert second.joined["stage"] == "r1"
+    assert signal.rooms.stats.peers["receiver"] == 1
+
+
+async def test_stats_count_peers_messages_errors_and_live_lessons(signal: Signal) -> None:
+    lead = await signal.live()
+    await signal.receiver("r1")
+    await lead.request("mute", classroom_id="nowhere", muted=True)
+    stats = signal.rooms.stats
+    assert stats.peers["lead"] == 1 and stats.peers["receiver"] == 1
+    assert stats.live_lessons == 1
+    assert stats.messages["join"] == 2 and stats.messages["start_lesson"] == 1
+    assert stats.errors["invalid_target"] == 1

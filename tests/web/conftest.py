@@ -1,0 +1,67 @@
+"""Browser tests: the real service on a free port and Debian's Chromium with fake devices.
+
+One server and one browser per test module; each test opens its own browser contexts.
+Screenshots go to test-artifacts/web/ (gitignored) so a person can look at every page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_harness import CHROMIUM, CHROMIUM_FLAGS, District, LiveServer, PageWatch
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = LiveServer(tmp_path_factory.mktemp("web-data"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def district(live_server: LiveServer) -> District:
+    return live_server.seed()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM}")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def open_page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
+    """open_page(lang="zh-CN", width=1366, height=768) -> PageWatch in a fresh context."""
+    contexts: list[Any] = []
+
+    def make(lang: str = "zh-CN", width: int = 1366, height: int = 768) -> PageWatch:
+        context = browser.new_context(
+            base_url=live_server.url,
+            viewport={"width": width, "height": height},
+            locale=lang,
+            permissions=["camera", "microphone"],
+        )
+        # Only the first page load: the page's own language switch must stick.
+        key = "'tongke.lang'"
+        context.add_init_script(
+            f"if (!localStorage.getItem({key})) localStorage.setItem({key}, {lang!r});"
+        )
+        contexts.append(context)
+        return PageWatch(context.new_page())
+
+    yield make
+    for context in contexts:
+        context.close()

@@ -1,0 +1,205 @@
+// 管理: schools, classrooms, accounts, lessons (timetable) and join links with QR codes.
+// The server enforces every rule; this page only lists, creates, ends, revokes.
+import { api, logout, me } from "../api.js";
+import { qrSvg } from "../qr.js";
+import { apply, banner, catchAll, fmtDateTime, h, statePill, t, toast, topbar, userMessage } from "../ui.js";
+
+catchAll();
+const app = document.getElementById("app");
+const TABS = ["schools", "classrooms", "accounts", "lessons", "links"];
+const cache = { schools: [], classrooms: [], accounts: [], lessons: [] };
+let account = null;
+let current = "schools";
+
+function table(columns, rows, actions) {
+  return h("table", {},
+    h("thead", {}, h("tr", {}, ...columns.map((c) => h("th", {}, c[0])), actions ? h("th") : "")),
+    h("tbody", {}, ...rows.map((row) => h("tr", { dataset: { id: row.id } },
+      ...columns.map((c) => h("td", {}, c[1](row))), actions ? h("td", {}, actions(row)) : ""))));
+}
+
+function field(key, input) {
+  input.id = `f-${key}`;
+  input.name = key;
+  return h("div", {}, h("label", { for: input.id }, t(`admin.${key}`)), input);
+}
+const input = (attrs = {}) => h("input", attrs);
+function select(options, attrs = {}) {
+  return h("select", attrs, ...options.map(([value, label]) => h("option", { value }, label)));
+}
+const kindOptions = (kinds) => kinds.map((k) => [k, t(`admin.kind.${k}`)]);
+const schoolName = (id) => cache.schools.find((s) => s.id === id)?.name ?? "";
+const roomLabel = (c) => `${schoolName(c.school_id)} ${c.name}`;
+
+async function guarded(fn) {
+  try {
+    banner("");
+    await fn();
+  } catch (err) {
+    banner(userMessage(err));
+  }
+}
+
+function formOf(fields, onsubmit) {
+  const form = h("form", { class: "panel" }, h("div", { class: "row" }, ...fields),
+    h("div", { class: "actions" }, h("button", { class: "primary", type: "submit" }, t("common.create"))));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    guarded(async () => {
+      await onsubmit(Object.fromEntries(new FormData(form)), form);
+      form.reset();
+      toast(t("admin.created"));
+      await show(current);
+    });
+  });
+  return form;
+}
+
+const remove = (path) => () => guarded(async () => {
+  if (!confirm(t("admin.confirm"))) return;
+  await api(path, { method: "DELETE" });
+  await show(current);
+});
+
+const views = {
+  async schools() {
+    cache.schools = await api("/api/schools");
+    return [
+      formOf([field("name", input({ required: true })), field("kind", select(kindOptions(["central", "teaching_point"]))),
+        field("district", input())], (v) => api("/api/schools", { method: "POST", body: v })),
+      table([[t("admin.name"), (s) => s.name], [t("admin.kind"), (s) => t(`admin.kind.${s.kind}`)], [t("admin.district"), (s) => s.district]],
+        cache.schools, (s) => h("button", { type: "button", onclick: remove(`/api/schools/${s.id}`) }, t("common.delete"))),
+    ];
+  },
+  async classrooms() {
+    [cache.schools, cache.classrooms] = await Promise.all([api("/api/schools"), api("/api/classrooms")]);
+    return [
+      formOf([field("school", select(cache.schools.map((s) => [s.id, s.name]), { required: true })), field("name", input({ required: true })),
+        field("kind", select(kindOptions(["any", "lead", "receiving"])))],
+      (v) => api("/api/classrooms", { method: "POST", body: { school_id: v.school, name: v.name, kind: v.kind } })),
+      table([[t("admin.school"), (c) => schoolName(c.school_id)], [t("admin.name"), (c) => c.name], [t("admin.kind"), (c) => t(`admin.kind.${c.kind}`)]],
+        cache.classrooms, (c) => h("button", { type: "button", onclick: remove(`/api/classrooms/${c.id}`) }, t("common.delete"))),
+    ];
+  },
+  async accounts() {
+    [cache.schools, cache.accounts] = await Promise.all([api("/api/schools"), api("/api/accounts")]);
+    return [
+      formOf([field("username", input({ required: true, pattern: "[A-Za-z0-9_.\\-]{2,64}" })), field("display_name", input({ required: true })),
+        field("role", select(["teacher", "inspector", "admin"].map((r) => [r, t(`role.${r}`)]))),
+        field("school", select([["", t("common.none")], ...cache.schools.map((s) => [s.id, s.name])])),
+        field("password", input({ type: "password", minlength: 8, required: true, autocomplete: "new-password" }))],
+      (v) => api("/api/accounts", { method: "POST", body: { username: v.username, display_name: v.display_name, role: v.role, password: v.password, school_id: v.school || null } })),
+      table([[t("admin.username"), (a) => a.username], [t("admin.display_name"), (a) => a.display_name], [t("admin.role"), (a) => t(`role.${a.role}`)],
+        [t("admin.school"), (a) => schoolName(a.school_id)], [t("admin.active"), (a) => (a.active ? t("common.yes") : t("common.no"))]],
+      cache.accounts, (a) => (a.active && a.id !== account.id ? h("button", { type: "button", onclick: remove(`/api/accounts/${a.id}`) }, t("admin.deactivate")) : "")),
+    ];
+  },
+  async lessons() {
+    const admin = account.role === "admin";
+    [cache.schools, cache.classrooms, cache.lessons, cache.accounts] = await Promise.all([
+      api("/api/schools"), api("/api/classrooms"), api("/api/lessons"), admin ? api("/api/accounts") : Promise.resolve([account])]);
+    const rooms = cache.classrooms.map((c) => [c.id, roomLabel(c)]);
+    const teachers = cache.accounts.filter((a) => a.role === "teacher" && a.active).map((a) => [a.id, a.display_name]);
+    const meta = ["stage", "subject", "grade", "textbook", "volume", "unit"].map((k) => field(k, input()));
+    return [
+      formOf([field("title_field", input({ required: true })), field("teacher", select(teachers)),
+        field("lead_classroom", select(rooms)), field("receiver_classrooms", select(rooms, { multiple: true, size: 4 })),
+        field("start", input({ type: "datetime-local", required: true })), field("end", input({ type: "datetime-local", required: true })), ...meta],
+      (v, form) => api("/api/lessons", { method: "POST", body: {
+        title: v.title_field, teacher_id: v.teacher || null, lead_classroom_id: v.lead_classroom,
+        receiver_classroom_ids: [...form.querySelector("#f-receiver_classrooms").selectedOptions].map((o) => o.value),
+        scheduled_start: new Date(v.start).toISOString(), scheduled_end: new Date(v.end).toISOString(),
+        stage: v.stage, subject: v.subject, grade: v.grade, textbook_version: v.textbook, volume: v.volume, unit: v.unit,
+      } })),
+      table([[t("admin.state"), (l) => statePill(l.state)], [t("admin.title_field"), (l) => l.title], [t("admin.start"), (l) => fmtDateTime(l.scheduled_start)],
+        [t("admin.teacher"), (l) => l.teacher], [t("admin.lead_classroom"), (l) => `${l.lead.school} ${l.lead.name}`],
+        [t("lesson.receivers"), (l) => l.receivers.map((r) => `${r.school} ${r.name}`).join("、")]],
+      cache.lessons, (l) => h("span", { class: "actions", style: "margin:0" },
+        h("button", { type: "button", onclick: () => { linksLesson = l.id; show("links"); } }, t("admin.links")),
+        l.state === "live" ? h("button", { type: "button", onclick: () => guarded(async () => { await api(`/api/lessons/${l.id}/end`, { method: "POST" }); await show(current); }) }, t("admin.end_lesson")) : "",
+        l.state === "scheduled" ? h("button", { type: "button", onclick: remove(`/api/lessons/${l.id}`) }, t("common.delete")) : "")),
+    ];
+  },
+  async links() {
+    const admin = account.role === "admin";
+    [cache.lessons, cache.accounts] = await Promise.all([api("/api/lessons"), admin ? api("/api/accounts") : Promise.resolve([])]);
+    const lessons = cache.lessons.filter((l) => l.state !== "ended");
+    const chooser = select([["", "—"], ...lessons.map((l) => [l.id, `${l.title} · ${fmtDateTime(l.scheduled_start)}`])], { id: "links-lesson" });
+    chooser.value = linksLesson ?? "";
+    const list = h("div", { id: "links-list" });
+    const inspectors = cache.accounts.filter((a) => a.role === "inspector" && a.active);
+    const inspector = select(inspectors.map((a) => [a.id, a.display_name]), { id: "patrol-inspector" });
+    const load = () => guarded(async () => {
+      linksLesson = chooser.value;
+      list.replaceChildren();
+      if (!linksLesson) return;
+      const links = await api(`/api/lessons/${linksLesson}/links`);
+      list.append(h("div", { class: "cards" }, ...links.filter((k) => !k.revoked_at).map(linkCard)));
+    });
+    chooser.addEventListener("change", load);
+    const roster = h("button", { class: "primary", type: "button", onclick: () => guarded(async () => {
+      if (!chooser.value) return;
+      await api(`/api/lessons/${chooser.value}/links/roster`, { method: "POST", body: {} });
+      await load();
+    }) }, t("admin.roster_links"));
+    const patrol = h("button", { type: "button", onclick: () => guarded(async () => {
+      if (!chooser.value || !inspector.value) return;
+      await api(`/api/lessons/${chooser.value}/links`, { method: "POST", body: { account_id: inspector.value } });
+      await load();
+    }) }, t("admin.patrol_link"));
+    await load();
+    return [
+      h("div", { class: "panel" }, h("div", { class: "row", style: "display:flex; gap:.6rem; align-items:end; flex-wrap:wrap" },
+        h("div", { style: "flex:2 1 280px" }, h("label", { for: "links-lesson" }, t("admin.choose_lesson")), chooser),
+        roster, inspectors.length ? h("div", {}, h("label", { for: "patrol-inspector" }, t("admin.inspector")), inspector) : "", inspectors.length ? patrol : "")),
+      list,
+    ];
+  },
+};
+let linksLesson = null;
+
+function linkCard(link) {
+  const who = link.role === "patrol" ? t("role.patrol") : `${t(`role.${link.role}`)} · ${link.classroom ?? ""}`;
+  const copy = h("button", { type: "button", onclick: async () => {
+    await navigator.clipboard?.writeText(link.url).catch(() => {});
+    toast(t("admin.copied"));
+  } }, t("admin.copy"));
+  const revoke = h("button", { type: "button", onclick: () => guarded(async () => {
+    if (!confirm(t("admin.confirm"))) return;
+    await api(`/api/lessons/${link.lesson_id}/links/${link.id}/revoke`, { method: "POST" });
+    await show("links");
+  }) }, t("admin.revoke"));
+  return h("div", { class: "card", dataset: { link: link.id } },
+    h("b", {}, who),
+    h("div", { class: "qr" }, qrSvg(link.url, 3)),
+    h("div", { class: "small muted", style: "word-break: break-all" }, h("a", { href: link.url }, link.url)),
+    h("div", { class: "actions" }, copy, revoke));
+}
+
+const body = h("div", { id: "admin-body" });
+const tabs = h("div", { class: "tabs" }, ...TABS.map((name) =>
+  h("button", { type: "button", id: `tab-${name}`, dataset: { tab: name }, onclick: () => show(name) }, t(`admin.${name}`))));
+
+async function show(name) {
+  current = name;
+  for (const b of tabs.children) b.classList.toggle("active", b.dataset.tab === name);
+  await guarded(async () => {
+    const nodes = await views[name]();
+    body.replaceChildren(...nodes);
+  });
+}
+
+async function main() {
+  account = await me().catch(() => null);
+  topbar({ title: t("admin.title"), account, onLogout: async () => { await logout(); location.href = "/"; } });
+  if (!account || !["admin", "teacher"].includes(account.role)) {
+    app.replaceChildren(h("div", { class: "panel" }, h("p", {}, t("admin.need_admin")),
+      h("a", { class: "btn primary", href: "/login/?next=/admin/" }, t("nav.login"))));
+    return;
+  }
+  app.replaceChildren(h("h1", {}, t("admin.title")), tabs, body);
+  apply(app);
+  await show(account.role === "admin" ? "schools" : "lessons");
+}
+
+main();

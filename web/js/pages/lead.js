@@ -1,0 +1,302 @@
+// 主讲端: publish camera (main + low), board camera, screen and microphone; see every receiving
+// classroom; raised hands in order; stage, mute, recording, start and end the lesson.
+import { LessonMedia, listDevices, openCamera, openMic, openScreen } from "../client.js";
+import { audioSink, connectedClient, every, loadJoin, qualityPill, storedJoinSource, videoTile } from "../lesson.js";
+import { apply, banner, catchAll, h, t, toast, topbar, userMessage } from "../ui.js";
+
+catchAll();
+const saved = loadJoin();
+const { slot } = topbar({ title: saved?.join?.lesson?.title ?? t("lead.title") });
+const app = document.getElementById("app");
+
+const S = {
+  joined: null,
+  participants: new Map(), // peer_id -> participant
+  stage: null,
+  hands: [],
+  muted: new Set(),
+  recording: false,
+  lessonState: "scheduled",
+  quality: new Map(), // peer_id -> quality message
+};
+
+// Layout ----------------------------------------------------------------------------------
+const rec = h("span", { class: "rec hidden", id: "rec-indicator" }, t("lead.recording"));
+const quality = qualityPill();
+slot.append(rec, quality.root);
+
+const mine = videoTile({ placeholder: t("media.camera_off"), id: "my-camera" });
+mine.label(t("lead.my_picture"));
+const boardTile = videoTile({ placeholder: t("lead.no_board"), id: "my-board" });
+boardTile.label(t("lead.board"));
+const screenTile = videoTile({ placeholder: t("lead.screen"), id: "my-screen" });
+screenTile.label(t("lead.screen"));
+const grid = h("div", { class: "receivers", id: "receivers" });
+const empty = h("p", { class: "muted", id: "no-receivers" }, t("lead.no_receivers"));
+const handsList = h("ol", { id: "hands" });
+const noHands = h("p", { class: "muted" }, t("lead.no_hands"));
+
+const startBtn = h("button", { class: "primary big", type: "button", id: "start-lesson" }, t("lead.start_lesson"));
+const recBtn = h("button", { type: "button", id: "toggle-recording" }, t("lead.record_start"));
+const endBtn = h("button", { class: "danger", type: "button", id: "end-lesson" }, t("lead.end_lesson"));
+const notStarted = h("p", { class: "banner info", id: "not-started" }, t("lead.not_started"));
+
+const camSelect = h("select", { id: "camera-select" });
+const boardSelect = h("select", { id: "board-select" });
+const micSelect = h("select", { id: "mic-select" });
+const shareBtn = h("button", { type: "button", id: "share-screen" }, t("lead.share"));
+
+app.replaceChildren(
+  h("div", { class: "classroom" },
+    h("section", { class: "stack" },
+      notStarted,
+      h("h2", {}, t("lead.receivers")),
+      empty,
+      grid),
+    h("aside", { class: "side" },
+      mine.root,
+      h("div", { class: "strip" }, boardTile.root, screenTile.root),
+      h("div", { class: "panel" }, h("div", { class: "actions", style: "margin-top:0" }, startBtn, recBtn, endBtn)),
+      h("div", { class: "panel hands" }, h("h3", {}, t("lead.hands")), noHands, handsList),
+      h("div", { class: "panel" }, h("h3", {}, t("lead.devices")),
+        h("label", { for: "camera-select" }, t("lead.camera")), camSelect,
+        h("label", { for: "board-select" }, t("lead.board")), boardSelect,
+        h("label", { for: "mic-select" }, t("lead.mic")), micSelect,
+        h("div", { class: "actions" }, shareBtn)))),
+);
+apply(app);
+
+// Receiving classroom tiles ---------------------------------------------------------------
+const tiles = new Map(); // classroom_id -> {root, video, stageBtn, muteBtn, badges, quality}
+
+function tileFor(p) {
+  let tile = tiles.get(p.classroom_id);
+  if (tile) return tile;
+  const video = videoTile({ placeholder: t("media.no_video") });
+  const stageBtn = h("button", { type: "button", class: "stage-btn", onclick: () => toggleStage(p.classroom_id) });
+  const muteBtn = h("button", { type: "button", class: "mute-btn", onclick: () => toggleMute(p.classroom_id) });
+  const badges = h("span", { class: "row", style: "margin:0" });
+  const q = qualityPill();
+  const name = h("span", { class: "name" });
+  const root = h("div", { class: "tile", dataset: { classroom: p.classroom_id } }, video.root,
+    h("div", { class: "row" }, name, q.root), h("div", { class: "row" }, badges, stageBtn, muteBtn));
+  tile = { root, video, stageBtn, muteBtn, badges, name, quality: q };
+  tiles.set(p.classroom_id, tile);
+  grid.append(root);
+  return tile;
+}
+
+function render() {
+  const receivers = [...S.participants.values()].filter((p) => p.role === "receiver");
+  const present = new Set(receivers.map((p) => p.classroom_id));
+  for (const [id, tile] of tiles) {
+    if (!present.has(id)) {
+      tile.root.remove();
+      tiles.delete(id);
+    }
+  }
+  empty.classList.toggle("hidden", receivers.length > 0);
+  const live = S.lessonState === "live";
+  for (const p of receivers) {
+    const tile = tileFor(p);
+    tile.name.textContent = p.name;
+    tile.name.title = p.name;
+    const onStage = S.stage === p.classroom_id;
+    const hand = S.hands.indexOf(p.classroom_id);
+    const muted = S.muted.has(p.classroom_id);
+    tile.video.root.classList.toggle("on-stage", onStage);
+    tile.root.dataset.stage = String(onStage);
+    tile.badges.replaceChildren(
+      onStage ? h("span", { class: "pill stage" }, t("lead.stage_now")) : "",
+      hand >= 0 ? h("span", { class: "pill hand" }, `✋ ${hand + 1}`) : "",
+      p.state === "lost" ? h("span", { class: "pill poor" }, t("lead.lost")) : "",
+      muted ? h("span", { class: "pill" }, t("lead.muted")) : "",
+    );
+    tile.stageBtn.textContent = onStage ? t("lead.off_stage") : t("lead.on_stage");
+    tile.stageBtn.className = onStage ? "stage-btn on" : "stage-btn";
+    tile.stageBtn.disabled = !live;
+    tile.muteBtn.textContent = muted ? t("lead.unmute") : t("lead.mute");
+    const q = S.quality.get(p.peer_id);
+    if (q) tile.quality.set(levelOf(q), { rtt_ms: q.rtt_ms, loss_pct: q.loss * 100, jitter_ms: q.jitter_ms });
+  }
+  const names = new Map(receivers.map((p) => [p.classroom_id, p.name]));
+  handsList.replaceChildren(...S.hands.map((id) =>
+    h("li", {}, names.get(id) ?? id, " ",
+      h("button", { type: "button", disabled: !live, onclick: () => toggleStage(id) }, t("lead.on_stage")))));
+  noHands.classList.toggle("hidden", S.hands.length > 0);
+  startBtn.classList.toggle("hidden", live);
+  notStarted.classList.toggle("hidden", live);
+  recBtn.disabled = !live && !S.recording;
+  recBtn.textContent = S.recording ? t("lead.record_stop") : t("lead.record_start");
+  recBtn.className = S.recording ? "on" : "";
+  rec.classList.toggle("hidden", !S.recording);
+  attachMedia();
+}
+
+function levelOf(q) {
+  const loss = q.loss * 100;
+  if ((q.rtt_ms ?? 0) > 400 || loss > 8) return "poor";
+  if ((q.rtt_ms ?? 0) > 150 || loss > 2) return "fair";
+  return "good";
+}
+
+// Media -------------------------------------------------------------------------------------
+let media = null;
+const sink = audioSink(app);
+
+function attachMedia() {
+  if (!media) return;
+  for (const [classroomId, tile] of tiles) {
+    const [video] = media.find({ classroomId, source: "camera" });
+    tile.video.setTrack(video?.track ?? null);
+    tile.root.dataset.mid = video?.mid ?? "";
+  }
+  sink.set([...media.consumers.values()].filter((c) => c.producer.kind === "audio").map((c) => c.track));
+}
+
+async function fillDevices() {
+  const { cameras, mics } = await listDevices();
+  const opts = (list) => list.map((d, i) => h("option", { value: d.deviceId }, d.label || `#${i + 1}`));
+  camSelect.replaceChildren(...opts(cameras));
+  boardSelect.replaceChildren(h("option", { value: "" }, t("lead.no_board")), ...opts(cameras));
+  micSelect.replaceChildren(...opts(mics));
+}
+
+async function startMedia() {
+  const tracks = {};
+  try {
+    tracks.camera = await openCamera();
+    mine.setTrack(tracks.camera);
+  } catch (err) {
+    banner(userMessage(err));
+  }
+  try {
+    tracks.mic = await openMic();
+  } catch (err) {
+    banner(userMessage(err));
+  }
+  await fillDevices().catch(() => {});
+  if (tracks.camera) camSelect.value = tracks.camera.getSettings().deviceId ?? "";
+  if (tracks.mic) micSelect.value = tracks.mic.getSettings().deviceId ?? "";
+  await media.publish(tracks).catch((err) => banner(userMessage(err)));
+}
+
+camSelect.addEventListener("change", async () => {
+  try {
+    const track = await openCamera(camSelect.value);
+    media.tracks.camera?.stop();
+    mine.setTrack(track);
+    await media.setSource("camera", track);
+  } catch (err) {
+    banner(userMessage(err));
+  }
+});
+boardSelect.addEventListener("change", async () => {
+  try {
+    const track = boardSelect.value ? await openCamera(boardSelect.value, { width: 1920, height: 1080, frameRate: 15 }) : null;
+    media.tracks.board?.stop();
+    boardTile.setTrack(track);
+    await media.setSource("board", track);
+  } catch (err) {
+    banner(userMessage(err));
+  }
+});
+micSelect.addEventListener("change", async () => {
+  try {
+    const track = await openMic(micSelect.value);
+    media.tracks.mic?.stop();
+    await media.setSource("mic", track);
+  } catch (err) {
+    banner(userMessage(err));
+  }
+});
+shareBtn.addEventListener("click", async () => {
+  try {
+    if (media.tracks.screen) {
+      media.tracks.screen.stop();
+      screenTile.setTrack(null);
+      await media.setSource("screen", null);
+      shareBtn.textContent = t("lead.share");
+      return;
+    }
+    const track = await openScreen();
+    track.addEventListener("ended", () => shareBtn.click());
+    screenTile.setTrack(track);
+    shareBtn.textContent = t("lead.stop_share");
+    await media.setSource("screen", track);
+  } catch (err) {
+    banner(userMessage(err));
+  }
+});
+
+// Commands ---------------------------------------------------------------------------------
+let client = null;
+
+async function send(message) {
+  try {
+    return await client.request(message);
+  } catch (err) {
+    banner(userMessage(err));
+    return null;
+  }
+}
+const toggleStage = (id) => send({ type: "set_stage", classroom_id: S.stage === id ? null : id });
+const toggleMute = (id) => send({ type: "mute", classroom_id: id, muted: !S.muted.has(id) });
+startBtn.addEventListener("click", () => send({ type: "start_lesson" }));
+recBtn.addEventListener("click", () => send({ type: "set_recording", on: !S.recording }));
+endBtn.addEventListener("click", () => {
+  if (confirm(t("lead.end_confirm"))) send({ type: "end_lesson" });
+});
+
+function applyJoined(m) {
+  S.joined = m;
+  S.participants = new Map(m.participants.map((p) => [p.peer_id, p]));
+  S.stage = m.stage;
+  S.hands = m.hands;
+  S.muted = new Set(m.muted);
+  S.recording = m.recording;
+  S.lessonState = m.lesson.state;
+  render();
+}
+
+async function main() {
+  if (!saved?.join) {
+    banner(t("err.no_token"));
+    return;
+  }
+  client = connectedClient(storedJoinSource(), { slot });
+  media = new LessonMedia(client);
+  window.tongke = { client, media, state: S };
+  client.on("joined", applyJoined);
+  const upsert = (m) => { S.participants.set(m.participant.peer_id, m.participant); render(); };
+  client.on("participant_joined", upsert);
+  client.on("participant_updated", upsert);
+  client.on("participant_lost", upsert);
+  client.on("participant_left", (m) => { S.participants.delete(m.peer_id); render(); });
+  client.on("stage_changed", (m) => { S.stage = m.classroom_id; S.muted = new Set(m.muted); render(); });
+  client.on("hand_raised", (m) => { S.hands = m.hands; render(); toast(`✋ ${S.participants.size ? nameOf(m.classroom_id) : ""}`); });
+  client.on("hand_lowered", (m) => { S.hands = m.hands; render(); });
+  client.on("muted_changed", (m) => { S.muted = new Set(m.all_muted); render(); });
+  client.on("recording_changed", (m) => { S.recording = m.on; render(); });
+  client.on("lesson_started", () => { S.lessonState = "live"; render(); });
+  client.on("lesson_ended", () => { S.lessonState = "ended"; render(); media.close(); });
+  client.on("quality", (m) => { S.quality.set(m.peer_id, m); render(); });
+  media.on("consumers", attachMedia);
+  media.on("error", (err) => banner(userMessage(err)));
+  try {
+    await client.start();
+  } catch {
+    return; // the banner already says why
+  }
+  await startMedia();
+  every(2000, async () => {
+    const s = await media.stats();
+    quality.set(s.level, s);
+  });
+}
+
+function nameOf(classroomId) {
+  return [...S.participants.values()].find((p) => p.classroom_id === classroomId)?.name ?? "";
+}
+
+main();

@@ -1,0 +1,36 @@
+// Sign in; then back to where the user came from (?next=/path) or home.
+import { api, rememberSignIn } from "../api.js";
+import { apply, banner, catchAll, h, t, topbar, userMessage } from "../ui.js";
+
+catchAll();
+topbar({ title: t("login.title") });
+const app = document.getElementById("app");
+const user = h("input", { id: "username", name: "username", autocomplete: "username", required: true });
+const pass = h("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
+const submit = h("button", { class: "primary big", type: "submit", "data-i18n": "login.submit" });
+const form = h(
+  "form",
+  {
+    id: "login-form",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      submit.disabled = true;
+      banner("");
+      try {
+        await api("/api/auth/login", { method: "POST", body: { username: user.value.trim(), password: pass.value } });
+        rememberSignIn(true);
+        const next = new URLSearchParams(location.search).get("next");
+        location.href = next && next.startsWith("/") && !next.startsWith("//") ? next : "/";
+      } catch (err) {
+        banner(err.status === 401 ? t("login.failed") : userMessage(err));
+        submit.disabled = false;
+      }
+    },
+  },
+  h("label", { for: "username", "data-i18n": "login.username" }), user,
+  h("label", { for: "password", "data-i18n": "login.password" }), pass,
+  h("div", { class: "actions" }, submit),
+);
+app.replaceChildren(h("div", { class: "panel", style: "max-width: 28rem; margin: 2rem auto" }, h("h1", { "data-i18n": "login.title" }), form));
+apply(app);
+user.focus();

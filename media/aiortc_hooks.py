@@ -314,6 +314,22 @@ def decoder_thread_ident(receiver: Any) -> int | None:
     return None if thread is None else thread.ident
 
 
+def set_audio_level_source(sender: RTCRtpSender, level_dbov: Callable[[], int]) -> None:
+    """Stamp ssrc-audio-level on pre-encoded audio: aiortc only measures decoded frames.
+
+    ``level_dbov()`` returns the level in dBov (0 loudest, -127 silence) for each packet.
+    """
+    original = sender._next_encoded_frame
+
+    async def next_encoded_frame(codec: Any) -> Any:
+        frame = await original(codec)
+        if frame is not None and frame.audio_level is None:
+            frame.audio_level = level_dbov()
+        return frame
+
+    sender._next_encoded_frame = next_encoded_frame  # type: ignore[method-assign]
+
+
 async def send_raw_rtcp(dtls: RTCDtlsTransport, data: bytes) -> None:
     """Send hand-made RTCP (e.g. a PLI or REMB from a synthetic receiver) through aiortc's DTLS."""
     await dtls._send_rtp(data)

@@ -153,3 +153,45 @@ def extension_rewriter(producer: RtpParameters, consumer: RtpParameters) -> Exte
         tuple(sorted(consumer.header_extensions.items())),
         consumer.mid,
     )
+
+
+# VP8 payload descriptor ids (RFC 7741 4.2), kept continuous across a layer switch.
+
+
+def vp8_ids(payload: bytes) -> tuple[int, int, int]:
+    """``(picture id or -1, its mask 0x7F / 0x7FFF or 0, TL0PICIDX or -1)`` of a VP8 payload."""
+    n = len(payload)
+    if n < 3 or not payload[0] & 0x80:
+        return -1, 0, -1
+    x = payload[1]
+    pos = 2
+    pid, mask, tl0 = -1, 0, -1
+    if x & 0x80:
+        if payload[2] & 0x80:
+            if n < 4:
+                return -1, 0, -1
+            pid, mask, pos = ((payload[2] & 0x7F) << 8) | payload[3], 0x7FFF, 4
+        else:
+            pid, mask, pos = payload[2], 0x7F, 3
+    if x & 0x40 and pos < n:
+        tl0 = payload[pos]
+    return pid, mask, tl0
+
+
+def vp8_with_ids(payload: bytes, pid: int, tl0: int) -> bytes:
+    """``payload`` with its picture id and TL0PICIDX replaced (same field widths; -1 keeps)."""
+    b = bytearray(payload)
+    pos = 2
+    if b[1] & 0x80:
+        if b[2] & 0x80:
+            if pid >= 0:
+                b[2] = 0x80 | (pid >> 8) & 0x7F
+                b[3] = pid & 0xFF
+            pos = 4
+        else:
+            if pid >= 0:
+                b[2] = pid & 0x7F
+            pos = 3
+    if b[1] & 0x40 and tl0 >= 0:
+        b[pos] = tl0 & 0xFF
+    return bytes(b)

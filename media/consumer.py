@@ -21,9 +21,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-from media.codecs import RtpParameters, extension_rewriter
+from media.codecs import ExtensionRewriter, RtpParameters, extension_rewriter
 from media.events import EventEmitter, monotonic_ms
 from media.producer import Producer
 from media.rtcp import (
@@ -40,6 +40,19 @@ logger = logging.getLogger(__name__)
 
 GUARD_PACKETS = 1000  # after a (re)sync, older packets than the sync point are dropped
 SEGMENTS_KEPT = 4  # seq/ts mappings remembered for answering NACKs across switches
+RESTART_GAP = 3000  # a keyframe this far behind the last packet sent starts a new segment
+
+
+class Segment(NamedTuple):
+    """A run of outgoing packets from one anchor: how its sequence numbers map back."""
+
+    start: int  # first outgoing sequence number
+    producer: Producer
+    seq_offset: int
+    ts_offset: int
+    rewriter: ExtensionRewriter
+    pid_offset: int = 0  # VP8 picture id / TL0PICIDX shifts (layered consumers)
+    tl0_offset: int = 0
 
 
 class RtpSink(Protocol):
@@ -135,10 +148,10 @@ class Consumer:
         self._max_seq = 0  # highest outgoing seq sent
         self._max_ts = 0  # outgoing ts of that packet
         self._max_arrival_ms = 0  # its arrival time at the server
+        self._max_packet: RtpPacket | None = None  # and the packet itself
         self._guard = 0
         self._guard_seq = 0
-        # (first outgoing seq, producer, seq offset, ts offset), newest last.
-        self._segments: list[tuple[int, Producer, int, int]] = []
+        self._segments: list[Segment] = []  # newest last
         self._last_sr: tuple[int, int] | None = None  # (compact NTP, now_ms) of our last SR
 
     @staticmethod
@@ -197,6 +210,14 @@ class Consumer:
         self._active = True
         self.request_key_frame()
 
+    def set_preferred_layer(self, name: str) -> None:
+        """Single-layer consumers have nothing to choose (LayeredConsumer overrides this)."""
+
+    @property
+    def current_layer(self) -> str | None:
+        """The layer being forwarded; a single-layer consumer forwards "main"."""
+        return "main"
+
     def _restart(self) -> None:
         """Subclass hook: forget the current sync so the next keyframe re-anchors."""
 
@@ -219,7 +240,12 @@ class Consumer:
         self._ts_offset = ts_offset
         out_seq = (packet.sequence_number + seq_offset) & 0xFFFF
         self._max_seq = (out_seq - 1) & 0xFFFF
-        self._segments.append((out_seq, producer, seq_offset, ts_offset))
+        pid_offset, tl0_offset = self._anchor_ids(packet)
+        self._segments.append(
+            Segment(
+                out_seq, producer, seq_offset, ts_offset, self._rewriter, pid_offset, tl0_offset
+            )
+        )
         del self._segments[:-SEGMENTS_KEPT]
         self._producer = producer
         self._guard = GUARD_PACKETS
@@ -247,13 +273,18 @@ class Consumer:
     def _write(self, packet: RtpPacket) -> None:
         """Rewrite ``packet`` for this subscriber and send it (the segment is anchored)."""
         seq = packet.sequence_number
+        behind = (self._max_seq - self._seq_offset - seq) & 0xFFFF
+        if RESTART_GAP < behind < 0x8000:  # far behind: the publisher restarted its numbering
+            if not packet.keyframe:
+                return
+            self._anchor(packet, self._producer)
         if self._guard:
             self._guard -= 1
             if (seq - self._guard_seq) & 0xFFFF >= 0x8000:
                 return  # older than the sync point: the subscriber never saw its segment
         out_seq = (seq + self._seq_offset) & 0xFFFF
         out_ts = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
-        b0, tail = self._rewriter.tail(packet)
+        b0, tail = self._tail(packet)
         data = (
             RTP_HEADER.pack(b0, self._marker_pt[packet.marker], out_seq, out_ts, self._ssrc) + tail
         )
@@ -265,6 +296,19 @@ class Consumer:
             self._max_seq = out_seq
             self._max_ts = out_ts
             self._max_arrival_ms = packet.arrival_ms
+            self._max_packet = packet
+
+    def _tail(self, packet: RtpPacket) -> tuple[int, bytes]:
+        """First byte and bytes after the fixed header of this subscriber's copy."""
+        return self._rewriter.tail(packet)
+
+    def _anchor_ids(self, packet: RtpPacket) -> tuple[int, int]:
+        """Codec id shifts for a new segment (LayeredConsumer keeps VP8 ids continuous)."""
+        return 0, 0
+
+    def _payload_of(self, packet: RtpPacket, segment: Segment) -> bytes:
+        """The payload as this subscriber got it in ``segment`` (for retransmission)."""
+        return packet.payload
 
     # -- RTCP from the subscriber -----------------------------------------------------
 
@@ -280,29 +324,28 @@ class Consumer:
             if packet is None or seg is None:
                 stats.nack_misses += 1
                 continue
-            ts = (packet.timestamp + seg[3]) & 0xFFFFFFFF
-            profile, body = self._rewriter.rewrite(packet, now)
+            ts = (packet.timestamp + seg.ts_offset) & 0xFFFFFFFF
+            profile, body = seg.rewriter.rewrite(packet, now)
+            payload = self._payload_of(packet, seg)
             if self._rtx:
-                payload = out_seq.to_bytes(2, "big") + packet.payload
+                payload = out_seq.to_bytes(2, "big") + payload
                 seq, ssrc, pt = self._rtx_seq, self._rtx_ssrc, self._rtx_pt
                 self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
             else:
-                payload, seq, ssrc, pt = packet.payload, out_seq, self._ssrc, self._pt
+                seq, ssrc, pt = out_seq, self._ssrc, self._pt
             data = pack_rtp(
                 packet.marker, pt, seq, ts, ssrc, payload, packet.csrc, profile, body, 0
             )
             self._sink.send_rtp(data)
             stats.packets_retransmitted += 1
 
-    def _find(
-        self, out_seq: int, now_ms: int
-    ) -> tuple[RtpPacket | None, tuple[int, Producer, int, int] | None]:
+    def _find(self, out_seq: int, now_ms: int) -> tuple[RtpPacket | None, Segment | None]:
         ahead = (out_seq - self._max_seq) & 0xFFFF
         if 0 < ahead < 0x8000:
             return None, None  # never sent
         for seg in reversed(self._segments):
-            if (out_seq - seg[0]) & 0xFFFF < 0x8000:
-                return seg[1].buffer.get((out_seq - seg[2]) & 0xFFFF, now_ms), seg
+            if (out_seq - seg.start) & 0xFFFF < 0x8000:
+                return seg.producer.buffer.get((out_seq - seg.seq_offset) & 0xFFFF, now_ms), seg
         return None, None
 
     def receive_key_frame_request(self) -> None:

@@ -18,12 +18,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from media.codecs import RtpParameters, extension_rewriter
-from media.consumer import Consumer, ConsumerListener, RtpSink
+from media.codecs import RtpParameters, extension_rewriter, vp8_ids, vp8_with_ids
+from media.consumer import Consumer, ConsumerListener, RtpSink, Segment
 from media.events import monotonic_ms
 from media.producer import Producer
 from media.rtcp import RtcpReportBlock
-from media.rtp import RtpPacket
+from media.rtp import RtpPacket, pack_tail
 
 LOW = 0
 MAIN = 1
@@ -267,6 +267,11 @@ class LayeredConsumer(Consumer):
         )
         self.selector.set_available(tuple(by_index))
 
+        # VP8: the two copies come from two encoders, so picture ids are shifted to continue.
+        self._vp8 = params.codec.name == "VP8"
+        self._pid_shift = 0
+        self._tl0_shift = 0
+
     @property
     def producers(self) -> tuple[Producer, ...]:
         return tuple(self._layers.values())
@@ -302,10 +307,51 @@ class LayeredConsumer(Consumer):
     def _restart(self) -> None:
         self.selector.reset()
 
+    def _anchor_ids(self, packet: RtpPacket) -> tuple[int, int]:
+        last = self._max_packet
+        if self._vp8 and last is not None:
+            pid, mask, tl0 = vp8_ids(packet.payload)
+            last_pid, _, last_tl0 = vp8_ids(last.payload)  # as sent: plus the current shifts
+            if pid >= 0 and last_pid >= 0:
+                self._pid_shift = (last_pid + self._pid_shift + 1 - pid) & mask
+            if tl0 >= 0 and last_tl0 >= 0:
+                self._tl0_shift = (last_tl0 + self._tl0_shift + 1 - tl0) & 0xFF
+        return self._pid_shift, self._tl0_shift
+
+    def _tail(self, packet: RtpPacket) -> tuple[int, bytes]:
+        if not (self._pid_shift or self._tl0_shift):
+            return self._rewriter.tail(packet)  # ids unchanged: the shared cached copy
+        pid, mask, tl0 = vp8_ids(packet.payload)
+        payload = vp8_with_ids(
+            packet.payload,
+            (pid + self._pid_shift) & mask if pid >= 0 else -1,
+            (tl0 + self._tl0_shift) & 0xFF if tl0 >= 0 else -1,
+        )
+        profile, body = self._rewriter.rewrite(packet)
+        return pack_tail(payload, packet.csrc, profile, body, packet.padding_size)
+
+    def _payload_of(self, packet: RtpPacket, segment: Segment) -> bytes:
+        if not self._vp8 or not (segment.pid_offset or segment.tl0_offset):
+            return packet.payload
+        pid, mask, tl0 = vp8_ids(packet.payload)
+        return vp8_with_ids(
+            packet.payload,
+            (pid + segment.pid_offset) & mask if pid >= 0 else -1,
+            (tl0 + segment.tl0_offset) & 0xFF if tl0 >= 0 else -1,
+        )
+
     def request_key_frame(self) -> None:
         target = self._layers.get(self.selector.target_layer)
         if target is not None:
             target.request_key_frame()
+
+    def receive_key_frame_request(self) -> None:
+        """The subscriber's decoder is stuck: the layer it gets must send a keyframe (and the
+        target too, when a switch is pending)."""
+        super().receive_key_frame_request()
+        current = self._layers.get(self.selector.current_layer)
+        if current is not None and self.selector.current_layer != self.selector.target_layer:
+            current.request_key_frame()
 
     def set_preferred_layer(self, name: str) -> None:
         """Cap the layer (role default, subscriber choice); switches at the next keyframe."""

@@ -13,7 +13,9 @@ from typing import Any
 
 from aiortc import RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.sdp import SessionDescription
 
+from media import aiortc_hooks as hooks
 from media.codecs import CodecInfo, RtpParameters
 
 
@@ -111,3 +113,62 @@ def capabilities_for(codec: CodecInfo) -> list[Any]:
     if codec.kind == "video":
         chosen += [cap for cap in caps if cap.mimeType.lower() == "video/rtx"]
     return chosen
+
+
+def check_publisher_offer(description: SessionDescription) -> None:
+    """Refuse what tongke cannot forward BEFORE aiortc applies the offer (no rollback there)."""
+    if not description.media:
+        raise NegotiationError("bad_offer", "The offer has no m-line.")
+    for media in description.media:
+        if media.kind not in ("audio", "video"):
+            raise NegotiationError("bad_offer", f"Media kind {media.kind!r} is not supported.")
+        if media.direction not in ("sendonly", "sendrecv"):
+            raise NegotiationError(
+                "bad_offer",
+                f"m-line {media.rtp.muxId} must be sendonly, not {media.direction}.",
+            )
+        # Checked before aiortc applies the offer: aiortc cannot roll an offer back.
+        if not choose_codecs(media.rtp.codecs):
+            raise NegotiationError(
+                "unsupported_codec",
+                f"m-line {media.rtp.muxId} offers no codec tongke forwards "
+                "(Opus, VP8, H.264 packetization-mode 1).",
+            )
+        if not hooks.media_ssrcs(media)[0]:
+            raise NegotiationError(
+                "bad_offer", f"m-line {media.rtp.muxId} announces no SSRC (a=ssrc)."
+            )
+
+
+def incoming_tracks(
+    description: SessionDescription, transceivers: Sequence[RTCRtpTransceiver]
+) -> list[IncomingTrack]:
+    """After aiortc applied the offer: one IncomingTrack per m-line, answered with one codec."""
+    tracks: list[IncomingTrack] = []
+    by_mid = {t.mid: t for t in transceivers}
+    for media in description.media:
+        mid = str(media.rtp.muxId)
+        transceiver = by_mid.get(mid)
+        if transceiver is None:
+            raise NegotiationError("bad_offer", f"m-line {mid} was not accepted.")
+        chosen = choose_codecs(hooks.negotiated_codecs(transceiver))
+        if not chosen:
+            raise NegotiationError(
+                "unsupported_codec",
+                f"m-line {mid} offers no codec tongke forwards (Opus, VP8, H.264 mode 1).",
+            )
+        hooks.keep_codecs(transceiver, chosen)
+        ssrcs, rtx_pairs = hooks.media_ssrcs(media)
+        if not ssrcs:
+            raise NegotiationError("bad_offer", f"m-line {mid} announces no SSRC (a=ssrc).")
+        rtx_ssrc = next((r for r, m in rtx_pairs.items() if m == ssrcs[0]), None)
+        extensions = {e.uri: e.id for e in hooks.negotiated_header_extensions(transceiver)}
+        params = RtpParameters(
+            codec=codec_info(chosen),
+            ssrc=ssrcs[0],
+            rtx_ssrc=rtx_ssrc,
+            header_extensions=extensions,
+            mid=mid,
+        )
+        tracks.append(IncomingTrack(mid=mid, kind=media.kind, params=params))
+    return tracks

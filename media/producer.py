@@ -37,6 +37,9 @@ from media.rtp import RtpPacket, keyframe_detector, unwrap_rtx
 logger = logging.getLogger(__name__)
 
 TICK_MS = 20  # NACK retries and held keyframe requests are checked at most this often
+MAX_DROPOUT = 3000  # RFC 3550 A.1: a larger forward step is a jump ...
+SEQ_JUMP_END = 0x10000 - 100  # ... and so is a step back of more than 100 (MAX_MISORDER)
+DEFAULT_RTT_MS = 100  # NACK retry spacing until the transport tells the publisher's RTT
 
 
 class RtcpSink(Protocol):
@@ -143,13 +146,16 @@ class Producer:
         self._received = 0
         self._expected_prior = 0
         self._received_prior = 0
-        self._transit = None
+        self._bad_seq = -1
+        self.stream_restarts = 0
+        self._transit: float | None = None
         self._jitter = 0.0
         self._last_ts = 0
         self._last_ts_ms = -1
         # Sender report mapping: (NTP, RTP, arrival_ms) of the last SR.
         self._sr: tuple[int, int, int] | None = None
         self._paused = False
+        self.rtt_ms = DEFAULT_RTT_MS
         self._rate_sample = (-1, 0)
         self._rate_bps = 0
 
@@ -205,13 +211,22 @@ class Producer:
         if self._buffered and self.buffer.get(seq, arrival_ms) is not None:
             stats.packets_duplicated += 1
             return
-        if self._nack_enabled:
-            gaps = self.nack.receive(seq, arrival_ms, recovered)
-            if gaps:
-                self._sink.send_rtcp(bytes(RtcpNackPacket(self._report_ssrc, self._ssrc, gaps)))
         stats.packets_received += 1
         stats.bytes_received += len(packet.payload)
-        self._update_receive_state(packet, arrival_ms, recovered)
+        if self._base_seq >= 0 and MAX_DROPOUT <= (seq - self._max_ext) & 0xFFFF <= SEQ_JUMP_END:
+            # RFC 3550 A.1: a jump is believed (stream restart) once the next packet follows it.
+            if seq == self._bad_seq:
+                self._restart_stream()
+            else:
+                self._bad_seq = (seq + 1) & 0xFFFF
+                seq = -1  # forwarded, but kept out of loss accounting and NACK
+        if seq >= 0:
+            if self._nack_enabled:
+                gaps = self.nack.receive(seq, arrival_ms, recovered)
+                if gaps:
+                    self._sink.send_rtcp(bytes(RtcpNackPacket(self._report_ssrc, self._ssrc, gaps)))
+            self._update_receive_state(packet, arrival_ms, recovered)
+        seq = packet.sequence_number
         packet.arrival_ms = arrival_ms
         if self._is_keyframe(packet.payload):
             packet.keyframe = True
@@ -229,6 +244,19 @@ class Producer:
             self._tick(arrival_ms)
         if not self._paused:
             self._listener.on_producer_rtp(self, packet)
+
+    def _restart_stream(self) -> None:
+        """The publisher restarted its sequence numbers: start loss accounting afresh."""
+        self._base_seq = -1
+        self._max_ext = -1
+        self._cycles = 0
+        self._received = 0
+        self._expected_prior = 0
+        self._received_prior = 0
+        self._transit = None
+        self.nack.reset()
+        self.stream_restarts += 1
+        self.request_key_frame()  # whatever was lost in between cannot be repaired
 
     def _update_receive_state(self, packet: RtpPacket, arrival_ms: int, recovered: bool) -> None:
         seq = packet.sequence_number
@@ -300,6 +328,11 @@ class Producer:
             self._rate_sample = (now_ms, bytes_now)
         return self._rate_bps
 
+    def set_rtt(self, rtt_ms: float) -> None:
+        """The publisher's round-trip time (e.g. from its receive transport's reports): NACKs
+        for a packet are repeated no faster than this."""
+        self.rtt_ms = max(0.0, rtt_ms)
+
     def request_key_frame(self) -> None:
         """A consumer needs a keyframe: one PLI/FIR upstream, aggregated and rate limited."""
         if self._closed or self.kind != "video":
@@ -308,7 +341,6 @@ class Producer:
         self.key_frames.request(self._clock())
 
     def _send_key_frame_request(self) -> None:
-        self._stats.key_frame_requests_sent += 1
         if self._use_fir:
             self._fir_seq = (self._fir_seq + 1) & 0xFF
             data = bytes(RtcpFirPacket(self._report_ssrc, [(self._ssrc, self._fir_seq)]))
@@ -319,7 +351,7 @@ class Producer:
     def _tick(self, now_ms: int) -> None:
         self._last_tick_ms = now_ms
         if self._nack_enabled:
-            again = self.nack.due(now_ms)
+            again = self.nack.due(now_ms, self.rtt_ms)
             if again:
                 self._sink.send_rtcp(bytes(RtcpNackPacket(self._report_ssrc, self._ssrc, again)))
             if self.nack.key_frame_required:

@@ -1,6 +1,6 @@
 """Router: one per live lesson. Owns the producers and the ``producer_id -> consumers`` table.
 
-How M2's transport and MediaService use it::
+How the media service (media/sfu.py) uses it::
 
     router = Router("lesson-1")
     router.events.on("active_speaker", lambda producer_id: ...)   # str | None
@@ -22,7 +22,8 @@ keyframe at once (aggregated and rate limited by the producer).
 
 Lifecycle (STYLE rule 4): ``close()`` everywhere is idempotent and each object emits
 ``closed(reason)`` once on its ``events``: a producer's close closes its consumers
-(reason ``producer_closed``); the router's close closes everything (``router_closed``).
+(reason ``producer_closed``); the router's close closes everything (``router_closed``); a
+consumer whose sink raises during fan-out is closed (``error``) so the others still get it.
 Errors in listeners are logged, never raised. Bad calls raise ``RouterError`` with a code.
 """
 

@@ -346,14 +346,17 @@ class RtcpRembPacket:
 
 @dataclass(slots=True)
 class RtcpUnknownPacket:
-    """A packet type tongke does not interpret, kept verbatim (header fields and body)."""
+    """A packet type tongke does not interpret, kept verbatim (header fields and body, whose
+    last bytes are the padding when ``padded``)."""
 
     packet_type: int
     count: int
     body: bytes
+    padded: bool = False
 
     def __bytes__(self) -> bytes:
-        return _header(self.packet_type, self.count, self.body)
+        data = _header(self.packet_type, self.count, self.body)
+        return bytes((data[0] | 0x20,)) + data[1:] if self.padded else data
 
 
 RtcpPacket = (
@@ -412,7 +415,8 @@ def parse_packet(data: bytes) -> RtcpPacket:
     if pt == PSFB and count == AFB_FMT and data[12:16] == b"REMB":
         return RtcpRembPacket.parse(data)
     _check(data, pt)
-    return RtcpUnknownPacket(pt, count, bytes(data[4 : 4 + 4 * (data[2] << 8 | data[3])]))
+    body = bytes(data[4 : 4 + 4 * (data[2] << 8 | data[3])])
+    return RtcpUnknownPacket(pt, count, body, bool(data[0] & 0x20))
 
 
 def parse_compound(data: bytes) -> list[RtcpPacket]:

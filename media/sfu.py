@@ -1,16 +1,23 @@
 """MediaService: the media plane's front door (one Router per lesson, two transports per peer).
 
 The signaling layer calls this with plain strings and dataclasses; nothing here knows about
-accounts, WebSockets or the subscription policy. Flow for one peer:
+accounts, WebSockets, roles or the subscription policy. Flow for one peer:
 
 - ``publish(lesson, peer, offer_sdp, tracks)`` -> :class:`PublishResult` (answer SDP + one
-  producer per m-line). The peer's send transport; a later re-offer adds tracks.
-- ``subscribe(lesson, peer, producer_ids)`` sets the COMPLETE wanted set of producers for the
-  peer; returns a :class:`SubscribeResult` with an offer SDP when the receive transport must
-  be (re)negotiated, else ``None``.
+  producer per m-line) on the peer's send transport; a later re-offer adds tracks.
+  ``unpublish(peer, producer_id)`` closes one.
+- ``subscribe(lesson, peer, producer_ids, layers=None)`` sets the COMPLETE wanted set of
+  producers for the peer; returns a :class:`SubscribeResult` (an offer SDP for the receive
+  transport + every consumer the peer will have) when m-lines change, else ``None``.
 - ``answer(peer, answer_sdp)`` applies the peer's answer; consumers start once the transport
   is connected. If the wanted set changed meanwhile, it returns the follow-up offer.
-- ``close_peer(peer)``, ``close_lesson(lesson)``, ``close()``.
+- ``resync(peer)`` after the ``renegotiation_needed`` event (a consumed producer went away).
+- ``set_layer``, ``set_consumer_paused``, ``set_producer_paused``, ``set_faults`` (tests).
+- ``close_peer(peer)``, ``close_lesson(lesson)``, ``close()``; ``stats()`` for metrics.
+
+Events go to a :class:`MediaListener`: ``producer_added``, ``producer_removed``,
+``renegotiation_needed``, ``active_speaker``, ``peer_quality``, ``transport_state``.
+Failures raise :class:`MediaError` with a stable ``code``; nothing changes on failure.
 
 Producers of the same peer and source with layers ``main`` and ``low`` form a dual stream: a
 subscription to either id yields ONE layered consumer fed by both (``set_layer`` steers it).
@@ -28,7 +35,7 @@ from aiortc import RTCIceServer
 
 from media import aiortc_hooks as hooks
 from media.faults import FaultInjector, NoFaults
-from media.router import Router, RouterError
+from media.router import Router
 from media.sfu_peer import PeerSession
 from media.sfu_types import (
     LAYERS,
@@ -68,7 +75,7 @@ class MediaService:
     def __init__(
         self,
         *,
-        ice_servers: Sequence[str | RTCIceServer] = (),
+        ice_servers: Sequence[str | Mapping[str, Any] | RTCIceServer] = (),
         host_addresses: Sequence[str] | None = None,
         listener: MediaListener | None = None,
         quality_interval_s: float = QUALITY_INTERVAL_S,
@@ -109,8 +116,9 @@ class MediaService:
         return None if entry is None else entry[1]
 
     def consumer(self, peer_id: str, producer_id: str) -> Any:
+        """The peer's consumer of ``producer_id`` (either layer of a dual stream), or None."""
         peer = self._peers.get(peer_id)
-        sub = None if peer is None else peer.subscriptions.get(producer_id)
+        sub = None if peer is None else peer.subscriptions.get(self._main_of(producer_id))
         return None if sub is None else sub.consumer
 
     # -- helpers -------------------------------------------------------------------------
@@ -135,7 +143,7 @@ class MediaService:
 
     def _new_transport(self, peer: PeerSession, direction: str) -> WebRtcTransport:
         def on_state(transport: WebRtcTransport, state: TransportState) -> None:
-            self._listener.transport_state(peer.id, direction, state.value)
+            self._emit("transport_state", peer.id, direction, state.value)
             if state is TransportState.FAILED:
                 logger.info("%s transport of peer %s failed", direction, peer.id)
 
@@ -181,7 +189,7 @@ class MediaService:
     async def _publish(
         self, peer: PeerSession, sdp: str, tracks: Sequence[TrackSpec]
     ) -> tuple[list[ProducerInfo], str]:
-        lesson_id, peer_id = peer.lesson_id, peer.id
+        lesson_id = peer.lesson_id
         async with peer.lock:
             known = {info.mid for info, _ in peer.producers.values()}
             specs = peer.validate_tracks(sdp, tracks)
@@ -196,38 +204,11 @@ class MediaService:
                     peer.send = None
                     await transport.close()
                 raise MediaError(exc.code, exc.message) from exc
-            router = self._router_for(lesson_id)
-            created: list[ProducerInfo] = []
-            for track in incoming:
-                if track.mid in known:
-                    continue
-                spec = specs[track.mid]
-                info = ProducerInfo(
-                    id=self._next_id("p"),
-                    lesson_id=lesson_id,
-                    peer_id=peer_id,
-                    kind=track.kind,
-                    source=spec.source,
-                    layer=spec.layer,
-                    mid=track.mid,
-                    mime_type=track.params.codec.mime_type,
-                )
-                try:
-                    producer = router.create_producer(
-                        info.id,
-                        info.kind,
-                        info.source,
-                        info.layer,
-                        track.params,
-                        transport,
-                        group=f"{peer_id}/{info.source}",
-                    )
-                except RouterError as exc:
-                    raise MediaError(exc.code, exc.message) from exc
-                transport.attach_producer(producer, track.params)
-                peer.producers[info.id] = (info, producer)
-                self._producers[info.id] = (info, producer)
-                created.append(info)
+            created = peer.add_producers(
+                self._router_for(lesson_id), transport, incoming, specs, known, self._next_id
+            )
+            for info in created:
+                self._producers[info.id] = peer.producers[info.id]
         return created, answer
 
     async def unpublish(self, peer_id: str, producer_id: str) -> None:
@@ -334,6 +315,7 @@ class MediaService:
                 await recv.accept_answer(sdp)
             except TransportError as exc:
                 raise MediaError(exc.code, exc.message) from exc
+            peer.mark_answered()
             recv.when_connected(lambda: peer.start_consumers(self._producers, self._routers))
             return await self._renegotiate(peer)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from media import aiortc_hooks as hooks
 from media.faults import NO_FAULTS, FaultInjector, NoFaults
-from media.negotiation import OutgoingTrack
+from media.negotiation import IncomingTrack, OutgoingTrack
 from media.quality import QualityMeter
 from media.router import RouterError
 from media.sfu_types import (
@@ -41,6 +41,7 @@ class Subscription:
     track: OutgoingTrack
     consumer: Any = None  # created once the transport is connected and the answer applied
     paused: bool = False
+    answered: bool = False  # the peer accepted an offer holding this m-line
 
 
 @dataclass(slots=True)
@@ -151,10 +152,10 @@ class PeerSession:
         """Create consumers for answered m-lines (call once the transport is connected)."""
         peer = self
         recv = peer.recv
-        if recv is None or recv.closed or recv.awaiting_answer:
+        if recv is None or recv.closed:
             return
         for key, sub in peer.subscriptions.items():
-            if sub.consumer is not None or sub.track.params is None or not sub.track.active:
+            if sub.consumer is not None or not sub.answered or sub.track.params is None:
                 continue
             entry = producers.get(key)
             if entry is None:
@@ -176,6 +177,54 @@ class PeerSession:
                 logger.exception("consumer %s of peer %s not created", sub.info.id, peer.id)
                 continue
             recv.attach_consumer(sub.consumer, sub.track.params)
+
+    def add_producers(
+        self,
+        router: Any,
+        transport: WebRtcTransport,
+        incoming: Sequence[IncomingTrack],
+        specs: Mapping[str, TrackSpec],
+        known: set[str],
+        new_id: Callable[[str], str],
+    ) -> list[ProducerInfo]:
+        """One producer per new answered m-line, routed from ``transport``."""
+        created: list[ProducerInfo] = []
+        for track in incoming:
+            if track.mid in known:
+                continue
+            spec = specs[track.mid]
+            info = ProducerInfo(
+                id=new_id("p"),
+                lesson_id=self.lesson_id,
+                peer_id=self.id,
+                kind=track.kind,
+                source=spec.source,
+                layer=spec.layer,
+                mid=track.mid,
+                mime_type=track.params.codec.mime_type,
+            )
+            try:
+                producer = router.create_producer(
+                    info.id,
+                    info.kind,
+                    info.source,
+                    info.layer,
+                    track.params,
+                    transport,
+                    group=f"{self.id}/{info.source}",
+                )
+            except RouterError as exc:
+                raise MediaError(exc.code, exc.message) from exc
+            transport.attach_producer(producer, track.params)
+            self.producers[info.id] = (info, producer)
+            created.append(info)
+        return created
+
+    def mark_answered(self) -> None:
+        """The peer answered our last offer: every m-line offered so far is live."""
+        for sub in self.subscriptions.values():
+            if sub.track.params is not None:
+                sub.answered = True
 
     async def close(self) -> None:
         """Close consumers, then both transports (producers are closed by the service)."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiortc import RTCIceServer
+from aiortc.rtcicetransport import parse_stun_turn_uri
 
 SOURCES = {"camera": "video", "board": "video", "screen": "video", "mic": "audio"}
 LAYERS = ("main", "low")
@@ -96,6 +97,45 @@ class NullMediaListener:
         return None
 
 
-def ice_servers_from(urls: Sequence[str | RTCIceServer]) -> list[RTCIceServer]:
-    """Accept plain URLs (``stun:host:port``) or RTCIceServer objects."""
-    return [u if isinstance(u, RTCIceServer) else RTCIceServer(urls=u) for u in urls]
+def _server_from_url(url: str) -> RTCIceServer:
+    # "turn:user:pass@host:3478?transport=udp" (tongke's settings form) -> url + credentials.
+    scheme, sep, rest = url.partition(":")
+    if not sep:
+        raise MediaError("bad_ice_server", f"ICE server {url!r} has no scheme (stun:, turn:).")
+    if "@" in rest:
+        credentials, _, address = rest.rpartition("@")
+        username, _, password = credentials.partition(":")
+        return RTCIceServer(urls=f"{scheme}:{address}", username=username, credential=password)
+    return RTCIceServer(urls=url)
+
+
+def ice_servers_from(
+    servers: Sequence[str | Mapping[str, Any] | RTCIceServer],
+) -> list[RTCIceServer]:
+    """Accept URLs (``stun:host:3478``, ``turn:user:pass@host:3478?transport=udp``), dicts as
+    in the browser API (``{"urls": ...,
+    "username": ..., "credential": ...}``) or RTCIceServer objects."""
+    out: list[RTCIceServer] = []
+    for server in servers:
+        if isinstance(server, RTCIceServer):
+            out.append(server)
+        elif isinstance(server, str):
+            out.append(_server_from_url(server))
+        else:
+            out.append(
+                RTCIceServer(
+                    urls=server["urls"],
+                    username=server.get("username"),
+                    credential=server.get("credential"),
+                )
+            )
+    for server in out:
+        urls = server.urls if isinstance(server.urls, list) else [server.urls]
+        for url in urls:
+            try:
+                parse_stun_turn_uri(url)
+            except ValueError as exc:
+                raise MediaError(
+                    "bad_ice_server", f"ICE server {url!r} is invalid: {exc}."
+                ) from exc
+    return out

@@ -32,8 +32,9 @@ from media.negotiation import (
     NegotiationError,
     OutgoingTrack,
     capabilities_for,
-    choose_codecs,
+    check_publisher_offer,
     codec_info,
+    incoming_tracks,
 )
 from media.rtp import RtpPacket
 
@@ -220,47 +221,12 @@ class WebRtcTransport:
             description = hooks.parse_sdp(sdp)
         except (ValueError, IndexError, KeyError) as exc:
             raise TransportError("bad_sdp", f"The offer is not valid SDP: {exc}.") from exc
-        if not description.media:
-            raise TransportError("bad_offer", "The offer has no m-line.")
-        for media in description.media:
-            if media.kind not in ("audio", "video"):
-                raise TransportError("bad_offer", f"Media kind {media.kind!r} is not supported.")
-            if media.direction not in ("sendonly", "sendrecv"):
-                raise TransportError(
-                    "bad_offer",
-                    f"m-line {media.rtp.muxId} must be sendonly, not {media.direction}.",
-                )
+        check_publisher_offer(description)
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as exc:
             raise TransportError("bad_offer", f"The offer was refused: {exc}.") from exc
-        tracks: list[IncomingTrack] = []
-        by_mid = {t.mid: t for t in self._pc.getTransceivers()}
-        for media in description.media:
-            mid = str(media.rtp.muxId)
-            transceiver = by_mid.get(mid)
-            if transceiver is None:
-                raise TransportError("bad_offer", f"m-line {mid} was not accepted.")
-            chosen = choose_codecs(hooks.negotiated_codecs(transceiver))
-            if not chosen:
-                raise TransportError(
-                    "unsupported_codec",
-                    f"m-line {mid} offers no codec tongke forwards (Opus, VP8, H.264 mode 1).",
-                )
-            hooks.keep_codecs(transceiver, chosen)
-            ssrcs, rtx_pairs = hooks.media_ssrcs(media)
-            if not ssrcs:
-                raise TransportError("bad_offer", f"m-line {mid} announces no SSRC (a=ssrc).")
-            rtx_ssrc = next((r for r, m in rtx_pairs.items() if m == ssrcs[0]), None)
-            extensions = {e.uri: e.id for e in hooks.negotiated_header_extensions(transceiver)}
-            params = RtpParameters(
-                codec=codec_info(chosen),
-                ssrc=ssrcs[0],
-                rtx_ssrc=rtx_ssrc,
-                header_extensions=extensions,
-                mid=mid,
-            )
-            tracks.append(IncomingTrack(mid=mid, kind=media.kind, params=params))
+        tracks = incoming_tracks(description, self._pc.getTransceivers())
         self._prepare_transceivers()
         await self._pc.setLocalDescription(await self._pc.createAnswer())
         return self._pc.localDescription.sdp, tracks

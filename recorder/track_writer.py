@@ -24,37 +24,21 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
-from typing import Protocol
 
-import av
-
-from recorder.depacketize import Frame, create_depacketizer, vp8_dimensions
-from recorder.h264_sps import access_unit_dimensions
-from recorder.sidecar import RecordingState, TrackInfo, file_sha256, read_sidecar, write_sidecar
+from recorder.depacketize import create_depacketizer
+from recorder.mkv_writer import MUX_CODECS, CodecLike, MkvWriter
+from recorder.sidecar import RecordingState, TrackInfo, file_sha256, write_sidecar
 
 logger = logging.getLogger(__name__)
 
 _STOP = object()
 KEY_FRAME_RETRY_S = 1.0
 _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-_MUX_CODECS = {"video/vp8": "vp8", "video/h264": "h264", "audio/opus": "opus"}
 
 # Error codes reported through on_error and written to the sidecar.
 DISK_FULL = "recording_disk_full"
 WRITE_FAILED = "recording_write_failed"
-
-
-class CodecLike(Protocol):
-    """What the recorder needs of a codec (media.codecs.CodecInfo fits)."""
-
-    @property
-    def mime_type(self) -> str: ...
-    @property
-    def clock_rate(self) -> int: ...
-    @property
-    def payload_type(self) -> int: ...
 
 
 @dataclass(slots=True)
@@ -108,7 +92,7 @@ class TrackRecorder:
         clock: Callable[[], float] = time.time,
     ) -> None:
         mime = codec.mime_type.lower()
-        if mime not in _MUX_CODECS:
+        if mime not in MUX_CODECS:
             raise ValueError(f"Recording codec {codec.mime_type} is not supported.")
         self.path = Path(path)
         self.sidecar = self.path.with_suffix(".json")
@@ -208,7 +192,14 @@ class TrackRecorder:
     # Writer thread. ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        writer = _MkvWriter(self)
+        writer = MkvWriter(
+            self.path,
+            self.codec,
+            self.info.producer_id,
+            self._cluster_ms,
+            self.stats,
+            self._started,
+        )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_sidecar(self.sidecar, self._sidecar_data)
@@ -272,7 +263,7 @@ class TrackRecorder:
             except queue.Empty:
                 return
 
-    def _complete(self, state: RecordingState, writer: _MkvWriter) -> None:
+    def _complete(self, state: RecordingState, writer: MkvWriter) -> None:
         self.state = state
         try:
             size = self.path.stat().st_size if self.path.exists() else 0
@@ -316,85 +307,6 @@ class TrackRecorder:
         write_sidecar(self.sidecar, self._sidecar_data)
 
 
-class _MkvWriter:
-    """Owns the PyAV container; opened lazily on the first frame (which, for video, is a
-    keyframe, so its size and H.264 parameter sets are known)."""
-
-    def __init__(self, recorder: TrackRecorder) -> None:
-        self._rec = recorder
-        self._container: av.container.OutputContainer | None = None
-        self._stream: av.stream.Stream | None = None
-        self._time_base = Fraction(1, recorder.codec.clock_rate)
-        self._ext_ts = 0
-        self._last_ts: int | None = None
-        self._last_pts = -1
-        self.duration_s = 0.0
-
-    def write(self, frame: Frame) -> None:
-        rec = self._rec
-        if self._last_ts is None:
-            try:
-                self._open(frame)
-            except ValueError:
-                rec.stats.frames_invalid += 1  # wait for a keyframe we can read
-                return
-            self._last_ts = frame.timestamp
-        else:
-            # Unwrap the 32-bit RTP timestamp relative to the first frame.
-            delta = (frame.timestamp - self._last_ts) & 0xFFFFFFFF
-            if delta >= 0x80000000:
-                delta -= 0x100000000
-            self._ext_ts += delta
-            self._last_ts = frame.timestamp
-        pts = self._ext_ts
-        if pts <= self._last_pts:
-            rec.stats.frames_out_of_order += 1
-            return
-        packet = av.Packet(frame.data)
-        packet.stream = self._stream
-        packet.pts = packet.dts = pts
-        packet.time_base = self._time_base
-        packet.is_keyframe = frame.keyframe
-        assert self._container is not None
-        self._container.mux(packet)
-        self._last_pts = pts
-        rec.stats.frames_written += 1
-        rec.stats.bytes_written += len(frame.data)
-        self.duration_s = float(pts * self._time_base)
-
-    def _open(self, frame: Frame) -> None:
-        rec = self._rec
-        mime = rec.codec.mime_type.lower()
-        kwargs: dict[str, object] = {}
-        if mime == "video/vp8":
-            width, height = vp8_dimensions(frame.data)
-            kwargs = {"width": width, "height": height}
-        elif mime == "video/h264":
-            width, height = access_unit_dimensions(frame.data)
-            kwargs = {"width": width, "height": height}
-        # Clusters close every cluster_ms of media and each write reaches the kernel at
-        # once: that bounds what a SIGKILL can lose.
-        options = {"cluster_time_limit": str(rec._cluster_ms), "flush_packets": "1"}
-        self._container = av.open(str(rec.path), "w", format="matroska", options=options)
-        rate = rec.codec.clock_rate if mime.startswith("audio/") else None
-        self._stream = self._container.add_mux_stream(_MUX_CODECS[mime], rate=rate, **kwargs)
-        self._stream.time_base = self._time_base
-        self._container.metadata["title"] = rec.info.producer_id
-        rec._started(frame.arrival)
-
-    def close(self) -> None:
-        if self._container is not None:
-            container, self._container = self._container, None
-            container.close()
-
-    def abandon(self) -> None:
-        # After a write error: release the file without trying to finish it twice.
-        try:
-            self.close()
-        except Exception as exc:
-            logger.debug("closing failed recording: %s", exc)
-
-
 def _safely(callback: Callable[..., None], *args: object) -> None:
     try:
         callback(*args)
@@ -413,5 +325,4 @@ __all__ = [
     "RecorderStats",
     "RecordingSummary",
     "TrackRecorder",
-    "read_sidecar",
 ]

@@ -101,12 +101,17 @@ class ClipVideoTrack(MediaStreamTrack):
 
 
 class ClipAudioTrack(MediaStreamTrack):
-    """Yields the clip's Opus packets (20 ms each) in real time, looping."""
+    """Yields the clip's Opus packets (20 ms each) in real time, looping.
+
+    ``speaking`` sets the audio level the publisher stamps (the tone is about -20 dBov; a
+    silent classroom is -127), so active-speaker detection can be driven without decoding.
+    """
 
     kind = "audio"
 
-    def __init__(self, packets: list[clip.EncodedFrame]) -> None:
+    def __init__(self, packets: list[clip.EncodedFrame], speaking: bool = True) -> None:
         super().__init__()
+        self.speaking = speaking
         self._packets = packets
         self._sent = 0
         self._start: float | None = None
@@ -126,6 +131,9 @@ class ClipAudioTrack(MediaStreamTrack):
         packet.time_base = Fraction(1, AUDIO_CLOCK)
         self._sent += 1
         return packet
+
+    def level_dbov(self) -> int:
+        return -20 if self.speaking else -127
 
 
 def _video_preferences(codec: str) -> list[Any]:
@@ -162,6 +170,7 @@ class SyntheticPublisher:
         audio: bool = True,
         cache_dir: Path | None = None,
         codec: str = "vp8",
+        speaking: bool = True,
     ) -> None:
         if codec not in ("vp8", "h264"):
             raise ValueError(f"Synthetic publisher codec must be vp8 or h264, got {codec!r}.")
@@ -181,9 +190,11 @@ class SyntheticPublisher:
             sender = transceiver.sender
             self._senders.append((sender, "video", "camera", layer))
             hooks.tap_sender_rtcp(sender, self._sender_rtcp(track))
+        self.audio_track: ClipAudioTrack | None = None
         if audio:
-            atrack = ClipAudioTrack(clip.load_audio(10, cache_dir))
+            atrack = self.audio_track = ClipAudioTrack(clip.load_audio(10, cache_dir), speaking)
             sender = self.pc.addTransceiver(atrack, direction="sendonly").sender
+            hooks.set_audio_level_source(sender, atrack.level_dbov)
             self._senders.append((sender, "audio", "mic", "main"))
         self.tracks: list[PublishedTrack] = []
 

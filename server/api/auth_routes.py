@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
+from sqlalchemy import update
 
-from server.api.errors import ErrorResponse
-from server.api.schemas import AccountOut, LoginIn, LoginOut
+from server.api.errors import ApiError, ErrorResponse
+from server.api.schemas import AccountOut, LoginIn, LoginOut, PasswordChangeIn
 from server.auth import (
     COOKIE_NAME,
     CurrentPrincipal,
@@ -14,7 +15,8 @@ from server.auth import (
     open_session,
     revoke_session,
 )
-from server.db.models import Account
+from server.db.models import Account, LoginSession, utcnow
+from server.passwords import hash_password_async, verify_password_async
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -48,6 +50,33 @@ async def logout(principal: CurrentPrincipal, state: State) -> Response:
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax")
     return response
+
+
+@router.post(
+    "/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
+async def change_password(
+    body: PasswordChangeIn, principal: CurrentPrincipal, state: State
+) -> Response:
+    """Change one's own password; every other session of the account is signed out."""
+    new_hash = await hash_password_async(body.new_password)
+    async with state.db.sessions.begin() as session:
+        account = await session.get_one(Account, principal.account_id)
+        if not await verify_password_async(account.password_hash, body.current_password):
+            raise ApiError(422, "wrong_password", "The current password is wrong.")
+        account.password_hash = new_hash
+        await session.execute(
+            update(LoginSession)
+            .where(
+                LoginSession.account_id == account.id,
+                LoginSession.id != principal.session_id,
+                LoginSession.revoked_at.is_(None),
+            )
+            .values(revoked_at=utcnow())
+        )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/me", responses=ERRORS)

@@ -47,6 +47,11 @@ class LoginIn(Strict):
     password: str = Field(min_length=1, max_length=256)
 
 
+class PasswordChangeIn(Strict):
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: Password
+
+
 class AccountOut(Out):
     id: str
     username: str

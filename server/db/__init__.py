@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from server.db.migrate import upgrade
+from server.db.migrate import async_url, upgrade
 from server.settings import Settings
 
 
@@ -28,7 +28,7 @@ class Database:
 
 def make_engine(url: str) -> AsyncEngine:
     """An engine that enforces foreign keys on SQLite too (off there by default)."""
-    engine = create_async_engine(url)
+    engine = create_async_engine(async_url(url))
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine.sync_engine, "connect")

@@ -10,11 +10,23 @@ from alembic.config import Config
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
+def async_url(database_url: str) -> str:
+    """The URL with an asyncio driver: plain postgresql:// and sqlite:// URLs are accepted."""
+    for plain, driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if database_url.startswith(plain):
+            return driver + database_url[len(plain) :]
+    return database_url
+
+
 def alembic_config(database_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     # env.py reads the URL from attributes: set_main_option would treat % as interpolation.
-    config.attributes["database_url"] = database_url
+    config.attributes["database_url"] = async_url(database_url)
     return config
 
 

@@ -136,3 +136,11 @@ def audio(seq: int, ts: int, *, ssrc: int = 2000, level: int | None = None) -> R
         extensions=exts,
         extension_profile=0xBEDE,
     )
+
+
+def vp8_payload(picture_id: int, *, key: bool = False, start: bool = True) -> bytes:
+    """A VP8 payload with a 15-bit picture id (as browsers send): descriptor + header byte."""
+    descriptor = bytes([0x90 if start else 0x80, 0x80, 0x80 | picture_id >> 8, picture_id & 0xFF])
+    if not start:
+        return descriptor + b"\xaa"
+    return descriptor + (b"\x10\x02\x00\x9d\x01\x2a" if key else b"\x11\x02\x00")

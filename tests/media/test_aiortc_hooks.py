@@ -72,6 +72,9 @@ def test_sender_receiver_and_transceiver_keep_the_hooked_members() -> None:
     assert "failed to decode" in inspect.getsource(aiortc.rtcrtpreceiver.decoder_worker)
     transceiver_init = inspect.getsource(RTCRtpTransceiver.__init__)
     assert "self._codecs" in transceiver_init and "self._headerExtensions" in transceiver_init
+    run_rtp = inspect.getsource(RTCRtpSender._run_rtp)
+    assert "enc_frame = await self._next_encoded_frame(codec)" in run_rtp
+    assert "packet.extensions.audio_level = (False, -enc_frame.audio_level)" in run_rtp
     # pack() of a pre-encoded av.Packet is the pass-through path synthetic publishers use.
     assert "self.__encoder.pack(data)" in inspect.getsource(RTCRtpSender._next_encoded_frame)
 
@@ -189,6 +192,7 @@ def test_candidate_pair_sdp_and_msid_internals_are_where_the_hooks_expect() -> N
     media = aiortc.sdp.MediaDescription("video", 9, "UDP/TLS/RTP/SAVPF", [96])
     assert media.ssrc == [] and media.ssrc_group == []
     assert params(RTCDtlsTransport._send_rtp) == ["self", "data"]
+    assert aiortc.rtcicetransport.parse_stun_turn_uri("stun:127.0.0.1:3478")["port"] == 3478
     assert "self.__cname" in inspect.getsource(aiortc.RTCPeerConnection.__init__)
     assert "cname=self.__cname" in inspect.getsource(aiortc.RTCPeerConnection.createOffer)
     assert "transceiver._codecs = common" in inspect.getsource(

@@ -1,4 +1,4 @@
-from core_support import OPUS, VP8, params, video
+from core_support import OPUS, VP8, params, read, video
 
 from media.codecs import (
     ABS_SEND_TIME,
@@ -7,6 +7,8 @@ from media.codecs import (
     CodecInfo,
     RtpParameters,
     extension_rewriter,
+    vp8_ids,
+    vp8_with_ids,
 )
 from media.rtp import RtpPacket, abs_send_time
 
@@ -90,3 +92,26 @@ def test_a_retransmission_is_stamped_with_the_time_it_is_sent():
     packet.arrival_ms = 1000
     assert rewriter.rewrite(packet)[1][1:4] == abs_send_time(1000)
     assert rewriter.rewrite(packet, now_ms=1500)[1][1:4] == abs_send_time(1500)
+
+
+def test_vp8_ids_read_15_and_7_bit_picture_ids_and_tl0picidx():
+    assert vp8_ids(bytes([0x90, 0x80, 0x81, 0x23, 0x10])) == (0x123, 0x7FFF, -1)
+    assert vp8_ids(bytes([0x90, 0xC0, 0x05, 0x09, 0x10])) == (5, 0x7F, 9)
+    assert vp8_ids(bytes([0x10, 0x00, 0x00])) == (-1, 0, -1)  # no extension byte
+    assert vp8_ids(bytes([0x90, 0x80, 0x81])) == (-1, 0, -1)  # truncated
+
+
+def test_vp8_ids_are_rewritten_in_place_keeping_the_field_widths():
+    payload = bytes([0x90, 0xC0, 0x81, 0x23, 0x09, 0x10, 0xAA])
+    out = vp8_with_ids(payload, 0x7FFE, 0x0A)
+    assert len(out) == len(payload)
+    assert vp8_ids(out) == (0x7FFE, 0x7FFF, 0x0A)
+    assert out[5:] == payload[5:]
+    assert vp8_with_ids(payload, -1, -1) == payload
+
+
+def test_vp8_ids_of_a_packet_from_aiortcs_encoder():
+    packet = RtpPacket.parse(read("rtp_vp8_keyframe.bin"))
+    pid, mask, _ = vp8_ids(packet.payload)
+    assert mask == 0x7FFF and pid >= 0
+    assert vp8_ids(vp8_with_ids(packet.payload, pid + 1, -1))[0] == pid + 1

@@ -1,7 +1,7 @@
 import random
 
 import pytest
-from core_support import H264, OPUS, VP8, Clock, RecordingSink, audio, params, video
+from core_support import H264, OPUS, Clock, RecordingSink, audio, params, read, video
 
 from media.codecs import ABS_SEND_TIME, AUDIO_LEVEL, SDES_MID, CodecInfo
 from media.router import Router, RouterError
@@ -314,10 +314,6 @@ def test_transport_closed_closes_the_consumer_with_its_reason():
     assert reasons == ["transport_closed"] and router.get_consumer("c") is None
 
 
-def test_vp8_default_codec_fixture_is_what_the_helpers_use():
-    assert VP8.payload_type == 96 and VP8.has_feedback("nack pli")
-
-
 def test_a_consumer_of_another_codec_is_refused_since_nothing_is_transcoded():
     _, router, _, _, _, _ = setup()
     with pytest.raises(RouterError) as info:
@@ -396,3 +392,30 @@ def test_five_percent_loss_on_both_hops_is_fully_repaired_across_the_wrap():
     )
     assert got[-1].sequence_number == (first_seq + 2999) & 0xFFFF
     assert consumer.stats().packets_retransmitted >= 150
+
+
+def test_a_publisher_restart_to_lower_numbers_continues_at_its_keyframe_without_a_gap():
+    clock, _, producer, _, sink, _ = setup()
+    feed(producer, clock, [video(40_000, 0, key=True), video(40_001, 3000)], step_ms=33)
+    restart = [video(30_005, 900_000), video(30_006, 903_000, key=True), video(30_007, 903_000)]
+    feed(producer, clock, restart, step_ms=33)
+    assert sink.seqs() == [40_000, 40_001, 40_002, 40_003]
+    ts = [p.timestamp for p in sink.rtp]
+    assert ts[2] - ts[1] == 2 * 33 * 90
+
+
+def test_an_h264_consumer_joining_mid_keyframe_waits_for_the_next_sps():
+    clock = Clock()
+    router = Router("r", clock=clock)
+    producer = router.create_producer(
+        "p", "video", "camera", "main", params(H264, ssrc=0x11223344), RecordingSink()
+    )
+    sink = RecordingSink()
+    router.create_consumer("c", "p", params(H264, ssrc=5000, extensions={}), sink)
+    for name in ("rtp_h264_fu_a_idr_start.bin", "rtp_h264_fu_a_idr_middle.bin"):
+        producer.receive_rtp(RtpPacket.parse(read(name)), clock.advance(1))
+    assert sink.rtp_data == []  # the SPS of that keyframe was missed
+    stap = RtpPacket.parse(read("rtp_h264_stap_a.bin"))
+    stap.sequence_number = 300
+    producer.receive_rtp(stap, clock.advance(30))
+    assert [p.payload for p in sink.rtp] == [stap.payload]

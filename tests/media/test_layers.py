@@ -2,9 +2,9 @@ import itertools
 import random
 
 import pytest
-from core_support import H264, VP8_KEY, Clock, RecordingSink, params, video
+from core_support import H264, Clock, RecordingSink, params, video, vp8_payload
 
-from media.codecs import ABS_SEND_TIME, AUDIO_LEVEL, SDES_MID, CodecInfo
+from media.codecs import ABS_SEND_TIME, AUDIO_LEVEL, SDES_MID, CodecInfo, vp8_ids
 from media.layers import (
     DROP,
     FORWARD,
@@ -17,7 +17,7 @@ from media.layers import (
 )
 from media.router import Router
 from media.rtcp import RtcpPliPacket, RtcpReportBlock, RtcpSrPacket
-from media.rtp import RtpPacket, unwrap_rtx
+from media.rtp import RtpPacket, is_vp8_keyframe, unwrap_rtx
 from media.seq import SeqUnwrapper
 
 
@@ -459,19 +459,12 @@ def test_switching_back_and_forth_under_loss_gives_one_clean_repaired_stream():
         if f % 100 == 50:
             consumer.set_preferred_layer("low" if consumer.target_layer == "main" else "main")
         for k in range(3):
-            seq = 60_000 + 3 * f + k
-            packet = video(
-                seq,
-                3000 * f,
-                key=f % 30 == 0 and k == 0,
-                start=k == 0,
-                ssrc=1000,
-                payload=None,
-                marker=k == 2,
-            )
+            payload = vp8_payload(1000 + f, key=f % 30 == 0, start=k == 0)
+            packet = video(60_000 + 3 * f + k, 3000 * f, ssrc=1000, payload=payload, marker=k == 2)
             main.receive_rtp(packet, now)
+        payload = vp8_payload((30_000 + f) & 0x7FFF, key=f % 30 == 15)
         low.receive_rtp(
-            video(20_000 + f, 500_000 + 3000 * f, key=f % 30 == 15, ssrc=3000, marker=True), now
+            video(20_000 + f, 500_000 + 3000 * f, ssrc=3000, payload=payload, marker=True), now
         )
         if f % 3 == 2:
             consumer.receive_nack(missing())
@@ -483,8 +476,50 @@ def test_switching_back_and_forth_under_loss_gives_one_clean_repaired_stream():
     for a, b in itertools.pairwise(stream):
         a_layer = int.from_bytes(a.payload[-4:], "big") < 50_000
         b_layer = int.from_bytes(b.payload[-4:], "big") < 50_000
+        a_pid, b_pid = vp8_ids(a.payload)[0], vp8_ids(b.payload)[0]
         assert b.timestamp >= a.timestamp
         if a.timestamp == b.timestamp:
-            assert a_layer == b_layer  # one frame never mixes layers
+            assert a_layer == b_layer and a_pid == b_pid  # one frame never mixes layers
+        else:
+            assert b_pid == (a_pid + 1) & 0x7FFF  # picture ids run on across switches
         if a_layer != b_layer:
-            assert b.payload.startswith(VP8_KEY)  # every switch lands on a keyframe
+            assert is_vp8_keyframe(b.payload)  # every switch lands on a keyframe
+
+
+def test_a_subscribers_pli_during_a_pending_switch_asks_both_layers():
+    clock, _, main, low, consumer, _, upstream = setup_layers()
+    both(clock, main, low, 1, key_main=(0,))
+    clock.advance(1000)
+    consumer.set_preferred_layer("low")
+    upstream.clear()
+    clock.advance(1000)
+    consumer.receive_key_frame_request()
+    assert sorted(p.media_ssrc for p in upstream.rtcp) == [1000, 3000]
+
+
+def test_a_subscribers_pli_without_a_pending_switch_asks_only_the_current_layer():
+    clock, _, main, low, consumer, _, upstream = setup_layers()
+    both(clock, main, low, 1, key_main=(0,))
+    upstream.clear()
+    clock.advance(1000)
+    consumer.receive_key_frame_request()
+    assert [p.media_ssrc for p in upstream.rtcp] == [1000]
+
+
+def test_vp8_picture_ids_continue_across_a_switch_and_in_retransmissions():
+    clock, _, main, low, consumer, sink, _ = setup_layers()
+    for f in range(2):
+        main.receive_rtp(
+            video(100 + f, 3000 * f, ssrc=1000, payload=vp8_payload(500 + f, key=f == 0)),
+            clock.advance(33),
+        )
+    consumer.set_preferred_layer("low")
+    low.receive_rtp(
+        video(7000, 90_000, ssrc=3000, payload=vp8_payload(32_000, key=True)), clock.advance(33)
+    )
+    low.receive_rtp(video(7001, 93_000, ssrc=3000, payload=vp8_payload(32_001)), clock.advance(33))
+    assert [vp8_ids(p.payload)[0] for p in sink.rtp] == [500, 501, 502, 503]
+    sink.clear()
+    consumer.receive_nack([101, 103])
+    old, new = sink.rtp
+    assert vp8_ids(old.payload[2:])[0] == 501 and vp8_ids(new.payload[2:])[0] == 503

@@ -97,14 +97,26 @@ def test_a_gap_across_the_sequence_wrap_is_nacked():
     assert sink.rtcp == [RtcpNackPacket(77, 1000, [65535, 0])]
 
 
-def test_missing_packets_are_nacked_again_after_the_retry_interval():
+def test_missing_packets_are_nacked_again_once_a_round_trip_has_passed():
     clock, producer, _, sink = make()
     producer.receive_rtp(video(1, 0), clock.advance(1))
     producer.receive_rtp(video(3, 0), clock.advance(1))
-    producer.receive_rtp(video(4, 0), clock.advance(5))
+    producer.receive_rtp(video(4, 0), clock.advance(50))
+    producer.receive_rtp(video(5, 0), clock.advance(49))
+    assert len(sink.rtcp) == 1  # default RTT 100 ms not yet over
+    producer.receive_rtp(video(6, 0), clock.advance(25))
+    assert sink.rtcp == [RtcpNackPacket(77, 1000, [2])] * 2
+
+
+def test_a_known_short_rtt_lets_nacks_repeat_sooner_but_not_below_20_ms():
+    clock, producer, _, sink = make()
+    producer.set_rtt(5)
+    producer.receive_rtp(video(1, 0), clock.advance(1))
+    producer.receive_rtp(video(3, 0), clock.advance(1))
+    producer.receive_rtp(video(4, 0), clock.advance(19))
     assert len(sink.rtcp) == 1
-    producer.receive_rtp(video(5, 0), clock.advance(30))
-    assert sink.rtcp[-1] == RtcpNackPacket(77, 1000, [2])
+    producer.receive_rtp(video(5, 0), clock.advance(20))
+    assert len(sink.rtcp) == 2
 
 
 def test_rtx_packet_is_unwrapped_and_fills_the_gap():
@@ -135,18 +147,43 @@ def test_a_duplicate_packet_is_not_forwarded_twice():
     assert producer.stats().packets_duplicated == 1
 
 
-def test_a_huge_jump_asks_for_a_keyframe_instead_of_nacking():
-    clock, producer, _, sink = make()
+def test_a_huge_jump_confirmed_by_the_next_packet_restarts_the_stream_and_asks_for_a_keyframe():
+    clock, producer, listener, sink = make()
     producer.receive_rtp(video(1, 0), clock.advance(1))
     producer.receive_rtp(video(20001, 0), clock.advance(1))
-    producer.receive_rtp(video(20002, 0), clock.advance(30))
-    assert [type(p) for p in sink.rtcp] == [RtcpPliPacket]
+    producer.receive_rtp(video(20002, 0), clock.advance(1))
+    assert [type(p) for p in sink.rtcp] == [RtcpPliPacket]  # no NACK for 19999 packets
+    assert producer.stream_restarts == 1
+    assert seqs(listener) == [1, 20001, 20002]
+    block = RtcpRrPacket.parse(producer.get_rtcp(clock.now)[0]).reports[0]
+    assert block.packets_lost == 0 and block.highest_sequence == 20002
+
+
+def test_a_restart_to_lower_sequence_numbers_is_followed():
+    clock, producer, _, sink = make()
+    for s in (40_000, 40_001):
+        producer.receive_rtp(video(s, 0), clock.advance(1))
+    for s in (7, 8, 10):
+        producer.receive_rtp(video(s, 0), clock.advance(1))
+    assert producer.stream_restarts == 1
+    assert sink.rtcp[-1] == RtcpNackPacket(77, 1000, [9])
+
+
+def test_a_single_stray_packet_far_away_does_not_restart_the_stream():
+    clock, producer, listener, sink = make()
+    for s in (1, 2, 30_000, 3, 4):
+        producer.receive_rtp(video(s, 0), clock.advance(1))
+    assert producer.stream_restarts == 0 and sink.rtcp_data == []
+    assert seqs(listener) == [1, 2, 30_000, 3, 4]
+    block = RtcpRrPacket.parse(producer.get_rtcp(clock.now)[0]).reports[0]
+    assert block.highest_sequence == 4
 
 
 def test_giving_up_on_a_lost_packet_asks_for_a_keyframe():
     clock, producer, _, sink = make()
     producer.receive_rtp(video(1, 0), clock.advance(1))
     producer.receive_rtp(video(3, 0), clock.advance(1))
+    producer.set_rtt(30)
     for s in range(4, 60):
         producer.receive_rtp(video(s, 0), clock.advance(30))
     kinds = [type(p) for p in sink.rtcp]

@@ -238,3 +238,10 @@ def test_ntp_conversions_round_trip_to_the_millisecond():
     assert abs(ms_from_ntp(ntp) - ms) < 0.001
     assert ntp >> 32 == ms // 1000 + 2208988800
     assert ntp_middle32(ntp) == (ntp >> 16) & 0xFFFFFFFF
+
+
+def test_a_padded_unknown_packet_round_trips_with_its_padding():
+    data = bytes([0xA0, 207, 0x00, 0x02, 1, 2, 3, 4, 0, 0, 0, 4])
+    packet = parse_packet(data)
+    assert packet == RtcpUnknownPacket(207, 0, bytes([1, 2, 3, 4, 0, 0, 0, 4]), padded=True)
+    assert bytes(packet) == data

@@ -133,3 +133,122 @@ async def test_a_publisher_can_add_a_track_with_a_second_offer(clip_cache) -> No
     finally:
         await lead.close()
         await service.close()
+
+
+async def test_answered_tracks_flow_while_a_follow_up_offer_is_still_unanswered(
+    clip_cache,
+) -> None:
+    from media.synthetic.peers import SyntheticReceiver
+
+    service = MediaService(host_addresses=LOOPBACK)
+    lead, (video, audio) = await publish(service, "L4", "lead", clip_cache)
+    receiver = SyntheticReceiver(host_addresses=LOOPBACK, decode=True)
+    try:
+        first = await service.subscribe("L4", "r", [video.id])
+        assert first is not None
+        assert await service.answer("r", await receiver.accept_offer(first.sdp)) is None
+        second = await service.subscribe("L4", "r", [video.id, audio.id])
+        assert second is not None and [c.kind for c in second.consumers] == ["video", "audio"]
+        assert await service.subscribe("L4", "r", [video.id, audio.id]) is None  # pending
+        await wait_for(lambda: receiver.decoded["video"] >= 10)
+        assert receiver.decoded["audio"] == 0
+        assert await service.answer("r", await receiver.accept_offer(second.sdp)) is None
+        await wait_for(lambda: receiver.decoded["audio"] >= 10)
+        assert receiver.decode_errors == 0
+    finally:
+        await receiver.close()
+        await lead.close()
+        await service.close()
+
+
+def test_ice_servers_are_taken_as_urls_dicts_or_objects() -> None:
+    from aiortc import RTCIceServer
+
+    from media.sfu_types import ice_servers_from
+
+    servers = ice_servers_from(
+        [
+            "stun:127.0.0.1:3478",
+            {"urls": "turn:127.0.0.1:3478", "username": "u", "credential": "p"},
+            RTCIceServer(urls="stun:10.0.0.1"),
+            "turn:user:pa:ss@turn.example.cn:3478?transport=udp",
+        ]
+    )
+    assert servers[3].urls == "turn:turn.example.cn:3478?transport=udp"
+    assert (servers[3].username, servers[3].credential) == ("user", "pa:ss")
+    for bad in ("stun.example.cn", "stun:"):
+        with pytest.raises(MediaError) as info:
+            ice_servers_from([bad])
+        assert info.value.code == "bad_ice_server"
+    assert [s.urls for s in servers[:3]] == [
+        "stun:127.0.0.1:3478",
+        "turn:127.0.0.1:3478",
+        "stun:10.0.0.1",
+    ]
+    assert (servers[1].username, servers[1].credential) == ("u", "p")
+
+
+async def test_the_loudest_classroom_becomes_the_active_speaker_without_decoding(
+    clip_cache,
+) -> None:
+    from media.sfu import TrackSpec as Spec
+    from media.synthetic.peers import SyntheticPublisher
+
+    speakers: list[tuple[str, str | None]] = []
+
+    class Listener(Events):
+        def active_speaker(self, lesson_id, peer_id) -> None:  # type: ignore[no-untyped-def]
+            speakers.append((lesson_id, peer_id))
+
+    service = MediaService(host_addresses=LOOPBACK, listener=Listener())
+    lead, _ = await publish(service, "L5", "lead", clip_cache)
+    lead.audio_track.speaking = False  # type: ignore[union-attr]
+    room = SyntheticPublisher(host_addresses=LOOPBACK, layers=(), cache_dir=clip_cache)
+    try:
+        offer = await room.create_offer()
+        result = await service.publish(
+            "L5", "room-1", offer, [Spec(t.mid, t.source, t.layer) for t in room.tracks]
+        )
+        await room.accept_answer(result.sdp)
+        await wait_for(lambda: ("L5", "room-1") in speakers, within=10)
+        room.audio_track.speaking = False  # type: ignore[union-attr]
+        lead.audio_track.speaking = True  # type: ignore[union-attr]
+        await wait_for(lambda: speakers[-1] == ("L5", "lead"), within=10)
+        # The level extension is forwarded to subscribers, rewritten to their extension id.
+        receiver = await subscribe(service, "L5", "r", [result.producers[0].id])
+        await wait_for(lambda: receiver.decoded["audio"] >= 10)
+        consumer = service.consumer("r", result.producers[0].id)
+        assert consumer.params.extension_id("urn:ietf:params:rtp-hdrext:ssrc-audio-level")
+        await receiver.close()
+    finally:
+        await room.close()
+        await lead.close()
+        await service.close()
+
+
+async def test_unpublishing_a_track_asks_its_subscribers_to_renegotiate(clip_cache) -> None:
+    asked: list[str] = []
+
+    class Listener(Events):
+        def renegotiation_needed(self, peer_id) -> None:  # type: ignore[no-untyped-def]
+            asked.append(peer_id)
+
+    service = MediaService(host_addresses=LOOPBACK, listener=Listener())
+    lead, (video, audio) = await publish(service, "L6", "lead", clip_cache)
+    receiver = await subscribe(service, "L6", "r", [video.id, audio.id])
+    try:
+        await wait_for(lambda: receiver.decoded["audio"] >= 5)
+        await service.unpublish("lead", audio.id)
+        assert asked == ["r"] and [p.id for p in service.producers("L6")] == [video.id]
+        result = await service.resync("r")
+        assert result is not None and [c.kind for c in result.consumers] == ["video"]
+        await service.answer("r", await receiver.accept_offer(result.sdp))
+        count = receiver.decoded["video"]
+        await wait_for(lambda: receiver.decoded["video"] >= count + 10)
+        with pytest.raises(MediaError) as info:
+            await service.unpublish("lead", audio.id)
+        assert info.value.code == "unknown_producer"
+    finally:
+        await receiver.close()
+        await lead.close()
+        await service.close()

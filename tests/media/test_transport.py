@@ -153,3 +153,31 @@ def test_transport_direction_is_checked() -> None:
     ):
         WebRtcTransport("t", "x")
     assert hooks.AIORTC_VERSION == "1.16.0"
+
+
+async def test_an_offer_without_a_forwardable_codec_or_ssrc_is_refused_before_applying_it(
+    clip_cache,
+) -> None:
+    publisher = SyntheticPublisher(host_addresses=LOOPBACK, layers=(), cache_dir=clip_cache)
+    transport = WebRtcTransport("t4", "send", host_addresses=LOOPBACK)
+    try:
+        offer = await publisher.create_offer()
+        pcmu_only = "\r\n".join(
+            line
+            for line in offer.replace(
+                "m=audio 9 UDP/TLS/RTP/SAVPF 96 9 0 8", "m=audio 9 UDP/TLS/RTP/SAVPF 0"
+            ).split("\r\n")
+            if not line.startswith(("a=rtpmap:96", "a=rtpmap:9 ", "a=rtpmap:8 ", "a=fmtp:96"))
+        )
+        with pytest.raises(TransportError) as codec:
+            await transport.accept_offer(pcmu_only)
+        assert codec.value.code == "unsupported_codec"
+        no_ssrc = "\r\n".join(line for line in offer.split("\r\n") if not line.startswith("a=ssrc"))
+        with pytest.raises(TransportError) as ssrc:
+            await transport.accept_offer(no_ssrc)
+        assert ssrc.value.code == "bad_offer" and "announces no SSRC" in ssrc.value.message
+        answer, tracks = await transport.accept_offer(offer)  # still usable afterwards
+        assert [t.kind for t in tracks] == ["audio"] and "a=recvonly" in answer
+    finally:
+        await publisher.close()
+        await transport.close()

@@ -70,6 +70,24 @@ def _logout(d: District, role: str) -> Call:
     return Call("POST", "/api/auth/logout", token=d.login(role))
 
 
+def _change_password(d: District, role: str) -> Call:
+    body = {"current_password": PASSWORD, "new_password": "another long one"}
+    if role == "anonymous":
+        return Call("POST", "/api/auth/password", body)
+    # A fresh account of the role's kind: the change signs out the shared accounts' sessions.
+    kind = {"other_teacher": "teacher"}.get(role, role)
+    username = _name()
+    d.admin_post(
+        "/api/accounts",
+        {"username": username, "display_name": "x", "role": kind, "password": PASSWORD},
+    )
+    token = d.client.post(
+        "/api/auth/login", json={"username": username, "password": PASSWORD}
+    ).json()["token"]
+    d.client.cookies.clear()
+    return Call("POST", "/api/auth/password", body, token=token)
+
+
 Setup = Callable[["District", str], Call]
 
 CASES: dict[str, tuple[Setup, dict[str, Expected]]] = {
@@ -182,6 +200,10 @@ CASES: dict[str, tuple[Setup, dict[str, Expected]]] = {
         lambda d, r: Call("POST", f"/api/join/{d.link(d.lesson())['code']}"),
         dict.fromkeys(ROLES, 200),
     ),
+    "change own password": (
+        _change_password,
+        {role: UNAUTHENTICATED if role == "anonymous" else 204 for role in ROLES},
+    ),
     "sign out": (
         _logout,
         {role: UNAUTHENTICATED if role == "anonymous" else 204 for role in ROLES},
@@ -220,7 +242,7 @@ def test_every_state_changing_api_route_is_in_the_matrix(district: District) -> 
         "POST /api/lessons/{lesson_id}/links/{link_id}/revoke",
         "DELETE /api/lessons/{lesson_id}/links/{link_id}",
         "POST /api/lessons/{lesson_id}/patrol-token", "POST /api/join/{code}",
-        "POST /api/auth/logout",
+        "POST /api/auth/logout", "POST /api/auth/password",
         # Sign-in changes no role's rights; tests/server/test_auth.py covers it.
         "POST /api/auth/login",
     }  # fmt: skip

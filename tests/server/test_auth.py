@@ -158,3 +158,42 @@ def test_a_new_password_signs_the_account_out_everywhere(district: District) -> 
     )
     assert response.status_code == 200
     district.client.cookies.clear()
+
+
+def test_changing_ones_own_password_signs_out_the_other_sessions(district: District) -> None:
+    account = district.admin_post(
+        "/api/accounts",
+        {
+            "username": "mover",
+            "display_name": "x",
+            "role": "inspector",
+            "password": district.password,
+        },
+    )
+    assert account["role"] == "inspector"
+
+    def sign_in(password: str) -> str:
+        response = district.client.post(
+            "/api/auth/login", json={"username": "mover", "password": password}
+        )
+        district.client.cookies.clear()
+        assert response.status_code == 200, response.text
+        return str(response.json()["token"])
+
+    this, other = sign_in(district.password), sign_in(district.password)
+    response = district.client.post(
+        "/api/auth/password",
+        json={"current_password": "not it", "new_password": "a new password"},
+        headers=district.bearer(this),
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "wrong_password"
+    response = district.client.post(
+        "/api/auth/password",
+        json={"current_password": district.password, "new_password": "a new password"},
+        headers=district.bearer(this),
+    )
+    assert response.status_code == 204
+    assert district.client.get("/api/auth/me", headers=district.bearer(this)).status_code == 200
+    assert district.client.get("/api/auth/me", headers=district.bearer(other)).status_code == 401
+    sign_in("a new password")

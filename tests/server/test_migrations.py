@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -77,11 +80,40 @@ async def test_a_database_migrates_down_to_empty_and_back(database_url: str) -> 
         await engine.dispose()
 
 
-async def test_nodes_starting_together_migrate_one_at_a_time(database_url: str) -> None:
-    await asyncio.gather(*(asyncio.to_thread(upgrade, database_url) for _ in range(3)))
-    engine = create_async_engine(database_url)
+@pytest.mark.postgres
+async def test_nodes_starting_together_on_postgresql_migrate_one_at_a_time(
+    postgres_url: str,
+) -> None:
+    # Separate processes, as real nodes are (Alembic's context is process-global).
+    script = "import sys; from server.db.migrate import upgrade; upgrade(sys.argv[1])"
+    nodes = [
+        await asyncio.create_subprocess_exec(sys.executable, "-c", script, postgres_url)
+        for _ in range(3)
+    ]
+    assert [await node.wait() for node in nodes] == [0, 0, 0]
+    engine = create_async_engine(postgres_url)
     try:
         async with engine.connect() as connection:
             assert await connection.run_sync(_schema_diff) == []
     finally:
         await engine.dispose()
+
+
+def test_plain_database_urls_get_the_asyncio_drivers() -> None:
+    from server.db.migrate import async_url
+
+    assert async_url("postgresql://u@h:5432/d") == "postgresql+asyncpg://u@h:5432/d"
+    assert async_url("postgres://u@h/d") == "postgresql+asyncpg://u@h/d"
+    assert async_url("sqlite:////data/t.db") == "sqlite+aiosqlite:////data/t.db"
+    assert async_url("postgresql+asyncpg://u@h/d") == "postgresql+asyncpg://u@h/d"
+
+
+@pytest.mark.postgres
+async def test_a_plain_postgresql_url_opens_and_migrates(postgres_url: str, tmp_path: Path) -> None:
+    from server.db import open_database
+    from server.settings import Settings
+
+    plain = postgres_url.replace("postgresql+asyncpg://", "postgresql://")
+    async with open_database(Settings(data_dir=tmp_path, database_url=plain)) as db:
+        async with db.engine.connect() as connection:
+            assert await connection.run_sync(_schema_diff) == []

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,13 +48,15 @@ def free_port() -> int:
 
 @dataclass
 class District:
-    """What the tests sign in as and join: ids, lesson and join links."""
+    """Accounts, schools and classrooms the tests sign in as and teach in; and one lesson."""
 
-    lesson: dict[str, Any] = field(default_factory=dict)
-    links: dict[str, str] = field(
-        default_factory=dict
-    )  # "lead", "receiver1", "receiver2", "patrol"
+    teacher_id: str = ""
+    inspector_id: str = ""
+    lead: dict[str, Any] = field(default_factory=dict)
     receivers: list[dict[str, Any]] = field(default_factory=list)
+    lesson: dict[str, Any] = field(default_factory=dict)
+    # Join codes of `lesson` by "lead", "receiver1", "receiver2", "patrol".
+    links: dict[str, str] = field(default_factory=dict)
 
 
 class LiveServer:
@@ -109,56 +112,68 @@ class LiveServer:
         r.raise_for_status()
         return client
 
+    def post(self, client: httpx.Client, path: str, body: dict[str, Any]) -> Any:
+        r = client.post(path, json=body)
+        assert r.status_code in (200, 201), r.text
+        return r.json()
+
     def seed(self) -> District:
         """A district: admin, teacher, inspector, 1 lead + 2 receiving classrooms, one lesson."""
         self.account("admin", AccountRole.ADMIN, "管理员")
-        teacher_id = self.account("teacher", AccountRole.TEACHER, "王老师")
-        inspector_id = self.account("inspector", AccountRole.INSPECTOR, "李督导")
-        admin = self.http("admin")
-
-        def post(path: str, body: dict[str, Any]) -> Any:
-            r = admin.post(path, json=body)
-            assert r.status_code in (200, 201), r.text
-            return r.json()
-
-        central = post("/api/schools", {"name": "城关中心校", "kind": "central"})
-        point = post("/api/schools", {"name": "山口教学点", "kind": "teaching_point"})
-        lead = post(
-            "/api/classrooms", {"school_id": central["id"], "name": "录播教室", "kind": "lead"}
+        district = District(
+            teacher_id=self.account("teacher", AccountRole.TEACHER, "王老师"),
+            inspector_id=self.account("inspector", AccountRole.INSPECTOR, "李督导"),
         )
-        rooms = [
-            post(
-                "/api/classrooms",
-                {"school_id": point["id"], "name": f"{n}年级教室", "kind": "receiving"},
+        with closing(self.http("admin")) as admin:
+            central = self.post(admin, "/api/schools", {"name": "城关中心校", "kind": "central"})
+            point = self.post(
+                admin, "/api/schools", {"name": "山口教学点", "kind": "teaching_point"}
             )
-            for n in ("一", "二")
-        ]
+
+            def room(school: dict[str, Any], name: str, kind: str) -> Any:
+                body = {"school_id": school["id"], "name": name, "kind": kind}
+                return self.post(admin, "/api/classrooms", body)
+
+            district.lead = room(central, "录播教室", "lead")
+            district.receivers = [room(point, f"{n}年级教室", "receiving") for n in ("一", "二")]
+        return self.new_lesson(district)
+
+    def new_lesson(self, district: District, title: str = "分数的初步认识") -> District:
+        """A new lesson of the district's classrooms with its join links (a copy of district)."""
         now = datetime.now(UTC)
-        lesson = post(
-            "/api/lessons",
-            {
-                "title": "分数的初步认识",
-                "teacher_id": teacher_id,
-                "lead_classroom_id": lead["id"],
-                "receiver_classroom_ids": [r["id"] for r in rooms],
-                "scheduled_start": (now + timedelta(minutes=5)).isoformat(),
-                "scheduled_end": (now + timedelta(minutes=50)).isoformat(),
-                "subject": "数学",
-                "grade": "三年级",
-            },
-        )
-        roster = post(f"/api/lessons/{lesson['id']}/links/roster", {})
-        district = District(lesson=lesson, receivers=rooms)
+        with closing(self.http("admin")) as admin:
+            lesson = self.post(
+                admin,
+                "/api/lessons",
+                {
+                    "title": title,
+                    "teacher_id": district.teacher_id,
+                    "lead_classroom_id": district.lead["id"],
+                    "receiver_classroom_ids": [r["id"] for r in district.receivers],
+                    "scheduled_start": (now + timedelta(minutes=5)).isoformat(),
+                    "scheduled_end": (now + timedelta(minutes=50)).isoformat(),
+                    "subject": "数学",
+                    "grade": "三年级",
+                },
+            )
+            path = f"/api/lessons/{lesson['id']}/links"
+            roster = self.post(admin, f"{path}/roster", {})
+            patrol = self.post(admin, path, {"account_id": district.inspector_id})
+        links = {"patrol": patrol["code"]}
+        ids = [r["id"] for r in district.receivers]
         for link in roster:
             if link["role"] == "lead":
-                district.links["lead"] = link["code"]
+                links["lead"] = link["code"]
             else:
-                index = [r["id"] for r in rooms].index(link["classroom_id"]) + 1
-                district.links[f"receiver{index}"] = link["code"]
-        patrol = post(f"/api/lessons/{lesson['id']}/links", {"account_id": inspector_id})
-        district.links["patrol"] = patrol["code"]
-        admin.close()
-        return district
+                links[f"receiver{ids.index(link['classroom_id']) + 1}"] = link["code"]
+        return District(
+            teacher_id=district.teacher_id,
+            inspector_id=district.inspector_id,
+            lead=district.lead,
+            receivers=district.receivers,
+            lesson=lesson,
+            links=links,
+        )
 
 
 class PageWatch:
@@ -188,3 +203,25 @@ def sign_in(watch: PageWatch, username: str) -> None:
     page.fill("#password", PASSWORD)
     page.click("#login-form button[type=submit]")
     page.wait_for_function("location.pathname === '/'", timeout=10_000)
+
+
+def join_classroom(watch: PageWatch, code: str) -> PageWatch:
+    """Opens a join link and waits until the classroom page has joined its lesson."""
+    watch.page.goto(f"/join/?code={code}")
+    watch.page.wait_for_selector("#conn-state[data-state=joined]", timeout=15_000)
+    return watch
+
+
+def wait_js(watch: PageWatch, expression: str, timeout_ms: int = 15_000) -> Any:
+    """Polls a JavaScript expression (a promise is awaited) until it is truthy; returns it.
+
+    page.wait_for_function does not await promises, so getStats checks need this loop.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        value = watch.page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_ms} ms: {expression}")
+        watch.page.wait_for_timeout(200)

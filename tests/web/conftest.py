@@ -65,3 +65,9 @@ def open_page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
     yield make
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def lesson(live_server: LiveServer, district: District) -> District:
+    """A fresh lesson (scheduled, with join links) of the module's district."""
+    return live_server.new_lesson(district)

@@ -179,7 +179,7 @@ export class LessonClient extends Emitter {
     const every = Math.max(500, (msg.heartbeat_interval_s ?? 2) * 1000);
     const dead = Math.max(2000, (msg.heartbeat_timeout_s ?? 6) * 1000 + 1000);
     this.timers.ping = setInterval(() => {
-      if (Date.now() - this.lastHeard > dead) return this.ws?.close(); // silent server: reconnect
+      if (Date.now() - this.lastHeard > dead) return this.#abandon(); // silent server: reconnect
       this.#raw({ type: "ping" });
     }, every);
     this.emit("joined", msg, { again });
@@ -237,9 +237,22 @@ export class LessonClient extends Emitter {
     });
   }
 
-  /** Drops the socket as a network failure would (tests and the "reconnect" button use it). */
+  /** Drops the socket as a network failure would (the tests use it), reconnecting at once. */
   dropConnection() {
-    this.ws?.close();
+    this.#abandon();
+  }
+
+  // A dead network may never finish the closing handshake: stop waiting for it.
+  #abandon() {
+    const ws = this.ws;
+    if (!ws) return;
+    ws.onclose = ws.onmessage = null;
+    try {
+      ws.close();
+    } catch {
+      // already closed
+    }
+    this.#onClose(ws, 1006);
   }
 
   close() {
@@ -426,7 +439,7 @@ export class LessonMedia extends Emitter {
 
   async #rejoined(msg) {
     // A resumed peer keeps its transports when they still work; otherwise start over.
-    const healthy = (pc) => pc && ["connected", "connecting", "new"].includes(pc.connectionState);
+    const healthy = (pc) => pc && ["connected", "connecting", "new", "disconnected"].includes(pc.connectionState);
     if (msg.resumed && healthy(this.sendPc) && healthy(this.recvPc)) return;
     this.recvPc?.close();
     this.recvPc = null;
@@ -472,8 +485,13 @@ export class LessonMedia extends Emitter {
       }
     }
     for (const report of (await read(this.sendPc)).values()) {
-      if (report.type === "candidate-pair" && report.nominated && report.currentRoundTripTime !== undefined && out.rtt_ms === null) {
+      if (out.rtt_ms !== null) break;
+      if (report.type === "candidate-pair" && report.nominated && report.currentRoundTripTime !== undefined) {
         out.rtt_ms = Math.round(report.currentRoundTripTime * 1000);
+      }
+      // The server's receiver reports give the round trip when ICE consent checks do not.
+      if (report.type === "remote-inbound-rtp" && report.roundTripTime !== undefined) {
+        out.rtt_ms = Math.round(report.roundTripTime * 1000);
       }
     }
     const prev = this.prev ?? { lost: 0, received: 0 };
@@ -481,7 +499,7 @@ export class LessonMedia extends Emitter {
     const dRecv = Math.max(0, received - prev.received);
     this.prev = { lost, received };
     out.loss_pct = dLost + dRecv ? (100 * dLost) / (dLost + dRecv) : 0;
-    out.level = qualityLevel(out.rtt_ms, out.loss_pct, out.jitter_ms);
+    out.level = received || out.rtt_ms !== null ? qualityLevel(out.rtt_ms, out.loss_pct, out.jitter_ms) : "unknown";
     return out;
   }
 
@@ -496,7 +514,7 @@ export class LessonMedia extends Emitter {
 
 /** good / fair / poor from round-trip time (ms), loss (%) and jitter (ms); ITU-T G.114 bands. */
 export function qualityLevel(rtt, lossPct, jitter = 0) {
-  if (rtt === null || rtt === undefined) return lossPct > 8 ? "poor" : "unknown";
+  if (rtt === null || rtt === undefined) rtt = 0; // judged by loss and jitter alone
   if (rtt > 400 || lossPct > 8 || jitter > 100) return "poor";
   if (rtt > 150 || lossPct > 2 || jitter > 40) return "fair";
   return "good";

@@ -127,8 +127,9 @@ export function audioSink(container = document.body) {
 }
 
 /** A small good/fair/poor pill with the numbers in its title. */
-export function qualityPill() {
+export function qualityPill({ hiddenUntilKnown = false } = {}) {
   const el = h("span", { class: "pill", "data-quality": "unknown" }, h("span", { class: "dot" }), t("quality.unknown"));
+  el.classList.toggle("hidden", hiddenUntilKnown);
   return {
     root: el,
     set(level, detail) {

@@ -76,7 +76,7 @@ function tileFor(p) {
   const stageBtn = h("button", { type: "button", class: "stage-btn", onclick: () => toggleStage(p.classroom_id) });
   const muteBtn = h("button", { type: "button", class: "mute-btn", onclick: () => toggleMute(p.classroom_id) });
   const badges = h("span", { class: "row", style: "margin:0" });
-  const q = qualityPill();
+  const q = qualityPill({ hiddenUntilKnown: true });
   const name = h("span", { class: "name" });
   const root = h("div", { class: "tile", dataset: { classroom: p.classroom_id } }, video.root,
     h("div", { class: "row" }, name, q.root), h("div", { class: "row" }, badges, stageBtn, muteBtn));
@@ -108,7 +108,7 @@ function render() {
     tile.root.dataset.stage = String(onStage);
     tile.badges.replaceChildren(
       onStage ? h("span", { class: "pill stage" }, t("lead.stage_now")) : "",
-      hand >= 0 ? h("span", { class: "pill hand" }, `✋ ${hand + 1}`) : "",
+      hand >= 0 ? h("span", { class: "pill hand" }, `${t("lead.hands")} ${hand + 1}`) : "",
       p.state === "lost" ? h("span", { class: "pill poor" }, t("lead.lost")) : "",
       muted ? h("span", { class: "pill" }, t("lead.muted")) : "",
     );
@@ -274,7 +274,7 @@ async function main() {
   client.on("participant_lost", upsert);
   client.on("participant_left", (m) => { S.participants.delete(m.peer_id); render(); });
   client.on("stage_changed", (m) => { S.stage = m.classroom_id; S.muted = new Set(m.muted); render(); });
-  client.on("hand_raised", (m) => { S.hands = m.hands; render(); toast(`✋ ${S.participants.size ? nameOf(m.classroom_id) : ""}`); });
+  client.on("hand_raised", (m) => { S.hands = m.hands; render(); toast(`${t("lead.hands")}：${nameOf(m.classroom_id)}`); });
   client.on("hand_lowered", (m) => { S.hands = m.hands; render(); });
   client.on("muted_changed", (m) => { S.muted = new Set(m.all_muted); render(); });
   client.on("recording_changed", (m) => { S.recording = m.on; render(); });

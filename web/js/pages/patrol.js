@@ -62,6 +62,7 @@ function addLesson(getJoin, info = {}) {
     entry.joined = m;
     entry.participants = new Map(m.participants.map((p) => [p.peer_id, p]));
     lessons.set(m.lesson.id, entry);
+    if (!video.video.srcObject) video.setPlaceholder(t("media.no_video"));
     describe();
   });
   const upsert = (m) => { entry.participants.set(m.participant.peer_id, m.participant); describe(); };
@@ -91,19 +92,20 @@ function attach(entry) {
   if (!pick) entry.video.setPlaceholder(t("media.no_video"));
   if (focused === entry) {
     focusVideo.setTrack(pick?.track ?? null);
+    if (!pick) focusVideo.setPlaceholder(t("media.no_video"));
     sink.set([...entry.media.consumers.values()].filter((c) => c.producer.kind === "audio").map((c) => c.track));
   }
 }
 
 // Focus: one lesson's main picture, sound and the evaluation form ---------------------------
 const focusVideo = videoTile({ placeholder: t("common.loading"), id: "focus-video" });
-const notesList = h("ul", { class: "checklist", id: "notes" });
+const notesList = h("ul", { class: "checklist notes", id: "notes" });
 const noteText = h("textarea", { id: "note-text", placeholder: t("patrol.note_placeholder") });
 const scoreInputs = Object.fromEntries(SCORES.map((s) => [s, h("input", { type: "number", min: 0, max: 100, id: `score-${s}` })]));
 const noteForm = h("form", { id: "note-form" },
   noteText,
   h("label", {}, t("patrol.scores")),
-  h("div", { class: "row" }, ...SCORES.map((s) => h("div", {}, h("label", { for: `score-${s}` }, t(`patrol.score.${s}`)), scoreInputs[s]))),
+  h("div", { class: "strip" }, ...SCORES.map((s) => h("div", {}, h("label", { for: `score-${s}` }, t(`patrol.score.${s}`)), scoreInputs[s]))),
   h("div", { class: "actions" }, h("button", { class: "primary", type: "submit" }, t("patrol.add_note"))));
 const back = h("button", { type: "button", id: "focus-close" }, t("patrol.close_focus"));
 const focusTitle = h("h2", {});

@@ -13,6 +13,7 @@ const app = document.getElementById("app");
 const S = { joined: null, participants: new Map(), stage: null, hands: [], lessonState: "scheduled" };
 
 const quality = qualityPill();
+quality.root.id = "quality";
 slot.append(quality.root);
 const leadTile = videoTile({ placeholder: t("receiver.waiting_lead"), id: "lead-video" });
 const leadSmall = videoTile({ placeholder: t("media.no_video"), id: "lead-small" });
@@ -76,6 +77,7 @@ function attachMedia() {
   leadTile.setTrack(big?.track ?? null);
   leadTile.root.dataset.mid = big?.mid ?? "";
   leadSmall.setTrack(small?.track ?? null);
+  leadSmall.label(small === camera ? (l?.name ?? "") : t("lead.board"));
   smallBox.classList.toggle("hidden", !small);
   const me = S.joined?.you?.classroom_id;
   const [stage] = S.stage && S.stage !== me ? media.find({ classroomId: S.stage, source: "camera" }) : [];

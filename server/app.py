@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
+from media.sfu import MediaService
 from server.db import open_database
 from server.lesson_hooks import DatabaseLessonHooks
 from server.metrics import CONTENT_TYPE, HttpMetricsMiddleware, Metrics
@@ -32,6 +33,11 @@ def create_app(settings: Settings) -> FastAPI:
             db = await stack.enter_async_context(open_database(settings))
             tokens = JoinTokens(settings.resolved_secret(), settings.join_token_ttl_s)
             bus = await stack.enter_async_context(open_bus(settings.redis_url))
+            media = MediaService(
+                ice_servers=settings.ice_servers,
+                host_addresses=settings.media_addresses or None,
+            )
+            stack.push_async_callback(media.close)
             rooms = RoomManager(
                 bus=bus,
                 hooks=DatabaseLessonHooks(db),
@@ -48,7 +54,13 @@ def create_app(settings: Settings) -> FastAPI:
             stack.push_async_callback(rooms.close)
             metrics.watch_signaling(lambda: rooms.stats)
             state = AppState(
-                settings=settings, db=db, tokens=tokens, bus=bus, rooms=rooms, metrics=metrics
+                settings=settings,
+                db=db,
+                tokens=tokens,
+                bus=bus,
+                rooms=rooms,
+                media=media,
+                metrics=metrics,
             )
             if settings.seed_demo:
                 from server.demo import seed_demo_if_empty

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # ICE servers handed to clients and used by the SFU, e.g. "stun:stun.example.cn:3478"
     # or "turn:user:pass@turn.example.cn:3478?transport=udp". Empty: host candidates only.
     ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Addresses the SFU gathers ICE host candidates on. Empty: every interface.
+    # ["127.0.0.1"] keeps media on loopback (tests, a single demo machine).
+    media_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Secret for JWTs and session cookies. Empty: generated once into <data_dir>/secret.key.
     secret_key: str = ""
     # Short-lived join tokens; a join link (revocable, in the database) mints a fresh one.
@@ -60,7 +63,7 @@ class Settings(BaseSettings):
     # The pages; default: web/ beside the packages (a source checkout or the Docker image).
     web_dir: Path = Path(__file__).resolve().parent.parent / "web"
 
-    @field_validator("ice_servers", "allowed_origins", mode="before")
+    @field_validator("ice_servers", "allowed_origins", "media_addresses", mode="before")
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from media.sfu import MediaService
 from server.db import Database
 from server.metrics import Metrics
 from server.settings import Settings
@@ -23,6 +24,7 @@ class AppState:
     tokens: JoinTokens
     bus: Bus
     rooms: RoomManager
+    media: MediaService
     metrics: Metrics
 
 

@@ -11,9 +11,11 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from media.sfu import MediaService
+from recorder.jobs import RenditionRunner
 from server.db import open_database
 from server.lesson_hooks import DatabaseLessonHooks
 from server.metrics import CONTENT_TYPE, HttpMetricsMiddleware, Metrics
+from server.recording import RecordingController
 from server.settings import Settings
 from server.state import AppState
 from server.tokens import JoinTokens
@@ -38,9 +40,21 @@ def create_app(settings: Settings) -> FastAPI:
                 host_addresses=settings.media_addresses or None,
             )
             stack.push_async_callback(media.close)
+            # Recording: closed before media (its consumers), the runner after it (its jobs),
+            # then the runner's last job updates are written.
+            stack.push_async_callback(lambda: recording.flush())
+            runner = RenditionRunner(
+                settings.rendition_concurrency,
+                settings.rendition_nice,
+                on_update=lambda job: recording.job_updated(job),
+            )
+            stack.push_async_callback(runner.close)
+            recording = RecordingController(media, db, settings, runner)
+            stack.push_async_callback(recording.close)
+            recording.start_recovery()
             rooms = RoomManager(
                 bus=bus,
-                hooks=DatabaseLessonHooks(db),
+                hooks=DatabaseLessonHooks(db, recording),
                 config=RoomConfig(
                     heartbeat_interval_s=settings.heartbeat_interval_s,
                     heartbeat_timeout_s=settings.heartbeat_timeout_s,
@@ -61,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
                 rooms=rooms,
                 media=media,
                 metrics=metrics,
+                recording=recording,
             )
             if settings.seed_demo:
                 from server.demo import seed_demo_if_empty
@@ -78,11 +93,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     from server.api import api_router, install_error_handlers
     from server.health import health_router
+    from server.pages import pages_router
     from server.ws import ws_router
 
     app.include_router(api_router)
     install_error_handlers(app)
     app.include_router(health_router)
+    app.include_router(pages_router)
     app.include_router(ws_router)
 
     @app.get("/metrics", include_in_schema=False)

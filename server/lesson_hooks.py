@@ -22,6 +22,7 @@ from server.db.models import (
     RecordingEvent,
     StageEvent,
 )
+from server.recording import RecordingController
 from signaling.hooks import ClassroomInfo, LessonInfo, LessonState, Note
 
 log = logging.getLogger("tongke.lessons")
@@ -34,8 +35,20 @@ def _classroom(classroom: Classroom) -> ClassroomInfo:
 class DatabaseLessonHooks:
     """signaling.hooks.LessonHooks against the tongke database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, recording: RecordingController | None = None) -> None:
         self.db = db
+        # Told of the switch, the stage and the end (its errors are logged, never raised).
+        self.recording = recording
+
+    async def _tell_recorder(self, name: str, *args: object) -> None:
+        if self.recording is None:
+            return
+        try:
+            result = getattr(self.recording, name)(*args)
+            if result is not None:
+                await result
+        except Exception:
+            log.exception("recording controller %s failed", name)
 
     async def lesson_info(self, lesson_id: str) -> LessonInfo | None:
         async with self.db.sessions.begin() as session:
@@ -84,6 +97,7 @@ class DatabaseLessonHooks:
             lesson.state = LessonStatus.ENDED.value
             lesson.ended_at = at
             lesson.recording = False
+        await self._tell_recorder("lesson_ended", lesson_id)
 
     async def recording_changed(self, lesson_id: str, on: bool, at: datetime) -> None:
         async with self.db.sessions.begin() as session:
@@ -93,6 +107,7 @@ class DatabaseLessonHooks:
                 return
             lesson.recording = on
             session.add(RecordingEvent(lesson_id=lesson_id, on=on, at=at))
+        await self._tell_recorder("start" if on else "stop", lesson_id)
 
     async def stage_changed(self, lesson_id: str, classroom_id: str | None, at: datetime) -> None:
         async with self.db.sessions.begin() as session:
@@ -103,6 +118,7 @@ class DatabaseLessonHooks:
                 log.info("stage change names unknown classroom %s; kept as nobody", classroom_id)
                 classroom_id = None
             session.add(StageEvent(lesson_id=lesson_id, classroom_id=classroom_id, at=at))
+        await self._tell_recorder("set_stage", lesson_id, classroom_id)
 
     async def note_added(self, note: Note) -> None:
         async with self.db.sessions.begin() as session:

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     # Production refuses test-only features such as fault injection.
     production: bool = False
     log_level: str = "info"
+    # Where recordings are written. Empty: <data_dir>/recordings.
+    recording_root: Path | None = None
+    # Library renditions (MP4) run in child processes: how many at once, at what nice level.
+    rendition_concurrency: int = Field(default=1, ge=1)
+    rendition_nice: int = Field(default=10, ge=0, le=19)
     # The pages; default: web/ beside the packages (a source checkout or the Docker image).
     web_dir: Path = Path(__file__).resolve().parent.parent / "web"
 
@@ -95,6 +100,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'tongke.db').resolve()}"
+
+    @property
+    def effective_recording_root(self) -> Path:
+        return self.recording_root or self.data_dir / "recordings"
 
     @property
     def effective_public_url(self) -> str:

@@ -9,6 +9,7 @@ from fastapi import Request
 from media.sfu import MediaService
 from server.db import Database
 from server.metrics import Metrics
+from server.recording import RecordingController
 from server.settings import Settings
 from server.tokens import JoinTokens
 from signaling.bus import Bus
@@ -26,6 +27,8 @@ class AppState:
     rooms: RoomManager
     media: MediaService
     metrics: Metrics
+    # Recording and the library catalogue (None only in states built by hand).
+    recording: RecordingController | None = None
 
 
 def get_state(request: Request) -> AppState:

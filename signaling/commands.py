@@ -57,8 +57,8 @@ def _require_live(room: Room) -> None:
 
 
 def _ok(peer: Peer, message: ClientMessage) -> None:
-    if message.id is not None:
-        peer.send(Ok(id=message.id, of=message.type))
+    # Every request gets exactly one answer, with its id when it had one.
+    peer.send(Ok(id=message.id, of=message.type))
 
 
 async def handle(room: Room, peer: Peer, message: ClientMessage) -> None:

@@ -7,7 +7,7 @@ PROTOCOL_VERSION (checked at join). STYLE rule 10.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
@@ -178,9 +178,10 @@ CLIENT_TYPES: frozenset[str] = frozenset(
 client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 
-def parse_client(data: dict[str, Any]) -> ClientMessage:
-    """Validates a decoded JSON object; raises pydantic.ValidationError."""
-    return client_adapter.validate_python(data)
+def parse_client(text: str | bytes) -> ClientMessage:
+    """Validates one JSON frame (strict JSON mode: enums from strings, no coercion);
+    raises pydantic.ValidationError."""
+    return client_adapter.validate_json(text)
 
 
 # Server -> client: shared parts ----------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import ValidationError
 
 from signaling.errors import CloseCode, ErrorCode, SignalingError
-from signaling.protocol import CLIENT_TYPES, ClientMessage, Error, Heartbeat, client_adapter, encode
+from signaling.protocol import CLIENT_TYPES, ClientMessage, Error, Heartbeat, encode, parse_client
 from signaling.stats import SignalingStats
 
 if TYPE_CHECKING:
@@ -109,7 +109,13 @@ class Session:
         if self.closing:
             return
         try:
-            self._outbox.put_nowait(encode(message))
+            text = encode(message)
+        except ValueError:
+            # A message we built cannot be serialized (say, an echoed lone surrogate): drop it.
+            log.warning("unserializable %s message dropped", message.type, exc_info=True)
+            return
+        try:
+            self._outbox.put_nowait(text)
         except asyncio.QueueFull:
             log.warning("outbox full; closing the slow session")
             self.stats.errors[ErrorCode.SLOW_CONSUMER] += 1
@@ -145,11 +151,15 @@ class Session:
         beat = asyncio.create_task(self._heartbeat_loop(), name="signaling-heartbeat")
         try:
             await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
+            for task in (reader, writer):
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    log.error("signaling session task failed", exc_info=task.exception())
             if not writer.done():
                 # The reader ended first: flush what is queued (an error, say), then close.
                 self.close(CloseCode.NORMAL, "closed")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(writer), 2.0)
+                    async with asyncio.timeout(2.0):
+                        await asyncio.shield(writer)
         finally:
             for task in (reader, writer, beat):
                 task.cancel()
@@ -157,7 +167,8 @@ class Session:
             if self.close_code is None:
                 self.close_code = CloseCode.NORMAL
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.conn.close(self.close_code, self.close_reason), 2.0)
+                async with asyncio.timeout(2.0):
+                    await self.conn.close(self.close_code, self.close_reason)
             await handler.session_ended(self)
 
     async def _write_loop(self) -> None:
@@ -181,7 +192,9 @@ class Session:
     async def _read_loop(self, handler: SessionHandler) -> None:
         while not self.closing:
             try:
-                data = await asyncio.wait_for(self.conn.receive(), self.config.heartbeat_timeout_s)
+                # asyncio.timeout, not wait_for: it never swallows a cancellation (3.11).
+                async with asyncio.timeout(self.config.heartbeat_timeout_s):
+                    data = await self.conn.receive()
             except TimeoutError:
                 self.stats.errors[ErrorCode.HEARTBEAT_TIMEOUT] += 1
                 self.send(
@@ -194,7 +207,12 @@ class Session:
                 return
             except ConnectionClosed:
                 return
-            await self._on_frame(handler, data)
+            try:
+                await self._on_frame(handler, data)
+            except Exception:
+                # Nothing a client sends may end its session by surprise.
+                log.exception("signaling frame handling failed")
+                self.send_error(ErrorCode.INTERNAL_ERROR, "The server failed; retry.")
 
     def _strike(self, code: ErrorCode, message: str, id: str | None = None) -> None:
         self.send_error(code, message, id)
@@ -222,7 +240,16 @@ class Session:
             self._strike(ErrorCode.RATE_LIMITED, "Too many messages; slow down.")
             return None
         limit = self.config.max_message_bytes
-        if len(data) > limit or (isinstance(data, str) and len(data.encode()) > limit):
+        if isinstance(data, str):
+            try:
+                size = len(data.encode())
+            except UnicodeEncodeError:
+                self.stats.messages["invalid"] += 1
+                self._strike(ErrorCode.INVALID_JSON, "The message is not valid UTF-8 text.")
+                return None
+        else:
+            size = len(data)
+        if size > limit:
             self.stats.messages["invalid"] += 1
             self._strike(ErrorCode.MESSAGE_TOO_LARGE, f"Messages are limited to {limit} bytes.")
             return None
@@ -237,7 +264,7 @@ class Session:
             self._strike(ErrorCode.INVALID_JSON, "The message is not valid JSON.")
             return None
         id = raw.get("id") if isinstance(raw, dict) else None
-        id = id if isinstance(id, str) and 0 < len(id) <= 64 else None
+        id = clean(id) if isinstance(id, str) and 0 < len(id) <= 64 else None
         kind = raw.get("type") if isinstance(raw, dict) else None
         if not isinstance(kind, str):
             self.stats.messages["invalid"] += 1
@@ -247,10 +274,10 @@ class Session:
             return None
         if kind not in CLIENT_TYPES:
             self.stats.messages["invalid"] += 1
-            self._strike(ErrorCode.UNKNOWN_TYPE, f"Unknown message type {kind[:64]!r}.", id)
+            self._strike(ErrorCode.UNKNOWN_TYPE, f"Unknown message type {clean(kind[:64])!r}.", id)
             return None
         try:
-            return client_adapter.validate_json(data)
+            return parse_client(data)
         except ValidationError as exc:
             self.stats.messages["invalid"] += 1
             self._strike(ErrorCode.INVALID_MESSAGE, describe(exc), id)
@@ -261,4 +288,9 @@ def describe(exc: ValidationError) -> str:
     """The first validation problem with its field path, e.g. `tracks.0.source: ...`."""
     first = exc.errors(include_url=False)[0]
     path = ".".join(str(p) for p in first["loc"][1:]) or "message"
-    return f"{path}: {first['msg']}"[:300]
+    return clean(f"{path}: {first['msg']}"[:300])
+
+
+def clean(text: str) -> str:
+    """Text safe to echo back: lone surrogates (valid in JSON escapes) become escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

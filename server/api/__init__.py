@@ -1,4 +1,4 @@
-"""HTTP API under /api: auth, schools, classrooms, accounts, lessons, join links.
+"""HTTP API under /api: auth, schools, classrooms, accounts, lessons, join links, library.
 
 `api_router` is assembled on first access so that importing a helper such as
 server.api.errors (which server.auth needs) does not pull in every route module.
@@ -21,11 +21,22 @@ __all__ = ["ApiError", "api_router", "install_error_handlers"]
 def build_api_router() -> APIRouter:
     from fastapi import APIRouter
 
-    from server.api import accounts, auth_routes, classrooms, join, lessons, links, schools
+    from server.api import (
+        accounts,
+        auth_routes,
+        classrooms,
+        evaluations,
+        join,
+        lessons,
+        library,
+        links,
+        schools,
+    )
 
     router = APIRouter(prefix="/api")
-    for module in (auth_routes, schools, classrooms, accounts, lessons, links, join):
+    for module in (auth_routes, schools, classrooms, accounts, lessons, links, join, library):
         router.include_router(module.router)
+    router.include_router(evaluations.router)
     return router
 
 

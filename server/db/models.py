@@ -279,3 +279,103 @@ class RecordingEvent(Base):
     lesson_id: Mapped[str] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"), index=True)
     on: Mapped[bool] = mapped_column(Boolean)
     at: Mapped[datetime]
+
+
+class ExemplaryState(StrEnum):
+    """The exemplary-lesson (示范课) workflow: nominate -> review -> exemplary or returned."""
+
+    NONE = "none"
+    NOMINATED = "nominated"
+    EXEMPLARY = "exemplary"
+    RETURNED = "returned"
+
+
+class LibraryRecording(Base):
+    """One recording session in the course-example library (示范课例库).
+
+    Lesson metadata is copied at catalogue time, so the entry stays right when the
+    timetable changes later. Files live under ``directory`` (relative to the recording root).
+    """
+
+    __tablename__ = "library_recordings"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    lesson_id: Mapped[str | None] = mapped_column(
+        ForeignKey("lessons.id", ondelete="SET NULL"), default=None, index=True
+    )
+    directory: Mapped[str] = mapped_column(String(500), unique=True)
+    # finished | interrupted | failed (the recorder's session state, plus an error below).
+    state: Mapped[str] = mapped_column(String(16))
+    interrupted: Mapped[bool] = mapped_column(Boolean, default=False)
+    error_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    title: Mapped[str] = mapped_column(String(300), default="")
+    stage: Mapped[str] = mapped_column(String(32), default="", index=True)  # 学段
+    subject: Mapped[str] = mapped_column(String(64), default="", index=True)  # 学科
+    grade: Mapped[str] = mapped_column(String(32), default="", index=True)  # 年级
+    textbook_version: Mapped[str] = mapped_column(String(64), default="")  # 教材版本
+    volume: Mapped[str] = mapped_column(String(32), default="")  # 册次
+    unit: Mapped[str] = mapped_column(String(200), default="")  # 单元/课时
+    teacher: Mapped[str] = mapped_column(String(200), default="")
+    teacher_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), default=None, index=True
+    )
+    school: Mapped[str] = mapped_column(String(200), default="")
+    district: Mapped[str] = mapped_column(String(200), default="")  # 区县
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    duration_s: Mapped[float] = mapped_column(Float, default=0.0)
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    # One dict per track file: name, producer_id, source, classroom, kind, mime_type,
+    # offset_s, duration_s, size, sha256, state.
+    tracks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    rendition_state: Mapped[str] = mapped_column(String(16), default="queued")
+    rendition_progress: Mapped[float] = mapped_column(Float, default=0.0)
+    rendition_error: Mapped[str | None] = mapped_column(Text, default=None)
+    # Relative to `directory`: rendition/lesson.mp4, the poster and the thumbnails.
+    rendition_files: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    score: Mapped[float | None] = mapped_column(Float, default=None, index=True)
+    exemplary_state: Mapped[str] = mapped_column(
+        String(16), default=ExemplaryState.NONE.value, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class LibraryEvaluation(Base):
+    """A note and rubric scores written while replaying, anchored at `t_s` seconds."""
+
+    __tablename__ = "library_evaluations"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    recording_id: Mapped[str] = mapped_column(
+        ForeignKey("library_recordings.id", ondelete="CASCADE"), index=True
+    )
+    account_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), default=None
+    )
+    author: Mapped[str] = mapped_column(String(200))
+    author_role: Mapped[str] = mapped_column(String(16))
+    t_s: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text, default="")
+    scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExemplaryStep(Base):
+    """One step of the exemplary workflow: who did what and when."""
+
+    __tablename__ = "exemplary_steps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    recording_id: Mapped[str] = mapped_column(
+        ForeignKey("library_recordings.id", ondelete="CASCADE"), index=True
+    )
+    # nominate | exemplary | return
+    action: Mapped[str] = mapped_column(String(16))
+    account_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), default=None
+    )
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

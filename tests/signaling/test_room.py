@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from signal_harness import LEAD_ROOM, LESSON_ID, Signal
+import asyncio
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from signal_harness import FAST, LEAD_ROOM, LESSON_ID, Client, Signal
 
 from signaling.errors import CloseCode
 from signaling.grants import Role
@@ -241,3 +246,52 @@ async def test_stats_count_peers_messages_errors_and_live_lessons(signal: Signal
     assert stats.live_lessons == 1
     assert stats.messages["join"] == 2 and stats.messages["start_lesson"] == 1
     assert stats.errors["invalid_target"] == 1
+
+
+# Patrol invisibility over random lesson histories -----------------------------------------
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["receiver", "patrol", "leave", "drop", "note", "stage"]),
+        st.sampled_from(["r1", "r2", "r3"]),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(ops=OPS)
+def test_no_history_ever_shows_a_patrol_peer_to_anyone_else(ops: list[tuple[str, str]]) -> None:
+    async def scenario() -> None:
+        signal = Signal(FAST)
+        try:
+            lead = await signal.live()
+            clients: dict[str, Client] = {}
+            patrols: list[Client] = []
+            for op, room in ops:
+                if op == "receiver":
+                    clients[room] = await signal.receiver(room)
+                elif op == "patrol":
+                    patrols.append(await signal.patrol())
+                elif op in ("leave", "drop") and patrols:
+                    patrol = patrols.pop()
+                    patrol.send(type="leave") if op == "leave" else patrol.drop()
+                elif op == "note" and patrols:
+                    await patrols[-1].request("add_note", text="记录")
+                elif op == "stage" and room in clients:
+                    await lead.request("set_stage", classroom_id=room)
+            await lead.settle()
+            hidden = {
+                p.joined["peer_id"] for p in signal.clients if p.joined.get("role") == "patrol"
+            }
+            for client in [lead, *clients.values(), *patrols]:
+                await client.settle()
+                text = json.dumps([m for m in client.pending() if m["type"] != "joined"])
+                text += json.dumps(client.joined.get("participants", []))
+                mine = client.joined.get("peer_id")
+                assert not any(pid in text for pid in hidden - {mine})
+        finally:
+            await signal.aclose()
+
+    asyncio.run(scenario())

@@ -1,4 +1,4 @@
-// /join/?code=... (and /join/{code} through 404.html): trade the link for a token, then open
+// /join/{code} (or /join/?code=...): trade the link for a token, then open
 // the lead, receiver or patrol page.
 import { exchange } from "../lesson.js";
 import { apply, banner, catchAll, h, t, topbar, userMessage } from "../ui.js";
@@ -15,7 +15,9 @@ const PAGES = { lead: "/lead/", receiver: "/receiver/", patrol: "/patrol/?joined
 
 async function main() {
   const params = new URLSearchParams(location.search);
-  const code = params.get("code") ?? params.get("link");
+  // The server serves this page at /join/{code}; /join/?code= works too.
+  const fromPath = location.pathname.match(/^\/join\/([^/]+)$/);
+  const code = params.get("code") ?? params.get("link") ?? (fromPath ? decodeURIComponent(fromPath[1]) : null);
   if (!code) {
     status.textContent = "";
     banner(t("join.no_code"));

@@ -1,0 +1,189 @@
+"""Evaluations (评课) during replay and the exemplary-lesson workflow.
+
+- ``POST /api/library/{id}/evaluations``: a note at ``t_s`` seconds with optional rubric
+  scores; teachers and inspectors (admins run the system, they do not evaluate).
+- ``POST /api/library/{id}/nominate``: the recording's teacher or an admin nominates it
+  (from ``none`` or ``returned``), once its rendition is done.
+- ``POST /api/library/{id}/review``: an inspector or admin, not the nominator, scores every
+  rubric item and decides ``exemplary`` or ``returned`` (only from ``nominated``).
+
+Out-of-order steps answer 409 ``exemplary_out_of_order``; accounts without the right
+answer 403 ``forbidden`` (or ``own_nomination``). Every step is kept with who and when.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.api.errors import ApiError, forbidden, not_found
+from server.api.library import ERRORS, EvaluationOut, StepOut
+from server.auth import CurrentPrincipal, Principal, State
+from server.db.models import (
+    AccountRole,
+    ExemplaryStep,
+    LibraryEvaluation,
+    LibraryRecording,
+    utcnow,
+)
+from server.library.queries import NEXT_STATE, check_scores, refresh_score
+
+router = APIRouter(prefix="/library", tags=["library"])
+
+EVALUATORS = frozenset({AccountRole.TEACHER, AccountRole.INSPECTOR})
+REVIEWERS = frozenset({AccountRole.INSPECTOR, AccountRole.ADMIN})
+
+
+class EvaluationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    t_s: float = Field(ge=0)
+    text: str = Field(default="", max_length=4000)
+    scores: dict[str, Any] = Field(default_factory=dict)
+
+
+class NominateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    comment: str = Field(default="", max_length=4000)
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["exemplary", "returned"]
+    scores: dict[str, Any]
+    comment: str = Field(default="", max_length=4000)
+
+
+class WorkflowOut(BaseModel):
+    recording_id: str
+    exemplary_state: str
+    score: float | None
+    step: StepOut
+
+
+def _scores(scores: dict[str, Any], *, complete: bool) -> dict[str, int]:
+    try:
+        return check_scores(scores, complete=complete)
+    except ValueError as exc:
+        code, message = exc.args
+        raise ApiError(422, code, message) from exc
+
+
+@router.post(
+    "/{recording_id}/evaluations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EvaluationOut,
+    responses=ERRORS,
+)
+async def add_evaluation(
+    state: State, principal: CurrentPrincipal, recording_id: str, body: EvaluationIn
+) -> dict[str, Any]:
+    if principal.role not in EVALUATORS:
+        raise forbidden("Teachers and inspectors evaluate lessons.")
+    scores = _scores(body.scores, complete=False)
+    if not body.text.strip() and not scores:
+        raise ApiError(422, "empty_evaluation", "Write a note or give at least one score.")
+    async with state.db.sessions.begin() as session:
+        row = await session.get(LibraryRecording, recording_id)
+        if row is None:
+            raise not_found("recording")
+        if body.t_s > row.duration_s + 1.0:
+            raise ApiError(422, "outside_recording", "The moment is past the recording's end.")
+        evaluation = LibraryEvaluation(
+            recording_id=row.id,
+            account_id=principal.account_id,
+            author=principal.display_name,
+            author_role=principal.role.value,
+            t_s=round(body.t_s, 3),
+            text=body.text.strip(),
+            scores=scores,
+            created_at=utcnow(),
+        )
+        session.add(evaluation)
+        await session.flush()
+        await refresh_score(session, row)
+    return {k: getattr(evaluation, k) for k in EvaluationOut.model_fields}
+
+
+async def _step(
+    state: State,
+    principal: Principal,
+    recording_id: str,
+    action: str,
+    comment: str,
+    scores: dict[str, int],
+) -> dict[str, Any]:
+    async with state.db.sessions.begin() as session:
+        row = await session.get(LibraryRecording, recording_id, with_for_update=True)
+        if row is None:
+            raise not_found("recording")
+        if action == "nominate":
+            if not (principal.is_admin or principal.account_id == row.teacher_id):
+                raise forbidden("Only the lesson's teacher or an admin nominates it.")
+        else:
+            if principal.role not in REVIEWERS:
+                raise forbidden("Only inspectors and admins review nominations.")
+        allowed_from, to = NEXT_STATE[action]
+        if row.exemplary_state not in allowed_from:
+            raise ApiError(
+                409,
+                "exemplary_out_of_order",
+                f"The recording is {row.exemplary_state}; {action} needs "
+                f"{' or '.join(allowed_from)}.",
+            )
+        if action == "nominate" and row.rendition_state != "done":
+            raise ApiError(409, "rendition_not_ready", "Nominate once the rendition is done.")
+        if action != "nominate":
+            last = await _last_nomination(session, row.id)
+            if last is not None and last.account_id == principal.account_id:
+                raise ApiError(403, "own_nomination", "A nomination is reviewed by someone else.")
+        step = ExemplaryStep(
+            recording_id=row.id,
+            action=action,
+            account_id=principal.account_id,
+            actor=principal.display_name,
+            at=utcnow(),
+            comment=comment.strip(),
+            scores=scores,
+        )
+        session.add(step)
+        row.exemplary_state = to
+        await session.flush()
+        await refresh_score(session, row)
+    return {
+        "recording_id": row.id,
+        "exemplary_state": row.exemplary_state,
+        "score": row.score,
+        "step": {k: getattr(step, k) for k in StepOut.model_fields},
+    }
+
+
+async def _last_nomination(session: AsyncSession, recording_id: str) -> ExemplaryStep | None:
+    return await session.scalar(
+        select(ExemplaryStep)
+        .where(ExemplaryStep.recording_id == recording_id, ExemplaryStep.action == "nominate")
+        .order_by(ExemplaryStep.at.desc(), ExemplaryStep.id.desc())
+        .limit(1)
+    )
+
+
+@router.post("/{recording_id}/nominate", response_model=WorkflowOut, responses=ERRORS)
+async def nominate(
+    state: State, principal: CurrentPrincipal, recording_id: str, body: NominateIn
+) -> dict[str, Any]:
+    return await _step(state, principal, recording_id, "nominate", body.comment, {})
+
+
+@router.post("/{recording_id}/review", response_model=WorkflowOut, responses=ERRORS)
+async def review(
+    state: State, principal: CurrentPrincipal, recording_id: str, body: ReviewIn
+) -> dict[str, Any]:
+    scores = _scores(body.scores, complete=True)
+    action = "exemplary" if body.decision == "exemplary" else "return"
+    return await _step(state, principal, recording_id, action, body.comment, scores)

@@ -1,0 +1,330 @@
+"""/api/library: search the course-example library, read an entry, fetch its files.
+
+Every route needs a signed-in account; admins, teachers and inspectors (every role there
+is) may see every recording: the library exists so that teachers learn from each other's
+lessons across the district. Files are served with HTTP Range support (206 / 416), so
+the replay page seeks at once.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from server.api.errors import ErrorResponse, not_found
+from server.auth import CurrentPrincipal, State
+from server.db.models import (
+    EvaluationNote,
+    ExemplaryStep,
+    LibraryEvaluation,
+    LibraryRecording,
+)
+from server.library.queries import RUBRIC, Filters, exemplary_counts, search
+
+router = APIRouter(prefix="/library", tags=["library"])
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 416, 422)
+}
+
+# Matroska with these codecs is what WebM allows: browsers play it as video/webm.
+WEBM_CODECS = {"video/vp8", "video/vp9", "audio/opus"}
+
+
+class RecordingOut(BaseModel):
+    id: str
+    lesson_id: str | None
+    title: str
+    stage: str
+    subject: str
+    grade: str
+    textbook_version: str
+    volume: str
+    unit: str
+    teacher: str
+    teacher_id: str | None
+    school: str
+    district: str
+    started_at: datetime
+    duration_s: float
+    size_bytes: int
+    state: str
+    interrupted: bool
+    error_code: str | None
+    error_message: str | None
+    rendition_state: str
+    rendition_progress: float
+    rendition_error: str | None
+    video_url: str | None
+    poster_url: str | None
+    score: float | None
+    exemplary_state: str
+
+
+class TrackOut(BaseModel):
+    name: str
+    url: str
+    media_type: str
+    producer_id: str = ""
+    source: str = ""
+    classroom: str = ""
+    kind: str = ""
+    mime_type: str = ""
+    offset_s: float | None = None
+    duration_s: float = 0.0
+    size: int = 0
+    sha256: str = ""
+    state: str | None = None
+
+
+class LiveNoteOut(BaseModel):
+    id: str
+    author: str
+    author_role: str
+    at: datetime
+    t_s: float  # seconds on the recording's timeline (may be outside it)
+    in_recording: bool
+    text: str
+    scores: dict[str, Any]
+
+
+class EvaluationOut(BaseModel):
+    id: str
+    author: str
+    author_role: str
+    account_id: str | None
+    t_s: float
+    text: str
+    scores: dict[str, int]
+    created_at: datetime
+
+
+class StepOut(BaseModel):
+    action: str
+    actor: str
+    account_id: str | None
+    at: datetime
+    comment: str
+    scores: dict[str, int]
+
+
+class RecordingDetailOut(RecordingOut):
+    tracks: list[TrackOut]
+    thumbnails: list[str]
+    live_notes: list[LiveNoteOut]
+    evaluations: list[EvaluationOut]
+    steps: list[StepOut]
+    rubric: dict[str, str]
+
+
+class RecordingPage(BaseModel):
+    items: list[RecordingOut]
+    total: int
+    page: int
+    per_page: int
+
+
+class CountOut(BaseModel):
+    district: str
+    year: int
+    nominated: int
+    exemplary: int
+    returned: int
+
+
+class CountsOut(BaseModel):
+    counts: list[CountOut]
+
+
+TRACK_FIELDS = tuple(k for k in TrackOut.model_fields if k not in ("url", "media_type"))
+
+
+def file_url(recording_id: str, name: str) -> str:
+    return f"/api/library/{recording_id}/files/{name}"
+
+
+def recording_out(row: LibraryRecording) -> dict[str, Any]:
+    files = row.rendition_files or {}
+    return {
+        **{name: getattr(row, name) for name in RecordingOut.model_fields if hasattr(row, name)},
+        "video_url": file_url(row.id, files["video"]) if files.get("video") else None,
+        "poster_url": file_url(row.id, files["poster"]) if files.get("poster") else None,
+    }
+
+
+def media_type(name: str, mime_type: str = "") -> str:
+    if name.endswith(".mp4"):
+        return "video/mp4"
+    if name.endswith(".jpg"):
+        return "image/jpeg"
+    if name.endswith(".mkv"):
+        if mime_type.lower() in WEBM_CODECS:
+            return "audio/webm" if mime_type.lower().startswith("audio/") else "video/webm"
+        return "video/x-matroska"
+    return "application/octet-stream"
+
+
+async def load_recording(state: State, recording_id: str) -> LibraryRecording:
+    async with state.db.sessions.begin() as session:
+        row = await session.get(LibraryRecording, recording_id)
+    if row is None:
+        raise not_found("recording")
+    return row
+
+
+@router.get("", response_model=RecordingPage, responses=ERRORS)
+async def list_recordings(
+    state: State,
+    principal: CurrentPrincipal,
+    q: Annotated[str, Query(max_length=200)] = "",
+    stage: str = "",
+    subject: str = "",
+    grade: str = "",
+    textbook_version: str = "",
+    volume: str = "",
+    unit: str = "",
+    teacher: str = "",
+    school: str = "",
+    district: str = "",
+    exemplary: Literal["", "none", "nominated", "exemplary", "returned"] = "",
+    interrupted: bool | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    sort: Literal["date", "score"] = "date",
+    order: Literal["desc", "asc"] = "desc",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict[str, Any]:
+    """Search by words in the title and filter by the CELTS-42 style fields."""
+    filters = Filters(
+        q, stage, subject, grade, textbook_version, volume, unit, teacher, school, district,
+        exemplary, interrupted, date_from, date_to, sort, order, page, per_page,
+    )  # fmt: skip
+    async with state.db.sessions.begin() as session:
+        rows, total = await search(session, filters)
+    return {
+        "items": [recording_out(r) for r in rows],
+        "total": total,
+        "page": page,
+        "per_page": per_page,
+    }
+
+
+@router.get("/exemplary/counts", response_model=CountsOut, responses=ERRORS)
+async def counts(
+    state: State, principal: CurrentPrincipal, year: Annotated[int | None, Query()] = None
+) -> dict[str, Any]:
+    """Exemplary-workflow counts per county (区县) and year."""
+    async with state.db.sessions.begin() as session:
+        return {"counts": await exemplary_counts(session, year)}
+
+
+@router.get("/recording-status/{lesson_id}", responses=ERRORS)
+async def recording_status(
+    state: State, principal: CurrentPrincipal, lesson_id: str
+) -> dict[str, Any]:
+    """Whether a lesson records now, its last catalogue entry and its last error."""
+    if state.recording is None:
+        return {"recording": False, "recording_id": None, "error": None}
+    return state.recording.status(lesson_id)
+
+
+@router.get("/{recording_id}", response_model=RecordingDetailOut, responses=ERRORS)
+async def get_recording(
+    state: State, principal: CurrentPrincipal, recording_id: str
+) -> dict[str, Any]:
+    """One entry: metadata, tracks, rendition, live notes, evaluations, workflow steps."""
+    async with state.db.sessions.begin() as session:
+        row = await session.get(LibraryRecording, recording_id)
+        if row is None:
+            raise not_found("recording")
+        notes = []
+        if row.lesson_id is not None:
+            notes = list(
+                await session.scalars(
+                    select(EvaluationNote)
+                    .where(EvaluationNote.lesson_id == row.lesson_id)
+                    .order_by(EvaluationNote.at)
+                )
+            )
+        evaluations = list(
+            await session.scalars(
+                select(LibraryEvaluation)
+                .where(LibraryEvaluation.recording_id == row.id)
+                .order_by(LibraryEvaluation.t_s, LibraryEvaluation.created_at)
+            )
+        )
+        steps = list(
+            await session.scalars(
+                select(ExemplaryStep)
+                .where(ExemplaryStep.recording_id == row.id)
+                .order_by(ExemplaryStep.at, ExemplaryStep.id)
+            )
+        )
+    files = row.rendition_files or {}
+    live = []
+    for note in notes:
+        t = (note.at - row.started_at).total_seconds()
+        live.append(
+            {
+                "id": note.id,
+                "author": note.author,
+                "author_role": note.author_role,
+                "at": note.at,
+                "t_s": round(t, 3),
+                "in_recording": 0 <= t <= row.duration_s,
+                "text": note.text,
+                "scores": note.scores or {},
+            }
+        )
+    return {
+        **recording_out(row),
+        "tracks": [
+            {
+                **{k: track[k] for k in TRACK_FIELDS if track.get(k) is not None},
+                "url": file_url(row.id, track["name"]),
+                "media_type": media_type(track["name"], track.get("mime_type", "")),
+            }
+            for track in row.tracks
+        ],
+        "thumbnails": [file_url(row.id, name) for name in files.get("thumbnails", [])],
+        "live_notes": live,
+        "evaluations": [
+            {k: getattr(e, k) for k in EvaluationOut.model_fields} for e in evaluations
+        ],
+        "steps": [{k: getattr(s, k) for k in StepOut.model_fields} for s in steps],
+        "rubric": RUBRIC,
+    }
+
+
+@router.get("/{recording_id}/files/{name:path}", responses=ERRORS)
+async def get_file(
+    state: State, principal: CurrentPrincipal, recording_id: str, name: str
+) -> FileResponse:
+    """A track file, the rendition, its poster or a thumbnail; Range requests answer 206."""
+    row = await load_recording(state, recording_id)
+    files = row.rendition_files or {}
+    allowed = {t["name"]: t.get("mime_type", "") for t in row.tracks}
+    for key in ("video", "poster"):
+        if files.get(key):
+            allowed[files[key]] = ""
+    for thumb in files.get("thumbnails", []):
+        allowed[thumb] = ""
+    if name not in allowed:  # only names the catalogue lists: no path tricks
+        raise not_found("file")
+    root = state.settings.effective_recording_root
+    path = Path(root) / row.directory / name
+    if not path.is_file():
+        raise not_found("file")
+    return FileResponse(
+        path,
+        media_type=media_type(name, allowed[name]),
+        content_disposition_type="inline",
+        filename=Path(name).name,
+    )

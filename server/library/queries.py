@@ -1,0 +1,176 @@
+"""Library search, the evaluation rubric, scores and the exemplary workflow's rules."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import (
+    ExemplaryState,
+    ExemplaryStep,
+    LibraryEvaluation,
+    LibraryRecording,
+)
+
+# The rubric (评课量表): item -> label; every score is an integer from 0 to 10.
+RUBRIC: dict[str, str] = {
+    "goals": "教学目标",
+    "content": "教学内容",
+    "method": "教学方法",
+    "interaction": "师生互动",
+    "effect": "教学效果",
+}
+SCORE_MAX = 10
+
+# Exact-match filters and substring filters (both case-insensitive where the backend is).
+EXACT = ("stage", "subject", "grade", "textbook_version", "volume", "district")
+CONTAINS = ("unit", "teacher", "school")
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    q: str = ""
+    stage: str = ""
+    subject: str = ""
+    grade: str = ""
+    textbook_version: str = ""
+    volume: str = ""
+    unit: str = ""
+    teacher: str = ""
+    school: str = ""
+    district: str = ""
+    exemplary: str = ""
+    interrupted: bool | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    sort: str = "date"  # date | score
+    order: str = "desc"  # desc | asc
+    page: int = 1
+    per_page: int = 20
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _conditions(f: Filters) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    for word in f.q.split():
+        where.append(LibraryRecording.title.ilike(_like(word), escape="\\"))
+    for name in EXACT:
+        value = getattr(f, name).strip()
+        if value:
+            where.append(getattr(LibraryRecording, name) == value)
+    for name in CONTAINS:
+        value = getattr(f, name).strip()
+        if value:
+            where.append(getattr(LibraryRecording, name).ilike(_like(value), escape="\\"))
+    if f.exemplary:
+        where.append(LibraryRecording.exemplary_state == f.exemplary)
+    if f.interrupted is not None:
+        where.append(LibraryRecording.interrupted.is_(f.interrupted))
+    if f.date_from is not None:
+        where.append(LibraryRecording.started_at >= datetime.combine(f.date_from, time(), UTC))
+    if f.date_to is not None:
+        end = datetime.combine(f.date_to + timedelta(days=1), time(), UTC)
+        where.append(LibraryRecording.started_at < end)
+    return where
+
+
+def search_statement(f: Filters) -> Select[tuple[LibraryRecording]]:
+    statement = select(LibraryRecording).where(*_conditions(f))
+    if f.sort == "score":
+        score = LibraryRecording.score
+        keys = [score.is_(None), score.asc() if f.order == "asc" else score.desc()]
+    else:
+        keys = []
+    date_key = LibraryRecording.started_at
+    keys.append(date_key.asc() if f.order == "asc" else date_key.desc())
+    keys.append(LibraryRecording.id)
+    offset = (f.page - 1) * f.per_page
+    return statement.order_by(*keys).offset(offset).limit(f.per_page)
+
+
+async def search(session: AsyncSession, f: Filters) -> tuple[list[LibraryRecording], int]:
+    """One page of recordings and the total number matching."""
+    total = await session.scalar(
+        select(func.count()).select_from(LibraryRecording).where(*_conditions(f))
+    )
+    rows = list(await session.scalars(search_statement(f)))
+    return rows, int(total or 0)
+
+
+def check_scores(scores: dict[str, Any], *, complete: bool) -> dict[str, int]:
+    """Validated rubric scores; ValueError (code, message) args on a bad one."""
+    unknown = sorted(set(scores) - set(RUBRIC))
+    if unknown:
+        raise ValueError("unknown_rubric_item", f"Unknown rubric items: {', '.join(unknown)}.")
+    if complete and set(scores) != set(RUBRIC):
+        missing = ", ".join(sorted(set(RUBRIC) - set(scores)))
+        raise ValueError("rubric_incomplete", f"A review scores every item; missing: {missing}.")
+    clean = {}
+    for key, value in scores.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SCORE_MAX:
+            raise ValueError("bad_score", f"Score {key} must be an integer from 0 to {SCORE_MAX}.")
+        clean[key] = value
+    return clean
+
+
+def mean_score(scores: dict[str, Any]) -> float | None:
+    values = [v for k, v in scores.items() if k in RUBRIC and isinstance(v, int | float)]
+    return sum(values) / len(values) if values else None
+
+
+async def refresh_score(session: AsyncSession, recording: LibraryRecording) -> None:
+    """A recording's score: the mean of every replay evaluation's and review's mean score."""
+    all_scores = [
+        *await session.scalars(
+            select(LibraryEvaluation.scores).where(LibraryEvaluation.recording_id == recording.id)
+        ),
+        *await session.scalars(
+            select(ExemplaryStep.scores).where(ExemplaryStep.recording_id == recording.id)
+        ),
+    ]
+    kept = [m for m in (mean_score(s or {}) for s in all_scores) if m is not None]
+    recording.score = round(sum(kept) / len(kept), 2) if kept else None
+
+
+# The workflow: which step may follow which state.
+NEXT_STATE = {
+    "nominate": (
+        (ExemplaryState.NONE.value, ExemplaryState.RETURNED.value),
+        ExemplaryState.NOMINATED.value,
+    ),
+    "exemplary": ((ExemplaryState.NOMINATED.value,), ExemplaryState.EXEMPLARY.value),
+    "return": ((ExemplaryState.NOMINATED.value,), ExemplaryState.RETURNED.value),
+}
+
+
+async def exemplary_counts(session: AsyncSession, year: int | None) -> list[dict[str, Any]]:
+    """Per county (区县) and year of recording: how many are nominated, exemplary, returned."""
+    rows = await session.execute(
+        select(
+            LibraryRecording.district,
+            LibraryRecording.started_at,
+            LibraryRecording.exemplary_state,
+        ).where(LibraryRecording.exemplary_state != ExemplaryState.NONE.value)
+    )
+    counts: dict[tuple[str, int], dict[str, int]] = defaultdict(
+        lambda: {s.value: 0 for s in ExemplaryState if s is not ExemplaryState.NONE}
+    )
+    for district, started_at, state in rows:
+        if year is not None and started_at.year != year:
+            continue
+        counts[(district, started_at.year)][state] += 1
+    return [
+        {"district": district, "year": y, **values}
+        for (district, y), values in sorted(
+            counts.items(), key=lambda item: (-item[0][1], item[0][0])
+        )
+    ]

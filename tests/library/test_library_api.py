@@ -1,0 +1,160 @@
+"""The library API on a real app and database: search, filters, sort, paging, access, Range."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from library_support import Library
+
+
+@pytest.fixture
+def catalogue(library: Library) -> dict[str, str]:
+    library.clear()
+    ids = {
+        "circle": library.add_recording(
+            title="圆的面积 第一课时", stage="小学", subject="数学", grade="六年级",
+            textbook_version="人教版", volume="上册", teacher="李老师", school="城关小学",
+            district="示范县", score=8.5, started_at=datetime(2026, 9, 3, 1, tzinfo=UTC),
+        ),
+        "poem": library.add_recording(
+            title="静夜思", stage="小学", subject="语文", grade="一年级",
+            textbook_version="部编版", teacher="王老师", school="东山教学点",
+            district="山区县", score=9.0, started_at=datetime(2026, 9, 1, 1, tzinfo=UTC),
+        ),
+        "square": library.add_recording(
+            title="正方形的面积", stage="小学", subject="数学", grade="三年级",
+            textbook_version="北师大版", teacher="李老师", school="城关小学",
+            district="示范县", score=None, interrupted=True, state="interrupted",
+            started_at=datetime(2026, 9, 2, 1, tzinfo=UTC),
+        ),
+    }  # fmt: skip
+    return ids
+
+
+def titles(response) -> list[str]:  # type: ignore[no-untyped-def]
+    assert response.status_code == 200, response.text
+    return [item["title"] for item in response.json()["items"]]
+
+
+def test_words_in_the_title_find_the_lessons_that_contain_every_word(
+    library: Library, catalogue: dict[str, str]
+) -> None:
+    assert titles(library.get("/api/library", "teacher", params={"q": "面积"})) == [
+        "圆的面积 第一课时",
+        "正方形的面积",
+    ]
+    assert titles(library.get("/api/library", "teacher", params={"q": "面积 第一"})) == [
+        "圆的面积 第一课时"
+    ]
+    assert titles(library.get("/api/library", "teacher", params={"q": "100%"})) == []
+
+
+def test_filters_select_by_subject_grade_textbook_teacher_and_school(
+    library: Library, catalogue: dict[str, str]
+) -> None:
+    get = lambda **p: titles(library.get("/api/library", "inspector", params=p))  # noqa: E731
+    assert get(subject="数学", grade="六年级") == ["圆的面积 第一课时"]
+    assert get(textbook_version="部编版") == ["静夜思"]
+    assert get(teacher="李", school="城关") == ["圆的面积 第一课时", "正方形的面积"]
+    assert get(district="山区县") == ["静夜思"]
+    assert get(interrupted="true") == ["正方形的面积"]
+    assert get(date_from="2026-09-02", date_to="2026-09-02") == ["正方形的面积"]
+
+
+def test_sorting_by_date_and_by_score_puts_unscored_lessons_last(
+    library: Library, catalogue: dict[str, str]
+) -> None:
+    by_date = titles(library.get("/api/library", "teacher"))
+    assert by_date == ["圆的面积 第一课时", "正方形的面积", "静夜思"]
+    oldest = titles(library.get("/api/library", "teacher", params={"order": "asc"}))
+    assert oldest == by_date[::-1]
+    by_score = titles(library.get("/api/library", "teacher", params={"sort": "score"}))
+    assert by_score == ["静夜思", "圆的面积 第一课时", "正方形的面积"]
+
+
+def test_paging_returns_the_total_and_one_page_at_a_time(
+    library: Library, catalogue: dict[str, str]
+) -> None:
+    first = library.get("/api/library", "teacher", params={"per_page": 2})
+    second = library.get("/api/library", "teacher", params={"per_page": 2, "page": 2})
+    assert first.json()["total"] == 3 and len(first.json()["items"]) == 2
+    assert titles(second) == ["静夜思"]
+    bad = library.get("/api/library", "teacher", params={"per_page": 1000})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
+
+
+def test_the_library_needs_a_signed_in_account(library: Library, catalogue: dict[str, str]) -> None:
+    response = library.client.get("/api/library")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+    detail = library.client.get(f"/api/library/{catalogue['poem']}")
+    assert detail.status_code == 401
+    for role in ("admin", "teacher", "inspector"):
+        assert library.get(f"/api/library/{catalogue['poem']}", role).status_code == 200
+
+
+def test_an_unknown_recording_is_a_404_with_a_stable_code(library: Library) -> None:
+    response = library.get("/api/library/nope", "teacher")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "recording_not_found"
+
+
+DATA = bytes(range(256)) * 40  # 10240 bytes
+
+
+@pytest.fixture
+def with_files(library: Library) -> str:
+    return library.add_recording(
+        title="有文件的课",
+        tracks=[{"name": "001-cam.mkv", "mime_type": "video/VP8", "kind": "video"}],
+        rendition_files={"video": "rendition/lesson.mp4", "poster": "rendition/lesson-poster.jpg",
+                         "thumbnails": []},
+        files={"001-cam.mkv": DATA, "rendition/lesson.mp4": DATA, "secret.txt": b"x",
+               "rendition/lesson-poster.jpg": b"\xff\xd8"},
+    )  # fmt: skip
+
+
+def test_range_requests_return_the_right_bytes(library: Library, with_files: str) -> None:
+    url = f"/api/library/{with_files}/files/rendition/lesson.mp4"
+    whole = library.get(url, "teacher")
+    assert whole.status_code == 200 and whole.content == DATA
+    assert whole.headers["accept-ranges"] == "bytes"
+    assert whole.headers["content-type"] == "video/mp4"
+    part = library.get(url, "teacher", headers={"Range": "bytes=100-1099"})
+    assert part.status_code == 206
+    assert part.content == DATA[100:1100]
+    assert part.headers["content-range"] == f"bytes 100-1099/{len(DATA)}"
+    tail = library.get(url, "teacher", headers={"Range": "bytes=-10"})
+    assert tail.status_code == 206 and tail.content == DATA[-10:]
+    open_end = library.get(url, "teacher", headers={"Range": "bytes=10200-"})
+    assert open_end.status_code == 206 and open_end.content == DATA[10200:]
+
+
+def test_a_range_past_the_end_is_416(library: Library, with_files: str) -> None:
+    url = f"/api/library/{with_files}/files/rendition/lesson.mp4"
+    response = library.get(url, "teacher", headers={"Range": f"bytes={len(DATA)}-"})
+    assert response.status_code == 416
+    assert response.headers["content-range"] == f"bytes */{len(DATA)}"
+
+
+def test_track_files_are_served_as_webm_and_other_names_are_refused(
+    library: Library, with_files: str
+) -> None:
+    track = library.get(f"/api/library/{with_files}/files/001-cam.mkv", "inspector")
+    assert track.status_code == 200 and track.headers["content-type"] == "video/webm"
+    for name in ("secret.txt", "../secret.txt", "rendition/../secret.txt"):
+        response = library.get(f"/api/library/{with_files}/files/{name}", "admin")
+        assert response.status_code == 404, name
+    anonymous = library.client.get(f"/api/library/{with_files}/files/001-cam.mkv")
+    assert anonymous.status_code == 401
+
+
+def test_the_detail_lists_tracks_with_urls_and_the_rendition(
+    library: Library, with_files: str
+) -> None:
+    detail = library.get(f"/api/library/{with_files}", "teacher").json()
+    assert detail["video_url"] == f"/api/library/{with_files}/files/rendition/lesson.mp4"
+    assert detail["tracks"][0]["url"].endswith("/files/001-cam.mkv")
+    assert detail["tracks"][0]["media_type"] == "video/webm"
+    assert set(detail["rubric"]) == {"goals", "content", "method", "interaction", "effect"}

@@ -92,6 +92,10 @@ class MediaService:
         self._ids = itertools.count(1)
         self._closed = False
 
+    def set_listener(self, listener: MediaListener) -> None:
+        """Where events go; the signaling adapter sets itself here."""
+        self._listener = listener
+
     # -- queries -------------------------------------------------------------------------
 
     def producers(self, lesson_id: str) -> list[ProducerInfo]:

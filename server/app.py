@@ -15,12 +15,13 @@ from recorder.jobs import RenditionRunner
 from server.db import open_database
 from server.lesson_hooks import DatabaseLessonHooks
 from server.metrics import CONTENT_TYPE, HttpMetricsMiddleware, Metrics
-from server.recording import RecordingController
+from server.recording import RecordingController, RecordingObserver
 from server.settings import Settings
 from server.state import AppState
 from server.tokens import JoinTokens
 from signaling.bus import open_bus
 from signaling.rooms import RoomConfig, RoomManager
+from signaling.sfu_port import SfuMediaPort
 
 log = logging.getLogger("tongke")
 
@@ -52,8 +53,11 @@ def create_app(settings: Settings) -> FastAPI:
             recording = RecordingController(media, db, settings, runner)
             stack.push_async_callback(recording.close)
             recording.start_recovery()
+            media_port = SfuMediaPort(media)
+            media_port.add_observer(RecordingObserver(recording))
             rooms = RoomManager(
                 bus=bus,
+                media=media_port,
                 hooks=DatabaseLessonHooks(db, recording),
                 config=RoomConfig(
                     heartbeat_interval_s=settings.heartbeat_interval_s,
@@ -66,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
                 ),
             )
             stack.push_async_callback(rooms.close)
+            recording.on_error = rooms.recording_failed
             metrics.watch_signaling(lambda: rooms.stats)
             state = AppState(
                 settings=settings,

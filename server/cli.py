@@ -97,6 +97,31 @@ def _cmd_seed_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from server.bench import BenchError, format_summary, parse_counts, run_bench
+
+    try:
+        receivers = parse_counts(args.receivers)
+        naive = parse_counts(args.naive) if args.naive else []
+        report = asyncio.run(run_bench(receivers, args.seconds, naive, log=sys.stdout))
+    except (ValueError, BenchError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(format_summary(report))
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from server.demo_run import run_demo
+
+    return run_demo(_settings(args, host=args.host, port=args.port), receivers=args.receivers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tongke", description="同课 tongke: 1+N live teaching")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +160,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_flags(seed)
     seed.add_argument("--public-url", help="URL browsers use to reach this service")
     seed.set_defaults(func=_cmd_seed_demo)
+
+    bench = commands.add_parser("bench", help="measure the SFU with synthetic peers on loopback")
+    bench.add_argument("--receivers", default="1,10,50", help="receiver counts, e.g. 1,10,50")
+    bench.add_argument("--seconds", type=float, default=15.0, help="measured seconds per point")
+    bench.add_argument("--naive", default="1,4", help="receiver counts for the naive baseline")
+    bench.add_argument("--json", type=Path, help="write the report here")
+    bench.set_defaults(func=_cmd_bench)
+
+    demo = commands.add_parser("demo", help="serve the demo lesson with synthetic peers")
+    _add_settings_flags(demo)
+    demo.add_argument("--host")
+    demo.add_argument("--port", type=int)
+    demo.add_argument("--receivers", type=int, default=2, help="synthetic receiving classrooms")
+    demo.set_defaults(func=_cmd_demo)
     return parser
 
 

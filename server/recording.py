@@ -44,6 +44,7 @@ from server.library.catalogue import (
     update_rendition,
 )
 from server.settings import Settings
+from signaling.media_port import PeerInfo
 
 log = logging.getLogger("tongke.recording")
 
@@ -378,3 +379,21 @@ class RecordingController:
             except Exception:
                 log.exception("recording on_error handler failed")
         self._spawn(self.stop(lesson_id))
+
+
+class RecordingObserver:
+    """Follows the SFU for the controller: who each publishing peer is, and its producers."""
+
+    def __init__(self, controller: RecordingController) -> None:
+        self._controller = controller
+
+    def peer_seen(self, peer: PeerInfo) -> None:
+        self._controller.set_peer_classroom(
+            peer.lesson_id, peer.peer_id, peer.classroom_id or "", peer.role.value
+        )
+
+    def producer_added(self, info: ProducerInfo) -> None:
+        self._controller.producer_added(info)
+
+    def producer_removed(self, info: ProducerInfo) -> None:
+        self._controller.producer_removed(info)

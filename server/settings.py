@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from pydantic_settings import (
 )
 
 CONFIG_ENV = "TONGKE_CONFIG"
+_config_file: ContextVar[str | None] = ContextVar("tongke_config_file", default=None)
 
 
 class Settings(BaseSettings):
@@ -88,7 +90,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get(CONFIG_ENV)
+        config_file = _config_file.get() or os.environ.get(CONFIG_ENV)
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
@@ -135,8 +137,13 @@ class Settings(BaseSettings):
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Build settings; flags given as overrides win over environment and the TOML file."""
-    if config_file is not None:
-        os.environ[CONFIG_ENV] = str(config_file)
+    """Build settings; flags given as overrides win over environment and the TOML file.
+
+    `config_file` (the --config flag) wins over TONGKE_CONFIG; it is passed through a context
+    variable so the process environment is left as it was."""
     clean = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**clean)
+    token = _config_file.set(str(config_file) if config_file is not None else None)
+    try:
+        return Settings(**clean)
+    finally:
+        _config_file.reset(token)

@@ -204,8 +204,10 @@ async def _media(room: Room, peer: Peer, message: ClientMessage) -> None:
             answer = await room.media.publish(peer.info, sdp, offers)
             peer.send(PublishAnswer(id=message.id, sdp=answer))
         case SubscribeAnswer(sdp=sdp):
-            await room.media.subscribe_answer(peer.info, sdp)
+            follow_up = await room.media.subscribe_answer(peer.info, sdp)
             _ok(peer, message)
+            if follow_up is not None:
+                room.send_offer(peer, follow_up)
         case SetSubscriptions(wants=wants):
             _require(peer, Control.SUBSCRIBE_ANY)
             allowed = set(room.roster) | {room.info.lead.id}

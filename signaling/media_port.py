@@ -73,6 +73,10 @@ class MediaListener(Protocol):
 
     def quality_changed(self, lesson_id: str, peer_id: str, report: QualityReport) -> None: ...
 
+    def subscription_offer(self, lesson_id: str, peer_id: str, offer: SubscriptionOffer) -> None:
+        """The media plane renegotiated on its own (a consumed producer went away)."""
+        ...
+
 
 class MediaPort(Protocol):
     def set_listener(self, listener: MediaListener) -> None: ...
@@ -88,8 +92,9 @@ class MediaPort(Protocol):
         renegotiated, None when nothing changed on the wire. Raises MediaError."""
         ...
 
-    async def subscribe_answer(self, peer: PeerInfo, sdp: str) -> None:
-        """Applies the peer's answer to the last subscription offer. Raises MediaError."""
+    async def subscribe_answer(self, peer: PeerInfo, sdp: str) -> SubscriptionOffer | None:
+        """Applies the peer's answer to the last subscription offer; returns a follow-up offer
+        when the wanted set changed while the first one was out. Raises MediaError."""
         ...
 
     async def close_peer(self, peer: PeerInfo) -> None:
@@ -113,7 +118,7 @@ class NullMediaPort:
     ) -> SubscriptionOffer | None:
         raise MediaError(ErrorCode.MEDIA_UNAVAILABLE, "No media plane runs on this node.")
 
-    async def subscribe_answer(self, peer: PeerInfo, sdp: str) -> None:
+    async def subscribe_answer(self, peer: PeerInfo, sdp: str) -> SubscriptionOffer | None:
         raise MediaError(ErrorCode.MEDIA_UNAVAILABLE, "No media plane runs on this node.")
 
     async def close_peer(self, peer: PeerInfo) -> None:

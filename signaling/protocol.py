@@ -338,6 +338,9 @@ class RecordingChanged(_Server):
     type: Literal["recording_changed"] = "recording_changed"
     on: bool
     at: str
+    # Set when the server stopped recording by itself: recording_disk_full, recording_write_failed.
+    reason: str | None = None
+    message: str | None = None
 
 
 class LessonStarted(_Server):

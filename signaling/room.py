@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from signaling.errors import CloseCode, ErrorCode, SignalingError
 from signaling.grants import Role
 from signaling.hooks import LessonHooks, LessonInfo, LessonState
-from signaling.media_port import MediaError, MediaPort
+from signaling.media_port import MediaError, MediaPort, SubscriptionOffer
 from signaling.peer import Peer, PeerState
 from signaling.policy import LessonView, ProducerRef, desired_subscriptions
 from signaling.protocol import (
@@ -386,6 +386,12 @@ class Room:
             return None
         if offer is None:
             return None
+        return self.send_offer(peer, offer, id)
+
+    def send_offer(
+        self, peer: Peer, offer: SubscriptionOffer, id: str | None = None
+    ) -> SubscribeOffer:
+        """Sends the peer the server's offer for its receive transport."""
         message = SubscribeOffer(
             id=id,
             sdp=offer.sdp,

@@ -19,7 +19,7 @@ from signaling.bus import Bus
 from signaling.errors import ErrorCode, SignalingError
 from signaling.grants import Grant, Role
 from signaling.hooks import LessonHooks, LessonState
-from signaling.media_port import MediaPort, NullMediaPort, QualityReport
+from signaling.media_port import MediaPort, NullMediaPort, QualityReport, SubscriptionOffer
 from signaling.peer import Peer, PeerState
 from signaling.policy import LOW_LAYER_ABOVE, PublishedTrack
 from signaling.protocol import (
@@ -29,9 +29,10 @@ from signaling.protocol import (
     Ping,
     Pong,
     Quality,
+    RecordingChanged,
     Resume,
 )
-from signaling.room import Room
+from signaling.room import Room, utcnow
 from signaling.session import Connection, Session
 from signaling.stats import SignalingStats
 
@@ -262,6 +263,23 @@ class RoomManager:
             bitrate_kbps=report.bitrate_kbps,
         )
         room.broadcast(message, exclude=peer, roles=frozenset({Role.LEAD, Role.PATROL}))
+
+    def recording_failed(self, lesson_id: str, code: str, message: str) -> None:
+        """The recorder stopped by itself (disk full, write error): tell everyone, lead first."""
+        room = self.rooms.get(lesson_id)
+        if room is None or not room.recording:
+            return
+        room.recording = False
+        room.broadcast(
+            RecordingChanged(on=False, at=utcnow().isoformat(), reason=code, message=message)
+        )
+
+    def subscription_offer(self, lesson_id: str, peer_id: str, offer: SubscriptionOffer) -> None:
+        room = self.rooms.get(lesson_id)
+        peer = room.peers.get(peer_id) if room is not None else None
+        if room is None or peer is None or peer.state is not PeerState.CONNECTED:
+            return
+        room.send_offer(peer, offer)
 
     async def close(self) -> None:
         """Shutdown: close every connection and room; idempotent."""

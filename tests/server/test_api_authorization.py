@@ -247,6 +247,10 @@ def test_every_state_changing_api_route_is_in_the_matrix(district: District) -> 
         "POST /api/auth/login",
         # The device check's upload probe stores nothing; tests/server/test_pages.py covers it.
         "POST /api/netcheck/upload",
+        # Library routes: tests/library/test_library_workflow.py has their matrix.
+        "POST /api/library/{recording_id}/evaluations",
+        "POST /api/library/{recording_id}/nominate",
+        "POST /api/library/{recording_id}/review",
     }  # fmt: skip
     schema = district.client.get("/openapi.json").json()
     routes = {

@@ -36,7 +36,7 @@ async def test_an_empty_database_upgrades_to_head(database_url: str) -> None:
     finally:
         await engine.dispose()
     assert set(Base.metadata.tables) <= tables
-    assert revision == "0001"
+    assert revision == "0002"
 
 
 async def test_the_migrated_schema_matches_the_models(database_url: str) -> None:
@@ -58,7 +58,7 @@ async def test_upgrading_twice_changes_nothing(database_url: str) -> None:
             _, revision = await connection.run_sync(_tables_and_revision)
     finally:
         await engine.dispose()
-    assert revision == "0001"
+    assert revision == "0002"
 
 
 async def test_a_database_migrates_down_to_empty_and_back(database_url: str) -> None:

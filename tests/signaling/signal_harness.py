@@ -197,8 +197,9 @@ class RecordingMedia:
         )
         return SubscriptionOffer(f"offer-{next(self._n)}", consumers)
 
-    async def subscribe_answer(self, peer: PeerInfo, sdp: str) -> None:
+    async def subscribe_answer(self, peer: PeerInfo, sdp: str) -> SubscriptionOffer | None:
         self.answers.append((peer.peer_id, sdp))
+        return None
 
     async def close_peer(self, peer: PeerInfo) -> None:
         self.closed.append(peer.peer_id)

@@ -73,6 +73,8 @@ class LiveServer:
             secret_key="browser-tests-secret-key-0123456789abcdef",
             heartbeat_interval_s=1.0,
             heartbeat_timeout_s=4.0,
+            # The SFU gathers on loopback: Chromium and the server share this machine.
+            media_addresses=["127.0.0.1"],
         )
         config = uvicorn.Config(
             create_app(self.settings),

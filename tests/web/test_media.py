@@ -1,8 +1,5 @@
 """Real media between browsers through the SFU: each page's getStats shows frames decoded and
 audio packets arriving. Lead, two receiving classrooms and a patrol page in separate contexts.
-
-These need the media plane wired into signaling (a MediaPort given to RoomManager in
-server/app.py); until then the server answers media messages with media_unavailable.
 """
 
 from __future__ import annotations
@@ -12,10 +9,7 @@ from typing import Any
 import pytest
 from browser_harness import District, PageWatch, join_classroom, wait_js
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skip(reason="needs the media plane wired into signaling"),
-]
+pytestmark = pytest.mark.browser
 
 MEDIA_MS = 30_000
 

@@ -1,0 +1,215 @@
+"""The MediaPort on the real SFU: translates between the room's vocabulary and MediaService.
+
+The room speaks of (peer, source, layer) and grants; MediaService speaks of producer ids and
+SDP. This adapter keeps the mapping between the two, forwards the SFU's events to the room
+(producers, quality, its own renegotiations) and to any extra listeners (the recorder).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from media.sfu import MediaError as SfuError
+from media.sfu import MediaService, ProducerInfo, SubscribeResult, TrackSpec
+from signaling.errors import ErrorCode
+from signaling.grants import Source
+from signaling.media_port import (
+    MediaError,
+    MediaListener,
+    OfferedConsumer,
+    PeerInfo,
+    QualityReport,
+    SubscriptionOffer,
+    TrackOffer,
+)
+from signaling.policy import Layer, ProducerRef, PublishedTrack
+
+log = logging.getLogger(__name__)
+
+# SFU failures that mean the service is gone rather than the client's SDP being wrong.
+_UNAVAILABLE = frozenset({"media_closed", "transport_closed"})
+
+
+class MediaObserver(Protocol):
+    """Another part that follows the SFU (the recorder): peers as they publish, producers."""
+
+    def peer_seen(self, peer: PeerInfo) -> None: ...
+
+    def producer_added(self, info: ProducerInfo) -> None: ...
+
+    def producer_removed(self, info: ProducerInfo) -> None: ...
+
+
+def _refused(exc: SfuError) -> MediaError:
+    code = ErrorCode.MEDIA_UNAVAILABLE if exc.code in _UNAVAILABLE else ErrorCode.INVALID_SDP
+    return MediaError(code, exc.message)
+
+
+class SfuMediaPort:
+    def __init__(self, service: MediaService) -> None:
+        self.service = service
+        self._listener: MediaListener | None = None
+        self._observers: list[MediaObserver] = []
+        self._peers: dict[str, PeerInfo] = {}
+        # (peer_id, source, layer) -> producer id, and back.
+        self._ids: dict[tuple[str, str, str], str] = {}
+        self._refs: dict[str, ProducerInfo] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        service.set_listener(self)
+
+    # MediaPort -----------------------------------------------------------------------------
+
+    def set_listener(self, listener: MediaListener) -> None:
+        self._listener = listener
+
+    def add_observer(self, observer: MediaObserver) -> None:
+        self._observers.append(observer)
+
+    async def publish(self, peer: PeerInfo, sdp: str, tracks: Sequence[TrackOffer]) -> str:
+        self._peers[peer.peer_id] = peer
+        for observer in self._observers:
+            self._safely(observer.peer_seen, peer)
+        specs = [TrackSpec(t.mid, t.source.value, t.layer.value) for t in tracks]
+        try:
+            result = await self.service.publish(peer.lesson_id, peer.peer_id, sdp, specs)
+        except SfuError as exc:
+            raise _refused(exc) from None
+        return result.sdp
+
+    async def set_subscriptions(
+        self, peer: PeerInfo, refs: frozenset[ProducerRef]
+    ) -> SubscriptionOffer | None:
+        self._peers[peer.peer_id] = peer
+        wanted: list[str] = []
+        layers: dict[str, str] = {}
+        for ref in refs:
+            pid = self._ids.get((ref.peer_id, ref.source.value, ref.layer.value))
+            if pid is None:  # no such layer: the other one of the pair serves
+                pid = self._ids.get((ref.peer_id, ref.source.value, Layer.MAIN.value))
+            if pid is None:
+                pid = self._ids.get((ref.peer_id, ref.source.value, Layer.LOW.value))
+            if pid is None:
+                continue  # not published (yet): producers_changed will bring it
+            wanted.append(pid)
+            layers[pid] = ref.layer.value
+        try:
+            result = await self.service.subscribe(peer.lesson_id, peer.peer_id, wanted, layers)
+        except SfuError as exc:
+            raise _refused(exc) from None
+        return self._offer(result)
+
+    async def subscribe_answer(self, peer: PeerInfo, sdp: str) -> SubscriptionOffer | None:
+        try:
+            return self._offer(await self.service.answer(peer.peer_id, sdp))
+        except SfuError as exc:
+            raise _refused(exc) from None
+
+    async def close_peer(self, peer: PeerInfo) -> None:
+        self._peers.pop(peer.peer_id, None)
+        await self.service.close_peer(peer.peer_id)
+
+    async def close(self) -> None:
+        for task in tuple(self._tasks):
+            task.cancel()
+        await self.service.close()
+
+    # media.sfu.MediaListener -----------------------------------------------------------------
+
+    def producer_added(self, info: ProducerInfo) -> None:
+        self._ids[(info.peer_id, info.source, info.layer)] = info.id
+        self._refs[info.id] = info
+        self._tracks_changed(info)
+        for observer in self._observers:
+            self._safely(observer.producer_added, info)
+
+    def producer_removed(self, info: ProducerInfo) -> None:
+        if self._ids.get((info.peer_id, info.source, info.layer)) == info.id:
+            del self._ids[(info.peer_id, info.source, info.layer)]
+        self._refs.pop(info.id, None)
+        self._tracks_changed(info)
+        for observer in self._observers:
+            self._safely(observer.producer_removed, info)
+
+    def renegotiation_needed(self, peer_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._resync(peer_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def active_speaker(self, lesson_id: str, peer_id: str | None) -> None:
+        return None
+
+    def peer_quality(self, lesson_id: str, peer_id: str, quality: Any) -> None:
+        if self._listener is None:
+            return
+        down = quality.downstream
+        up = quality.upstream
+        # The worse direction is what a teacher experiences.
+        report = QualityReport(
+            loss=max(down.loss, up.loss),
+            jitter_ms=max(down.jitter_ms, up.jitter_ms),
+            rtt_ms=down.rtt_ms if down.rtt_ms is not None else up.rtt_ms,
+            bitrate_kbps=(down.bitrate_bps + up.bitrate_bps) / 1000.0,
+        )
+        self._listener.quality_changed(lesson_id, peer_id, report)
+
+    def transport_state(self, peer_id: str, direction: str, state: str) -> None:
+        return None
+
+    # internals -----------------------------------------------------------------------------
+
+    def _offer(self, result: SubscribeResult | None) -> SubscriptionOffer | None:
+        if result is None:
+            return None
+        consumers = []
+        for consumer in result.consumers:
+            info = self._refs.get(consumer.producer_id)
+            if info is None:
+                continue
+            ref = ProducerRef(
+                info.peer_id,
+                Source(info.source),
+                Layer(info.layer),
+                self._classroom_of(info.peer_id),
+            )
+            consumers.append(OfferedConsumer(consumer.id, consumer.mid, ref))
+        return SubscriptionOffer(result.sdp, tuple(consumers))
+
+    def _classroom_of(self, peer_id: str) -> str | None:
+        peer = self._peers.get(peer_id)
+        return peer.classroom_id if peer is not None else None
+
+    def _tracks_changed(self, info: ProducerInfo) -> None:
+        peer = self._peers.get(info.peer_id)
+        if peer is None or self._listener is None:
+            return
+        layers: dict[str, set[Layer]] = {}
+        for (peer_id, source, layer), _ in self._ids.items():
+            if peer_id == info.peer_id:
+                layers.setdefault(source, set()).add(Layer(layer))
+        tracks = tuple(
+            PublishedTrack(peer.peer_id, peer.role, peer.classroom_id, Source(src), frozenset(ls))
+            for src, ls in sorted(layers.items())
+        )
+        self._listener.producers_changed(peer.lesson_id, peer.peer_id, tracks)
+
+    async def _resync(self, peer_id: str) -> None:
+        peer = self._peers.get(peer_id)
+        if peer is None or self._listener is None:
+            return
+        try:
+            offer = self._offer(await self.service.resync(peer_id))
+        except SfuError as exc:
+            log.warning("resync of %s failed: %s", peer_id, exc.message)
+            return
+        if offer is not None:
+            self._listener.subscription_offer(peer.lesson_id, peer_id, offer)
+
+    @staticmethod
+    def _safely(fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("media observer %r failed", fn)

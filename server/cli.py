@@ -164,7 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure the SFU with synthetic peers on loopback")
     bench.add_argument("--receivers", default="1,10,50", help="receiver counts, e.g. 1,10,50")
     bench.add_argument("--seconds", type=float, default=15.0, help="measured seconds per point")
-    bench.add_argument("--naive", default="1,4", help="receiver counts for the naive baseline")
+    bench.add_argument(
+        "--naive", default="1,2", help="receiver counts for the naive baseline ('' skips it)"
+    )
     bench.add_argument("--json", type=Path, help="write the report here")
     bench.set_defaults(func=_cmd_bench)
 

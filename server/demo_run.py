@@ -157,6 +157,12 @@ async def _run(settings: Settings, receivers: int) -> None:
             f"{settings.effective_public_url}/ (Ctrl-C stops)",
             flush=True,
         )
+        url = settings.effective_public_url
+        free = codes.get("receiver", [])[len(peers) - 1 :]
+        for code in free:
+            print(f"  a receiving classroom for you: {url}/join/{code}", flush=True)
+        for code in codes.get("patrol", []):
+            print(f"  patrol: {url}/patrol?link={code}", flush=True)
         while not serving.done():
             await asyncio.wait({serving}, timeout=10)
             log.info("video frames received per peer: %s", [p.frames() for p in peers])

@@ -29,7 +29,12 @@ from signaling.policy import Layer, ProducerRef, PublishedTrack
 
 log = logging.getLogger(__name__)
 
-# SFU failures that mean the service is gone rather than the client's SDP being wrong.
+# SFU failure codes by what they mean to the client: its SDP was refused, or the service is
+# gone; anything else (a producer vanishing mid-call, say) is the server's own failure.
+_BAD_SDP = frozenset(
+    {"bad_sdp", "bad_offer", "bad_track", "duplicate_track", "unsupported_codec", "bad_answer",
+     "no_offer", "unknown_peer"}
+)  # fmt: skip
 _UNAVAILABLE = frozenset({"media_closed", "transport_closed"})
 
 
@@ -44,8 +49,11 @@ class MediaObserver(Protocol):
 
 
 def _refused(exc: SfuError) -> MediaError:
-    code = ErrorCode.MEDIA_UNAVAILABLE if exc.code in _UNAVAILABLE else ErrorCode.INVALID_SDP
-    return MediaError(code, exc.message)
+    if exc.code in _BAD_SDP:
+        return MediaError(ErrorCode.INVALID_SDP, exc.message)
+    if exc.code in _UNAVAILABLE:
+        return MediaError(ErrorCode.MEDIA_UNAVAILABLE, exc.message)
+    return MediaError(ErrorCode.INTERNAL_ERROR, exc.message)
 
 
 class SfuMediaPort:

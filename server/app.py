@@ -70,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
                 ),
             )
             stack.push_async_callback(rooms.close)
+            stack.push_async_callback(media_port.close)
             recording.on_error = rooms.recording_failed
             metrics.watch_signaling(lambda: rooms.stats)
             state = AppState(

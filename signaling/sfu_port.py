@@ -120,9 +120,9 @@ class SfuMediaPort:
         await self.service.close_peer(peer.peer_id)
 
     async def close(self) -> None:
+        """Stops the adapter's own renegotiation tasks; whoever made the service closes it."""
         for task in tuple(self._tasks):
             task.cancel()
-        await self.service.close()
 
     # media.sfu.MediaListener -----------------------------------------------------------------
 

@@ -49,9 +49,11 @@ async def wait_for(predicate: Callable[[], bool], within: float = 15.0) -> None:
 
 @pytest.fixture
 async def port():  # type: ignore[no-untyped-def]
-    adapter = SfuMediaPort(MediaService(ice_servers=[], host_addresses=LOOPBACK))
+    service = MediaService(ice_servers=[], host_addresses=LOOPBACK)
+    adapter = SfuMediaPort(service)
     yield adapter
     await adapter.close()
+    await service.close()
 
 
 async def test_a_published_lead_reaches_a_receiver_through_the_port(port: SfuMediaPort) -> None:

@@ -31,6 +31,12 @@ from signaling.protocol import CLIENT_TYPES
 
 CODES = {c.value for c in ErrorCode}
 
+# Starlette's TestClient cancels the app's task right after the client's disconnect; about one
+# full run in four, that cancellation escapes as CancelledError from the session's teardown
+# (seen only under this harness, never as an assertion failure). Rerun on that error alone;
+# every assertion still fails the test. To investigate: Session.run's cleanup under anyio.
+pytestmark = pytest.mark.flaky(reruns=2, only_rerun=["CancelledError"])
+
 
 @dataclass
 class App:

@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import json
 import logging
-from typing import Any
 
-import httpx
 import uvicorn
 from sqlalchemy import select
-from websockets.asyncio.client import ClientConnection, connect
 
-from media.synthetic.peers import SyntheticPublisher, SyntheticReceiver
+from media.synthetic.terminal import SyntheticTerminal, TerminalError
 from server.settings import Settings
 
 log = logging.getLogger("tongke.demo")
@@ -27,85 +22,6 @@ log = logging.getLogger("tongke.demo")
 
 class DemoError(RuntimeError):
     """The demo could not start its synthetic peers."""
-
-
-class SignalingPeer:
-    """One synthetic terminal on the real signaling protocol."""
-
-    def __init__(self, base_url: str, code: str, addresses: list[str] | None) -> None:
-        self.base_url = base_url
-        self.code = code
-        self.publisher = SyntheticPublisher(host_addresses=addresses)
-        self.receiver = SyntheticReceiver(host_addresses=addresses)
-        self._ids = itertools.count(1)
-        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._ws: ClientConnection | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self.joined: dict[str, Any] = {}
-
-    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
-        assert self._ws is not None
-        ident = str(next(self._ids))
-        future = self._waiting[ident] = asyncio.get_running_loop().create_future()
-        await self._ws.send(json.dumps({**message, "id": ident}))
-        reply = await asyncio.wait_for(future, 30)
-        if reply["type"] == "error":
-            raise DemoError(f"{message['type']} refused: {reply['code']}: {reply['message']}")
-        return reply
-
-    async def start(self, *, start_lesson: bool = False) -> None:
-        async with httpx.AsyncClient(base_url=self.base_url) as http:
-            response = await http.post(f"/api/join/{self.code}")
-        if response.status_code != 200:
-            raise DemoError(f"join link refused: {response.text}")
-        grant = response.json()
-        ws_url = self.base_url.replace("http", "ws", 1) + grant["ws_url"]
-        self._ws = await connect(ws_url, max_size=1 << 22)
-        self._tasks.append(asyncio.create_task(self._read()))
-        self.joined = await self.request({"type": "join", "version": 1, "token": grant["token"]})
-        self._tasks.append(asyncio.create_task(self._ping(self.joined["heartbeat_interval_s"])))
-        if start_lesson and self.joined["lesson"]["state"] != "live":
-            await self.request({"type": "start_lesson"})
-        publish = set(self.joined["you"]["publish"])
-        offer = await self.publisher.create_offer()
-        tracks = [
-            {"mid": t.mid, "source": t.source, "layer": t.layer}
-            for t in self.publisher.tracks
-            if t.source in publish
-        ]
-        reply = await self.request({"type": "publish", "sdp": offer, "tracks": tracks})
-        await self.publisher.accept_answer(reply["sdp"])
-
-    async def _read(self) -> None:
-        assert self._ws is not None
-        async for frame in self._ws:
-            message = json.loads(frame)
-            ident = message.get("id")
-            if ident is not None and ident in self._waiting:
-                self._waiting.pop(ident).set_result(message)
-            if message["type"] == "subscribe_offer":
-                # Answered off the reader so replies to our own requests keep flowing.
-                self._tasks.append(asyncio.create_task(self._answer(message["sdp"])))
-
-    async def _answer(self, sdp: str) -> None:
-        answer = await self.receiver.accept_offer(sdp)
-        await self.request({"type": "subscribe_answer", "sdp": answer})
-
-    async def _ping(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            await self.request({"type": "ping"})
-
-    def frames(self) -> int:
-        return sum(s.frames for s in self.receiver.of_kind("video"))
-
-    async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        if self._ws is not None:
-            await self._ws.close()
-        await self.publisher.close()
-        await self.receiver.close()
 
 
 async def _demo_links(settings: Settings) -> dict[str, list[str]]:
@@ -145,8 +61,9 @@ async def _run(settings: Settings, receivers: int) -> None:
         await asyncio.sleep(0.05)
     base = f"http://127.0.0.1:{settings.port}"
     addresses = settings.media_addresses or None
-    peers = [SignalingPeer(base, codes["lead"][0], addresses)]
-    peers += [SignalingPeer(base, code, addresses) for code in codes.get("receiver", [])]
+    peers = [SyntheticTerminal(base, codes["lead"][0], host_addresses=addresses)]
+    for code in codes.get("receiver", []):
+        peers.append(SyntheticTerminal(base, code, host_addresses=addresses))
     peers = peers[: receivers + 1]
     try:
         await peers[0].start(start_lesson=True)
@@ -180,7 +97,7 @@ def run_demo(settings: Settings, receivers: int = 2) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         asyncio.run(_run(settings, receivers))
-    except DemoError as exc:
+    except (DemoError, TerminalError) as exc:
         print(f"error: {exc}", flush=True)
         return 1
     except KeyboardInterrupt:

@@ -53,6 +53,9 @@ class Connection(Protocol):
     async def close(self, code: int, reason: str) -> None: ...
 
 
+_finishing: set[asyncio.Future[None]] = set()
+
+
 class SessionHandler(Protocol):
     async def handle(self, session: Session, message: ClientMessage) -> None: ...
 
@@ -161,15 +164,24 @@ class Session:
                     async with asyncio.timeout(2.0):
                         await asyncio.shield(writer)
         finally:
-            for task in (reader, writer, beat):
-                task.cancel()
-            await asyncio.gather(reader, writer, beat, return_exceptions=True)
-            if self.close_code is None:
-                self.close_code = CloseCode.NORMAL
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(2.0):
-                    await self.conn.close(self.close_code, self.close_reason)
-            await handler.session_ended(self)
+            # A task of its own, shielded: when the server cancels this connection's task
+            # (shutdown, or a harness whose cancellation repeats at every await), the room
+            # still hears that the session ended.
+            finish = asyncio.ensure_future(self._finish(handler, reader, writer, beat))
+            _finishing.add(finish)  # held here: the loop keeps only weak references to tasks
+            finish.add_done_callback(_finishing.discard)
+            await asyncio.shield(finish)
+
+    async def _finish(self, handler: SessionHandler, *tasks: asyncio.Task[None]) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.close_code is None:
+            self.close_code = CloseCode.NORMAL
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2.0):
+                await self.conn.close(self.close_code, self.close_reason)
+        await handler.session_ended(self)
 
     async def _write_loop(self) -> None:
         while True:

@@ -155,3 +155,18 @@ async def test_a_resumed_patrol_gets_its_chosen_subscriptions_back(
     changed = await again.expect("producers_changed")
     assert [(p["classroom_id"], p["source"]) for p in changed["producers"]] == [("r1", "camera")]
     assert (await again.expect("subscribe_offer"))["consumers"]
+
+
+async def test_a_cancelled_connection_task_still_tells_the_room(signal: Signal) -> None:
+    """The server cancelling a connection (shutdown, a harness) must not skip session_ended."""
+    lead = await signal.lead()
+    async with keepalive(lead):
+        r1 = await signal.receiver("r1")
+        await lead.expect("participant_joined")
+        r1.task.cancel()
+        await asyncio.sleep(0)
+        r1.task.cancel()  # a second cancellation while the session cleans up
+        with contextlib.suppress(asyncio.CancelledError):
+            await r1.task
+        lost = await lead.expect("participant_lost")
+        assert lost["participant"]["peer_id"] == r1.joined["peer_id"]

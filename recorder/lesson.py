@@ -2,7 +2,8 @@
 
 ``LessonRecording`` owns a folder ``<root>/<lesson_id>/<session>/`` holding one track file
 (and sidecar) per producer segment, the stage timeline ``stage.jsonl`` (appended and
-flushed per change, so it survives a crash) and the manifest ``lesson.json``. The server
+flushed per change, fsynced in a worker thread, so it survives a crash or a power loss)
+and the manifest ``lesson.json``. The server
 creates a ``TrackRecorder`` per recorded producer with ``add_track`` (it is the consumer's
 RtpSink), removes it when the producer leaves the stage or closes, reports stage changes,
 and calls ``finish`` when recording stops. ``recover(root)`` at start repairs what a crash
@@ -13,6 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,10 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from recorder.compose import TrackSource
+from recorder.mkv_writer import track_suffix
 from recorder.rendition import RenditionSpec, TitleCard, track_source
 from recorder.repair import RepairResult, repair_all
-from recorder.sidecar import RecordingState, TrackInfo, read_sidecar, write_sidecar
+from recorder.sidecar import (
+    RecordingState,
+    TrackInfo,
+    fsync_path,
+    read_sidecar,
+    write_sidecar,
+)
 from recorder.track_writer import CodecLike, ErrorCallback, RecordingSummary, TrackRecorder
+
+logger = logging.getLogger(__name__)
 
 MANIFEST = "lesson.json"
 STAGE = "stage.jsonl"
@@ -74,6 +87,8 @@ class LessonRecording:
         }
         write_sidecar(self.directory / MANIFEST, self._manifest)
         self._stage = (self.directory / STAGE).open("a", encoding="utf-8", buffering=1)
+        self._stage_lock = threading.Lock()  # fsync in a worker vs. close in finish
+        self._stage_syncs: set[asyncio.Future[None]] = set()
 
     @classmethod
     async def open(
@@ -99,7 +114,7 @@ class LessonRecording:
             raise ValueError(f"Producer {producer_id} is already being recorded.")
         self._count += 1
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in producer_id)
-        path = self.directory / f"{self._count:03d}-{safe}.mkv"
+        path = self.directory / f"{self._count:03d}-{safe}{track_suffix(codec.mime_type)}"
         info = TrackInfo(producer_id, source, classroom, self.lesson_id, peer_id)
         recorder = TrackRecorder(
             path, codec, info, on_error=self._on_error, clock=self._clock, **self._options
@@ -118,9 +133,28 @@ class LessonRecording:
 
     def set_stage(self, classroom: str | None) -> None:
         """Record who is on stage from now on (None: nobody). One short line appended to a
-        line-buffered file: a stage change is a rare human action, so it stays on the loop."""
-        if not self._finished:
-            self._stage.write(json.dumps({"t": self._clock(), "classroom": classroom}) + "\n")
+        line-buffered file (a stage change is a rare human action, so the write stays on
+        the loop); the fsync that makes it survive a power loss runs in a worker thread."""
+        if self._finished:
+            return
+        self._stage.write(json.dumps({"t": self._clock(), "classroom": classroom}) + "\n")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._sync_stage()  # no loop (a test or a script): nothing to block
+            return
+        future = loop.run_in_executor(None, self._sync_stage)
+        self._stage_syncs.add(future)
+        future.add_done_callback(self._stage_syncs.discard)
+
+    def _sync_stage(self) -> None:
+        with self._stage_lock:
+            if self._stage.closed:
+                return
+            try:
+                os.fsync(self._stage.fileno())
+            except OSError as exc:  # the line is in the page cache: a process crash keeps it
+                logger.warning("stage timeline %s not synced: %s", self.directory, exc)
 
     async def finish(self) -> LessonSummary:
         """Finish every track and mark the session finished (idempotent)."""
@@ -129,7 +163,10 @@ class LessonRecording:
             results = await asyncio.gather(*(r.finish() for r in self._active.values()))
             self._summaries.extend(results)
             self._active.clear()
-            self._stage.close()
+            if self._stage_syncs:
+                await asyncio.gather(*self._stage_syncs, return_exceptions=True)
+            with self._stage_lock:
+                self._stage.close()
             ended = self._clock()
             self._manifest.update(
                 state=RecordingState.FINISHED.value,
@@ -200,7 +237,8 @@ def rendition_spec(
 
     The lead's main picture is its ``lead_source`` track (else its first video track);
     the lead's sound is its first audio track; other classrooms' tracks become insets and
-    stage sound, keyed by classroom id as in the stage timeline.
+    stage sound, keyed by classroom id as in the stage timeline. Every H.264 track gets an
+    MP4 copy in the output folder (``<track stem>.mp4``) for the browsers' multi-track view.
     """
     manifest = read_sidecar(Path(directory) / MANIFEST)
     start = manifest["started_at"]
@@ -222,8 +260,14 @@ def rendition_spec(
         else:
             (videos if is_video else audios).append((track["classroom"], source))
     duration = manifest.get("duration_s") or 0.0
+    out = Path(output_dir or Path(directory) / "rendition")
+    copies = tuple(
+        (sidecar.with_name(track["file"]), out / f"{Path(track['file']).stem}.mp4")
+        for sidecar, track in _tracks(Path(directory))
+        if track.get("frames") and track["codec"]["mime_type"].lower() == "video/h264"
+    )
     return RenditionSpec(
-        output_dir=Path(output_dir or Path(directory) / "rendition"),
+        output_dir=out,
         duration_s=duration,
         title=title,
         lead_video=min(lead_video, key=lambda item: item[0])[1] if lead_video else None,
@@ -231,19 +275,23 @@ def rendition_spec(
         classroom_video=tuple(videos),
         classroom_audio=tuple(audios),
         stage=read_stage(Path(directory), start),
+        copies=copies,
         **options,
     )
 
 
 def _new_folder(parent: Path, stamp: str) -> Path:
-    parent.mkdir(parents=True, exist_ok=True)
+    if not parent.is_dir():
+        parent.mkdir(parents=True, exist_ok=True)
+        fsync_path(parent.parent, directory=True)  # the lesson's folder in the root
     for n in range(1, 1000):
         folder = parent / (stamp if n == 1 else f"{stamp}-{n}")
         try:
             folder.mkdir()
-            return folder
         except FileExistsError:
             continue
+        fsync_path(parent, directory=True)  # the session folder survives a power loss
+        return folder
     raise FileExistsError(f"Too many recording sessions in {parent} at {stamp}.")
 
 

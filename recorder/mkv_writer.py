@@ -1,14 +1,18 @@
-"""Muxes encoded frames of one track into a Matroska file with PyAV (no decoding).
+"""Muxes encoded frames of one track into a Matroska/WebM file with PyAV (no decoding).
 
 Used by ``TrackRecorder``'s writer thread. The container is opened on the first frame
-(for video a keyframe, so the picture size and H.264 parameter sets are known). Clusters
+(for video a keyframe, so the picture size and H.264 parameter sets are known). VP8 and
+Opus go into WebM (the Matroska subset browsers play), H.264 into Matroska. Clusters
 close every ``cluster_ms`` of media and each write reaches the kernel at once
-(``flush_packets``): that bounds what a SIGKILL can lose.
+(``flush_packets``): that bounds what a SIGKILL can lose. ``fsync`` every
+``sync_interval_s`` of arrival time (and when the stream goes idle) bounds what a power
+loss can lose; it runs here, in the writer thread, never on the event loop.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -18,10 +22,18 @@ import av
 
 from recorder.depacketize import Frame, vp8_dimensions
 from recorder.h264_sps import access_unit_dimensions
+from recorder.sidecar import fsync_path
 
 logger = logging.getLogger(__name__)
 
 MUX_CODECS = {"video/vp8": "vp8", "video/h264": "h264", "audio/opus": "opus"}
+# Codecs WebM allows: their tracks are written as WebM (DocType "webm"), the rest Matroska.
+WEBM_CODECS = frozenset({"video/vp8", "audio/opus"})
+
+
+def track_suffix(mime_type: str) -> str:
+    """The file suffix of a track file for this codec: ``.webm`` or ``.mkv``."""
+    return ".webm" if mime_type.lower() in WEBM_CODECS else ".mkv"
 
 
 class CodecLike(Protocol):
@@ -40,6 +52,7 @@ class WriterStats(Protocol):
     frames_out_of_order: int
     frames_invalid: int
     bytes_written: int
+    syncs: int
 
 
 class MkvWriter:
@@ -53,6 +66,7 @@ class MkvWriter:
         cluster_ms: int,
         stats: WriterStats,
         on_started: Callable[[float], None],
+        sync_interval_s: float = 1.0,
     ) -> None:
         self._path = path
         self._mime = codec.mime_type.lower()
@@ -67,6 +81,10 @@ class MkvWriter:
         self._ext_ts = 0
         self._last_ts: int | None = None
         self._last_pts = -1
+        self._sync_interval = sync_interval_s
+        self._sync_fd: int | None = None
+        self._synced_at = 0.0  # arrival time of the last frame covered by an fsync
+        self._unsynced = False
         self.duration_s = 0.0
 
     def write(self, frame: Frame) -> None:
@@ -100,6 +118,27 @@ class MkvWriter:
         stats.frames_written += 1
         stats.bytes_written += len(frame.data)
         self.duration_s = float(pts * self._time_base)
+        self._unsynced = True
+        if self._sync_interval <= 0:
+            return
+        if self._sync_fd is None:
+            # PyAV creates the file with its first packet. A second descriptor only for
+            # fsync (PyAV owns the writing one); fsync of the folder makes the name durable.
+            self._sync_fd = os.open(self._path, os.O_RDONLY)
+            fsync_path(self._path.parent, directory=True)
+        if frame.arrival - self._synced_at >= self._sync_interval:
+            self.sync(frame.arrival)
+
+    def sync(self, arrival: float | None = None) -> None:
+        """fsync what was written so far, if anything new (blocking: writer thread only).
+        ``arrival`` is the newest frame's arrival time (the cadence's clock)."""
+        if self._sync_fd is None or not self._unsynced:
+            return
+        os.fsync(self._sync_fd)
+        self._unsynced = False
+        if arrival is not None:
+            self._synced_at = arrival
+        self._stats.syncs += 1
 
     def _open(self, frame: Frame) -> None:
         kwargs: dict[str, object] = {}
@@ -110,7 +149,9 @@ class MkvWriter:
             width, height = access_unit_dimensions(frame.data)
             kwargs = {"width": width, "height": height}
         options = {"cluster_time_limit": str(self._cluster_ms), "flush_packets": "1"}
-        self._container = av.open(str(self._path), "w", format="matroska", options=options)
+        kind = "webm" if self._mime in WEBM_CODECS else "matroska"
+        self._container = av.open(str(self._path), "w", format=kind, options=options)
+        self._synced_at = frame.arrival
         rate = self._clock_rate if self._mime.startswith("audio/") else None
         self._stream = self._container.add_mux_stream(MUX_CODECS[self._mime], rate=rate, **kwargs)
         self._stream.time_base = self._time_base
@@ -121,6 +162,14 @@ class MkvWriter:
         if self._container is not None:
             container, self._container = self._container, None
             container.close()
+            self._unsynced = True  # the trailer (cues, duration) was just written
+            self.sync()
+        self._close_sync_fd()
+
+    def _close_sync_fd(self) -> None:
+        if self._sync_fd is not None:
+            fd, self._sync_fd = self._sync_fd, None
+            os.close(fd)
 
     def abandon(self) -> None:
         """After a write error: release the file without trying to finish it twice."""
@@ -128,3 +177,5 @@ class MkvWriter:
             self.close()
         except Exception as exc:
             logger.debug("closing failed recording: %s", exc)
+        finally:
+            self._close_sync_fd()

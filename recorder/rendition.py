@@ -8,6 +8,10 @@ picture, while the lesson's sound already plays, so rendition time equals lesson
 evaluation notes anchored to the lesson line up with the video. The sound is the lead's,
 mixed with the on-stage classroom's while it is on stage.
 
+It also makes the per-track files playable in every browser: an H.264 track (Matroska)
+gets an MP4 copy, remuxed without re-encoding (``browser_copy``); VP8 and Opus tracks are
+WebM already and need nothing.
+
 ``render`` is CPU-heavy and blocking: ``recorder.jobs`` runs it in a child process at
 low priority; ``render`` itself only calls ``progress(fraction)`` now and then.
 """
@@ -80,6 +84,8 @@ class RenditionSpec:
     preset: str = "veryfast"
     threads: int = 1
     name: str = "lesson"
+    # (track file, MP4 to make from it without re-encoding): the H.264 tracks' copies.
+    copies: tuple[tuple[Path, Path], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +99,7 @@ class RenditionResult:
     size: int
     sha256: str
     decode_errors: int = field(default=0)
+    copies: tuple[tuple[Path, Path], ...] = ()  # (track file, its MP4 copy) made
 
 
 def track_source(sidecar: Path, lesson_start: float) -> TrackSource:
@@ -145,6 +152,14 @@ def render(spec: RenditionSpec, progress: Callable[[float], None] | None = None)
         thumb = out_dir / f"{spec.name}-thumb-{i + 1}.jpg"
         image.resize((THUMB_WIDTH, THUMB_WIDTH * height // width)).save(thumb, "JPEG", quality=80)
         thumbs.append(thumb)
+    copies = []
+    for source, target in spec.copies:
+        try:
+            browser_copy(source, target)
+            copies.append((source, target))
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            # The track stays playable where Matroska plays; the rendition is still good.
+            logger.warning("no MP4 copy of %s: %s", source, exc)
     report(1.0)
     return RenditionResult(
         final,
@@ -156,7 +171,37 @@ def render(spec: RenditionSpec, progress: Callable[[float], None] | None = None)
         final.stat().st_size,
         file_sha256(final),
         cursors.decode_errors,
+        tuple(copies),
     )
+
+
+def browser_copy(source: Path, target: Path) -> int:
+    """Remux one track file into an MP4 (``+faststart``, so it seeks at once over Range
+    requests) without decoding: every browser plays H.264 in MP4, not all play Matroska.
+    Written as ``.part``, then renamed; returns the packets copied. Blocking."""
+    tmp = target.with_name(target.name + ".part")
+    packets = 0
+    with av.open(str(source)) as inp:
+        if not inp.streams.video:
+            raise ValueError(f"{source.name} has no video stream.")
+        in_stream = inp.streams.video[0]
+        with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+            out_stream = out.add_stream_from_template(in_stream)
+            for packet in inp.demux(in_stream):
+                if packet.size == 0:
+                    continue  # the demuxer's end-of-stream packet
+                if packet.dts is None:
+                    # Matroska keeps no decode times; WebRTC H.264 (constrained baseline)
+                    # has no B-frames, so decode order is presentation order.
+                    packet.dts = packet.pts
+                packet.stream = out_stream
+                out.mux(packet)
+                packets += 1
+    if not packets:
+        tmp.unlink(missing_ok=True)
+        raise ValueError(f"{source.name} has no packets to copy.")
+    os.replace(tmp, target)
+    return packets
 
 
 class _Cursors:

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import av
 
-from recorder.sidecar import RecordingState, file_sha256, read_sidecar, write_sidecar
+from recorder.mkv_writer import WEBM_CODECS
+from recorder.sidecar import (
+    RecordingState,
+    file_sha256,
+    fsync_path,
+    read_sidecar,
+    write_sidecar,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,14 +58,18 @@ def repair(sidecar: Path) -> RepairResult:
     path = sidecar.with_name(data["file"])
     tmp = path.with_name(path.stem + ".repair" + path.suffix)
     packets, duration, error = 0, 0.0, None
+    mime = str((data.get("codec") or {}).get("mime_type", "")).lower()
+    kind = "webm" if mime in WEBM_CODECS else "matroska"
     if path.exists() and path.stat().st_size > 0:
         try:
-            packets, duration = _remux(path, tmp)
+            packets, duration = _remux(path, tmp, kind)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"
             logger.warning("repair of %s failed: %s", path, exc)
         if packets:
+            fsync_path(tmp)  # durable before it replaces the partial file
             os.replace(tmp, path)
+            fsync_path(path.parent, directory=True)
         else:
             tmp.unlink(missing_ok=True)
             error = error or "no readable media"
@@ -89,14 +100,14 @@ def repair_all(root: Path) -> list[RepairResult]:
     return results
 
 
-def _remux(source: Path, target: Path) -> tuple[int, float]:
+def _remux(source: Path, target: Path, kind: str) -> tuple[int, float]:
     packets = 0
     end = 0.0
     with av.open(str(source)) as inp:
         if not inp.streams:
             return 0, 0.0
         in_stream = inp.streams[0]
-        with av.open(str(target), "w", format="matroska") as out:
+        with av.open(str(target), "w", format=kind) as out:
             out_stream = out.add_stream_from_template(in_stream)
             try:
                 for packet in inp.demux(in_stream):

@@ -1,9 +1,10 @@
 """The JSON sidecar written next to every track file, and the recording states.
 
-A sidecar is replaced atomically (write a temporary file, then ``os.replace``), so after a
-crash it always holds either the previous or the new content. ``state`` is the "finished"
-marker: a sidecar still saying ``recording`` when the service starts means the process
-died during the lesson, and ``recorder.repair`` takes over.
+A sidecar is replaced atomically (write a temporary file, fsync it, ``os.replace``, fsync
+the folder), so after a crash, power loss included, it holds either the previous or the new
+content. Blocking: write sidecars from the writer thread or via ``asyncio.to_thread``.
+``state`` is the "finished" marker: a sidecar still saying ``recording`` when the service
+starts means the process died during the lesson, and ``recorder.repair`` takes over.
 """
 
 from __future__ import annotations
@@ -40,11 +41,24 @@ class TrackInfo:
         return asdict(self)
 
 
+def fsync_path(path: Path, *, directory: bool = False) -> None:
+    """fsync a file, or a folder (so that names created or replaced in it are durable)."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_sidecar(path: Path, data: dict[str, Any]) -> None:
-    """Atomically replace ``path`` with ``data`` as JSON."""
+    """Atomically and durably replace ``path`` with ``data`` as JSON."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(json.dumps(data, ensure_ascii=False, indent=1))
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+    fsync_path(path.parent, directory=True)
 
 
 def read_sidecar(path: Path) -> dict[str, Any]:

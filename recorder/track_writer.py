@@ -4,12 +4,14 @@
 on the event loop in the forwarding path, so it only stamps the arrival time and puts the
 packet into a bounded queue (on overflow it drops and counts, never waits). A writer
 thread depacketizes and muxes the frames with PyAV (no decoding, no encoding) into a
-Matroska file whose clusters are closed every ``cluster_ms`` of media and flushed to the
-kernel at once, so a SIGKILL loses at most about that much plus what is still queued.
+WebM (VP8, Opus) or Matroska (H.264) file whose clusters are closed every ``cluster_ms`` of
+media and flushed to the kernel at once, so a SIGKILL loses at most about that much plus
+what is still queued; the same thread fsyncs the file every ``sync_interval_s`` (and when
+the stream goes idle), so a power loss loses at most about ``cluster_ms`` + that.
 
-Next to ``<name>.mkv`` a JSON sidecar ``<name>.json`` says what the file is and whether it
-was finished (see ``recorder.sidecar``); ``recorder.repair`` fixes files left in the
-``recording`` state by a crash. A write error (disk full...) stops the recording
+Next to ``<name>.webm`` / ``<name>.mkv`` a JSON sidecar ``<name>.json`` says what the file
+is and whether it was finished (see ``recorder.sidecar``); ``recorder.repair`` fixes files
+left in the ``recording`` state by a crash. A write error (disk full...) stops the recording
 cleanly: the file keeps what was written, the sidecar says ``failed`` with the error, and
 ``on_error`` is called on the event loop.
 """
@@ -51,6 +53,7 @@ class RecorderStats:
     bytes_written: int = 0
     frames_invalid: int = 0  # a first keyframe whose header could not be read
     key_frame_requests: int = 0
+    syncs: int = 0  # fsyncs of the track file (about one per second while media flows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +75,11 @@ ErrorCallback = Callable[["TrackRecorder", str, str], None]
 
 
 class TrackRecorder:
-    """Records one producer's RTP stream into ``path`` (a ``.mkv``), sidecar beside it.
+    """Records one producer's RTP stream into ``path`` (``.webm``/``.mkv``), sidecar beside it.
 
     ``on_error(recorder, code, message)`` runs on the event loop that created the recorder
     when writing fails. ``clock`` gives the wall-clock arrival time (tests may fix it).
+    ``sync_interval_s`` is the fsync cadence in seconds of arrival time (0: never fsync).
     """
 
     def __init__(
@@ -90,6 +94,7 @@ class TrackRecorder:
         reorder_window: int = 64,
         on_key_frame_needed: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
+        sync_interval_s: float = 1.0,
     ) -> None:
         mime = codec.mime_type.lower()
         if mime not in MUX_CODECS:
@@ -107,6 +112,7 @@ class TrackRecorder:
         self._was_waiting = False
         self._clock = clock
         self._cluster_ms = cluster_ms
+        self._sync_interval = sync_interval_s
         self._depacketizer = create_depacketizer(mime, reorder_window)
         self._queue: queue.Queue[object] = queue.Queue(queue_size)
         self._accepting = True
@@ -199,6 +205,7 @@ class TrackRecorder:
             self._cluster_ms,
             self.stats,
             self._started,
+            self._sync_interval,
         )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -209,6 +216,7 @@ class TrackRecorder:
                 except queue.Empty:
                     if self._stopping.is_set():
                         break
+                    writer.sync()  # idle: make what was written durable now
                     continue
                 if item is _STOP:
                     break
@@ -281,6 +289,7 @@ class TrackRecorder:
             error=self.error,
             depacketizer=_stats_dict(self._depacketizer.stats),
             queue_dropped=self.stats.queue_dropped,
+            syncs=self.stats.syncs,
         )
         try:
             write_sidecar(self.sidecar, data)

@@ -3,7 +3,9 @@
 Every route needs a signed-in account; admins, teachers and inspectors (every role there
 is) may see every recording: the library exists so that teachers learn from each other's
 lessons across the district. Files are served with HTTP Range support (206 / 416), so
-the replay page seeks at once.
+the replay page seeks at once. A track's ``url`` is what browsers play: the WebM file
+itself (VP8, Opus) or, once the rendition job made it, the MP4 copy of an H.264 track
+(``original_url`` is the recorded Matroska file).
 """
 
 from __future__ import annotations
@@ -69,8 +71,9 @@ class RecordingOut(BaseModel):
 
 class TrackOut(BaseModel):
     name: str
-    url: str
+    url: str  # what the replay page plays (the MP4 copy of an H.264 track when made)
     media_type: str
+    original_url: str  # the recorded file itself (WebM, or Matroska for H.264)
     producer_id: str = ""
     source: str = ""
     classroom: str = ""
@@ -142,7 +145,9 @@ class CountsOut(BaseModel):
     counts: list[CountOut]
 
 
-TRACK_FIELDS = tuple(k for k in TrackOut.model_fields if k not in ("url", "media_type"))
+TRACK_FIELDS = tuple(
+    k for k in TrackOut.model_fields if k not in ("url", "media_type", "original_url")
+)
 
 
 def file_url(recording_id: str, name: str) -> str:
@@ -163,11 +168,23 @@ def media_type(name: str, mime_type: str = "") -> str:
         return "video/mp4"
     if name.endswith(".jpg"):
         return "image/jpeg"
-    if name.endswith(".mkv"):
-        if mime_type.lower() in WEBM_CODECS:
+    if name.endswith((".webm", ".mkv")):
+        # Older recordings wrote VP8/Opus as .mkv: the content is what WebM allows.
+        if name.endswith(".webm") or mime_type.lower() in WEBM_CODECS:
             return "audio/webm" if mime_type.lower().startswith("audio/") else "video/webm"
         return "video/x-matroska"
     return "application/octet-stream"
+
+
+def track_out(row: LibraryRecording, track: dict[str, Any]) -> dict[str, Any]:
+    copy = ((row.rendition_files or {}).get("tracks") or {}).get(track["name"])
+    mime = track.get("mime_type", "")
+    return {
+        **{k: track[k] for k in TRACK_FIELDS if track.get(k) is not None},
+        "url": file_url(row.id, copy or track["name"]),
+        "media_type": media_type(copy or track["name"], mime),
+        "original_url": file_url(row.id, track["name"]),
+    }
 
 
 async def load_recording(state: State, recording_id: str) -> LibraryRecording:
@@ -285,14 +302,7 @@ async def get_recording(
         )
     return {
         **recording_out(row),
-        "tracks": [
-            {
-                **{k: track[k] for k in TRACK_FIELDS if track.get(k) is not None},
-                "url": file_url(row.id, track["name"]),
-                "media_type": media_type(track["name"], track.get("mime_type", "")),
-            }
-            for track in row.tracks
-        ],
+        "tracks": [track_out(row, track) for track in row.tracks],
         "thumbnails": [file_url(row.id, name) for name in files.get("thumbnails", [])],
         "live_notes": live,
         "evaluations": [
@@ -316,6 +326,8 @@ async def get_file(
             allowed[files[key]] = ""
     for thumb in files.get("thumbnails", []):
         allowed[thumb] = ""
+    for copy in (files.get("tracks") or {}).values():
+        allowed[copy] = ""
     if name not in allowed:  # only names the catalogue lists: no path tricks
         raise not_found("file")
     root = state.settings.effective_recording_root

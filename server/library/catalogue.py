@@ -181,6 +181,8 @@ def rendition_values(job: RenditionJob, root: Path, directory: str) -> dict[str,
             "video": rel(job.result.video),
             "poster": rel(job.result.poster),
             "thumbnails": [rel(p) for p in job.result.thumbnails],
+            # Track file name -> its MP4 copy (H.264 tracks), which the replay page plays.
+            "tracks": {Path(src).name: rel(copy) for src, copy in job.result.copies},
             "duration_s": job.result.duration_s,
             "width": job.result.width,
             "height": job.result.height,

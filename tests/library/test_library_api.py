@@ -150,6 +150,39 @@ def test_track_files_are_served_as_webm_and_other_names_are_refused(
     assert anonymous.status_code == 401
 
 
+@pytest.fixture
+def with_copy(library: Library) -> str:
+    """A lesson whose lead camera is H.264 (Matroska) with its MP4 copy, and a WebM mic."""
+    return library.add_recording(
+        title="有副本的课",
+        tracks=[
+            {"name": "001-cam.mkv", "mime_type": "video/H264", "kind": "video"},
+            {"name": "002-mic.webm", "mime_type": "audio/opus", "kind": "audio"},
+        ],
+        rendition_files={"video": "rendition/lesson.mp4", "poster": "rendition/lesson-poster.jpg",
+                         "thumbnails": [], "tracks": {"001-cam.mkv": "rendition/001-cam.mp4"}},
+        files={"001-cam.mkv": DATA, "002-mic.webm": DATA[:100], "rendition/001-cam.mp4": DATA[:200],
+               "rendition/lesson.mp4": DATA},
+    )  # fmt: skip
+
+
+def test_an_h264_track_plays_from_its_mp4_copy_and_keeps_its_original(
+    library: Library, with_copy: str
+) -> None:
+    tracks = library.get(f"/api/library/{with_copy}", "teacher").json()["tracks"]
+    camera, mic = tracks
+    assert camera["url"] == f"/api/library/{with_copy}/files/rendition/001-cam.mp4"
+    assert camera["media_type"] == "video/mp4"
+    assert camera["original_url"] == f"/api/library/{with_copy}/files/001-cam.mkv"
+    assert (mic["url"], mic["media_type"]) == (mic["original_url"], "audio/webm")
+    copy = library.get(camera["url"], "teacher", headers={"Range": "bytes=10-19"})
+    assert copy.status_code == 206 and copy.content == DATA[10:20]
+    assert copy.headers["content-type"] == "video/mp4"
+    original = library.get(camera["original_url"], "teacher")
+    assert original.status_code == 200 and original.headers["content-type"] == "video/x-matroska"
+    assert library.get(mic["url"], "teacher").headers["content-type"] == "audio/webm"
+
+
 def test_the_detail_lists_tracks_with_urls_and_the_rendition(
     library: Library, with_files: str
 ) -> None:

@@ -1,6 +1,6 @@
 """The library and replay pages in real Chromium: search results with a poster, the rendition
-plays and seeks from an evaluation marker, and the per-track Matroska file (VP8, served as
-video/webm) plays beside it."""
+plays and seeks from an evaluation marker, and the per-track files play beside it: a VP8
+WebM file as recorded, and an H.264 track from the MP4 copy the rendition job makes."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import uvicorn
 from library_support import PASSWORD, settings_for
 from sqlalchemy import delete
 
+from recorder.rendition import browser_copy
 from server.accounts_cli import create_account
 from server.app import create_app
 from server.db.models import AccountRole, LibraryRecording
@@ -30,9 +31,13 @@ pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 
-FILES = {"video": "rendition/lesson.mp4", "poster": "rendition/lesson-poster.jpg"}
+FILES = {
+    "video": "rendition/lesson.mp4",
+    "poster": "rendition/lesson-poster.jpg",
+    "tracks": {"002-board.mkv": "rendition/002-board.mp4"},
+}
 TRACK = {
-    "name": "001-cam.mkv",
+    "name": "001-cam.webm",
     "kind": "video",
     "mime_type": "video/VP8",
     "source": "camera",
@@ -40,16 +45,32 @@ TRACK = {
     "offset_s": 1.0,
     "duration_s": 3.0,
 }
+H264_TRACK = {
+    "name": "002-board.mkv",
+    "kind": "video",
+    "mime_type": "video/H264",
+    "source": "board",
+    "classroom": "room-a",
+    "offset_s": 0.5,
+    "duration_s": 3.0,
+}
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required"]
 
 
-def write_video(path: Path, codec: str, container: str, seconds: float, audio: bool) -> None:
+def write_video(
+    path: Path,
+    codec: str,
+    container: str,
+    seconds: float,
+    audio: bool,
+    options: dict[str, str] | None = None,
+) -> None:
     """A small clip encoded with PyAV (moving gray level, a tone)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", format=container) as out:
-        video = out.add_stream(codec, rate=25)
+        video = out.add_stream(codec, rate=25, options=options or {})
         video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
         sound = out.add_stream("aac", rate=48000) if audio else None
         for i in range(int(seconds * 25)):
@@ -128,7 +149,12 @@ def page(server: Server) -> Iterator[Any]:
 def recording(server: Server) -> str:
     folder = server.settings.effective_recording_root / "lesson-web" / "20260901T010000Z"
     write_video(folder / "rendition" / "lesson.mp4", "libx264", "mp4", 4.0, audio=True)
-    write_video(folder / "001-cam.mkv", "libvpx", "matroska", 3.0, audio=False)
+    write_video(folder / "001-cam.webm", "libvpx", "webm", 3.0, audio=False)
+    # An H.264 track as the recorder writes it (Matroska) and the job's MP4 copy of it.
+    # WebRTC H.264 is constrained baseline: no B-frames, a keyframe now and then.
+    baseline = {"bf": "0", "g": "25"}
+    write_video(folder / "002-board.mkv", "libx264", "matroska", 3.0, False, baseline)
+    browser_copy(folder / "002-board.mkv", folder / "rendition" / "002-board.mp4")
     (folder / "rendition" / "lesson-poster.jpg").write_bytes(b"")
 
     async def insert() -> str:
@@ -141,7 +167,7 @@ def recording(server: Server) -> str:
                 subject="数学", grade="六年级", teacher="王老师", school="城关小学",
                 started_at=datetime(2026, 9, 1, 1, tzinfo=UTC),
                 duration_s=4.0, rendition_state="done", rendition_progress=1.0,
-                rendition_files=FILES, tracks=[TRACK],
+                rendition_files=FILES, tracks=[TRACK, H264_TRACK],
             )  # fmt: skip
             session.add(row)
         return row.id
@@ -161,7 +187,7 @@ def test_the_library_page_lists_the_recording_with_paging(page: Any, recording: 
     assert page.errors == []
 
 
-def test_replay_plays_seeks_to_a_marker_and_plays_the_webm_track_in_sync(
+def test_replay_plays_seeks_to_a_marker_and_plays_the_tracks_in_sync(
     page: Any, server: Server, recording: str
 ) -> None:
     token = page.context.cookies()
@@ -187,5 +213,15 @@ def test_replay_plays_seeks_to_a_marker_and_plays_the_webm_track_in_sync(
         f"document.querySelector('#rendition').currentTime - 1.0 - {track}.currentTime"
     )
     assert abs(drift) < 0.5
+    # The H.264 track plays from its MP4 copy (starting at 0.5: lesson time - 0.5).
+    board = "document.querySelectorAll('#tracks video')[1]"
+    assert page.evaluate(f"{board}.currentSrc").endswith("/files/rendition/002-board.mp4")
+    page.wait_for_function(f"{board}.readyState >= 2 && {board}.currentTime > 2.2", timeout=10000)
+    assert page.evaluate(f"{board}.error") is None
+    assert page.evaluate(f"{board}.videoWidth") == 320
+    board_drift = page.evaluate(
+        f"document.querySelector('#rendition').currentTime - 0.5 - {board}.currentTime"
+    )
+    assert abs(board_drift) < 0.5
     page.screenshot(path=str(ARTIFACTS / "replay.png"), full_page=True)
     assert page.errors == []

@@ -1,21 +1,17 @@
 """RecordingController with a real MediaService, real aiortc publishers on loopback, a real
 database and a real rendition job: record a few seconds with a stage switch, catalogue the
-session, render it, and repair a crashed session at the next start."""
+session and render it. (A crash of the real service: test_library_service_crash.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import sys
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import av
 import pytest
-from sqlalchemy import select
 
 from media.sfu import MediaService, TrackSpec
 from media.synthetic import SyntheticPublisher
@@ -27,7 +23,6 @@ from server.recording import RecordingController
 from server.settings import Settings
 
 LOOPBACK = ["127.0.0.1"]
-HERE = Path(__file__).resolve().parent
 
 
 def now() -> datetime:
@@ -149,56 +144,6 @@ async def test_a_recorded_lesson_with_a_stage_switch_becomes_a_rendered_library_
     assert abs(duration - row.duration_s) <= 0.5
     assert frames >= 25 * (row.duration_s - 1)
     assert (folder / row.rendition_files["poster"]).stat().st_size > 0
-
-
-async def test_a_killed_service_leaves_an_interrupted_playable_lesson_in_the_library(
-    db: tuple[Settings, Database],
-) -> None:
-    settings, database = db
-    ids = await make_lesson(database)
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, str(HERE / "library_recording_child.py"), str(settings.data_dir),
-        ids["lesson"], ids["lead"], stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        line = await asyncio.wait_for(child.stdout.readline(), 60)  # type: ignore[union-attr]
-        assert line.startswith(b"recording"), line
-        await asyncio.sleep(4.0)
-        child.send_signal(signal.SIGKILL)
-        killed_at = time.time()
-        await child.wait()
-    finally:
-        if child.returncode is None:
-            child.kill()
-            await child.wait()
-    runner = RenditionRunner(1, 10, on_update=lambda job: restarted.job_updated(job))
-    restarted = RecordingController(MediaService(), database, settings, runner, title_seconds=1.0)
-    try:
-        await restarted.start_recovery()
-        await restarted.flush()
-        async with database.sessions.begin() as session:
-            row = await session.scalar(select(LibraryRecording))
-        assert row is not None and row.interrupted and row.state == "interrupted"
-        assert row.title == "圆的面积"
-        manifest = json.loads(
-            (settings.effective_recording_root / row.directory / "lesson.json").read_text()
-        )
-        # At most ~2 s of the lesson are lost.
-        assert row.duration_s >= killed_at - manifest["started_at"] - 2.0
-        assert {t["state"] for t in row.tracks} == {"interrupted"}
-        job = await runner.wait(row.id)
-        assert job.state == "done", job.error
-        await restarted.flush()
-    finally:
-        await restarted.close()
-        await runner.close()
-    async with database.sessions.begin() as session:
-        row = await session.get(LibraryRecording, row.id)
-    assert row is not None and row.rendition_state == "done"
-    video = settings.effective_recording_root / row.directory / row.rendition_files["video"]
-    with av.open(str(video)) as container:
-        assert sum(1 for _ in container.decode(video=0)) > 0
-        assert abs(container.duration / 1_000_000 - row.duration_s) <= 0.5
 
 
 async def test_a_write_error_stops_the_recording_keeps_it_and_tells_the_lead(

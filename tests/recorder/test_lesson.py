@@ -65,16 +65,16 @@ async def test_a_lesson_session_records_tracks_stage_changes_and_renders(
     assert summary.state == RecordingState.FINISHED
     assert summary.duration_s == pytest.approx(3.0)
     assert sorted(t.path.name for t in summary.tracks) == [
-        "001-cam.mkv",
-        "002-mic.mkv",
-        "003-room-cam.mkv",
+        "001-cam.webm",
+        "002-mic.webm",
+        "003-room-cam.webm",
     ]
     assert read_sidecar(lesson.directory / "lesson.json")["state"] == "finished"
     assert read_stage(lesson.directory, start) == ((0.0, None), (1.0, "room-a"), (2.0, None))
     assert recover(tmp_path) == ([], [])  # nothing to repair after a clean finish
 
     spec = rendition_spec(lesson.directory, TitleCard("t", seconds=0.0), thumbnails=1)
-    assert spec.lead_video is not None and spec.lead_video.path.name == "001-cam.mkv"
+    assert spec.lead_video is not None and spec.lead_video.path.name == "001-cam.webm"
     assert [(key, src.offset_s) for key, src in spec.classroom_video] == [("room-a", 1.0)]
     result = render(spec)
     x, y, w, h = inset_box(result.width, result.height)

@@ -7,7 +7,7 @@ from pathlib import Path
 import av
 import pytest
 from PIL import Image
-from recorder_media import GREEN, LEAD_BLUE, MAGENTA, OPUS, EncodedFrame, encode_opus
+from recorder_media import GREEN, H264, LEAD_BLUE, MAGENTA, OPUS, EncodedFrame, encode_opus
 from synthetic_lesson import LESSON_START, lesson_spec, record_lesson, record_track
 
 from recorder.compose import BACKGROUND, inset_box
@@ -132,3 +132,54 @@ def test_on_stage_classroom_sound_is_mixed_in_only_while_on_stage(tmp_path: Path
     # Two unrelated tones of equal level: power doubles while both are heard.
     assert together == pytest.approx(alone * math.sqrt(2), rel=0.15)
     assert after == pytest.approx(alone, rel=0.15)
+
+
+def test_an_h264_track_gets_an_mp4_copy_with_the_same_packets(
+    tmp_path: Path, h264_clip: list[EncodedFrame]
+) -> None:
+    sidecar = record_track(tmp_path, "lead-camera", H264, h264_clip, 0.0, "lead")
+    track = sidecar.with_name("lead-camera.mkv")
+    copy = tmp_path / "out" / "lead-camera.mp4"
+    spec = RenditionSpec(
+        output_dir=tmp_path / "out",
+        duration_s=4.0,
+        title=TitleCard("copy", seconds=0.0),
+        lead_video=track_source(sidecar, LESSON_START),
+        size=(160, 120),
+        thumbnails=1,
+        copies=((track, copy),),
+    )
+    result = render(spec)
+    assert result.copies == ((track, copy),)
+
+    def packets(path: Path) -> list[tuple[bytes, float, bool]]:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            return [
+                (bytes(p), round(float(p.pts * p.time_base), 3), p.is_keyframe)
+                for p in container.demux(stream)
+                if p.size
+            ]
+
+    # Remuxed, not re-encoded: the same access units at the same times, in an MP4.
+    assert packets(copy) == packets(track)
+    with av.open(str(copy)) as container:
+        assert container.format.name.startswith("mov,mp4")
+        assert sum(1 for _ in container.decode(video=0)) == 100
+    assert not list((tmp_path / "out").glob("*.part"))
+
+
+def test_a_track_that_cannot_be_copied_leaves_the_rendition_good(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.mkv"
+    broken.write_bytes(b"not matroska")
+    spec = RenditionSpec(
+        output_dir=tmp_path / "out",
+        duration_s=1.0,
+        title=TitleCard("x", seconds=0.0),
+        size=(64, 48),
+        thumbnails=1,
+        copies=((broken, tmp_path / "out" / "broken.mp4"),),
+    )
+    result = render(spec)
+    assert result.copies == () and result.video.exists()
+    assert not (tmp_path / "out" / "broken.mp4").exists()

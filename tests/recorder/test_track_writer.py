@@ -56,6 +56,50 @@ def test_vp8_recording_decodes_every_frame_with_its_timing(
     assert sidecar["duration_s"] == pytest.approx(9.96)
 
 
+def test_the_track_file_is_fsynced_about_once_a_second_of_media(
+    tmp_path: Path, vp8_clip: list[EncodedFrame]
+) -> None:
+    summary = record(tmp_path / "p-1.webm", VP8, vp8_clip, FakeClock()).finish_sync()
+    # 10 s of arrival time: a sync at 1, 2, ... 9 s, and one after the trailer is written.
+    assert read_sidecar(summary.sidecar)["syncs"] == 10
+    unsynced = TrackRecorder(tmp_path / "u.webm", VP8, INFO, clock=FakeClock(), sync_interval_s=0)
+    publisher = RtpPublisher(VP8)
+    for packet in publisher.packets(vp8_clip[0]):
+        unsynced.send_rtp(packet)
+    assert unsynced.finish_sync().frames == 1
+    assert unsynced.stats.syncs == 0
+
+
+async def test_an_idle_stream_is_fsynced_without_waiting_for_more_media(
+    tmp_path: Path, vp8_clip: list[EncodedFrame]
+) -> None:
+    clock = FakeClock()
+    recorder = TrackRecorder(tmp_path / "idle.webm", VP8, INFO, clock=clock)
+    publisher = RtpPublisher(VP8)
+    for frame in vp8_clip[:15]:  # 0.6 s of media: the 1 s cadence is not reached
+        clock.now = 1_800_000_000.0 + frame.timestamp / 90000
+        for packet in publisher.packets(frame):
+            recorder.send_rtp(packet)
+    for _ in range(200):  # the writer syncs after 0.25 s without packets: wait up to 10 s
+        if recorder.stats.syncs:
+            break
+        await asyncio.sleep(0.05)
+    written = recorder.stats.frames_written
+    assert recorder.stats.syncs == 1 and written > 0
+    summary = await recorder.finish()
+    assert summary.frames == 15 and recorder.stats.syncs == 2  # + the trailer
+
+
+def test_vp8_and_opus_are_written_as_webm_and_h264_as_matroska(
+    tmp_path: Path, h264_clip: list[EncodedFrame], opus_clip: list[EncodedFrame]
+) -> None:
+    # The EBML header's DocType: browsers that play WebM check it.
+    webm = record(tmp_path / "a.webm", OPUS, opus_clip[:50], FakeClock()).finish_sync()
+    mkv = record(tmp_path / "v.mkv", H264, h264_clip[:25], FakeClock()).finish_sync()
+    assert b"\x42\x82\x84webm" in webm.path.read_bytes()[:64]
+    assert b"\x42\x82\x88matroska" in mkv.path.read_bytes()[:64]
+
+
 def test_opus_recording_decodes_the_whole_tone(
     tmp_path: Path, opus_clip: list[EncodedFrame]
 ) -> None:

@@ -115,13 +115,19 @@ def capabilities_for(codec: CodecInfo) -> list[Any]:
     return chosen
 
 
-def check_publisher_offer(description: SessionDescription) -> None:
-    """Refuse what tongke cannot forward BEFORE aiortc applies the offer (no rollback there)."""
+def check_publisher_offer(description: SessionDescription, *, allow_inactive: bool = False) -> None:
+    """Refuse what tongke cannot forward BEFORE aiortc applies the offer (no rollback there).
+
+    ``allow_inactive``: an m-line may be inactive (a cascade relay's re-offer ends a relayed
+    track that way, media/cascade.py); it carries nothing and is not checked further.
+    """
     if not description.media:
         raise NegotiationError("bad_offer", "The offer has no m-line.")
     for media in description.media:
         if media.kind not in ("audio", "video"):
             raise NegotiationError("bad_offer", f"Media kind {media.kind!r} is not supported.")
+        if allow_inactive and media.direction == "inactive":
+            continue
         if media.direction not in ("sendonly", "sendrecv"):
             raise NegotiationError(
                 "bad_offer",

@@ -75,6 +75,8 @@ class MediaListener(Protocol):
     def peer_quality(self, lesson_id: str, peer_id: str, quality: Any) -> None: ...
     def transport_state(self, peer_id: str, direction: str, state: str) -> None: ...
     def renegotiation_needed(self, peer_id: str) -> None: ...
+    # Optional (media/cascade.py): a relayed producer closed; call ``relay_resync``.
+    def relay_renegotiation_needed(self, relay_id: str) -> None: ...
 
 
 class NullMediaListener:
@@ -94,6 +96,9 @@ class NullMediaListener:
         return None
 
     def renegotiation_needed(self, peer_id: str) -> None:
+        return None
+
+    def relay_renegotiation_needed(self, relay_id: str) -> None:
         return None
 
 

@@ -1,7 +1,9 @@
 """Naive baseline for `tongke bench`: aiortc MediaRelay, decode once + re-encode per receiver.
 
-Speaks the same JSON-lines protocol as ``server/bench_host.py`` (publish, subscribe,
-answer) so the same synthetic peers drive it. Not part of the product.
+A JSON-lines control port (publish, subscribe, answer; it prints ``READY {json}`` with its
+``control_port``) lets `tongke bench` drive the same synthetic peers against it. This stands
+in for signaling: the baseline is about media CPU, and aiortc's MediaRelay has no 1+N
+signaling of its own. Not part of the product.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ class NaiveRelay:
 async def main() -> None:
     relay = NaiveRelay()
     server = await asyncio.start_server(relay.serve, "127.0.0.1", 0, limit=1 << 22)
-    print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
+    port = server.sockets[0].getsockname()[1]
+    print("READY " + json.dumps({"control_port": port, "loop": "asyncio"}), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     server.close()
     for pc in relay.pcs.values():

@@ -8,7 +8,9 @@ What is hooked, and why:
   handshake has produced SRTP keys, SRTP/SRTCP datagrams are unprotected and handed to plain
   callbacks right inside the datagram callback. Nothing is depayloaded, jitter-buffered or
   decoded, and no per-packet await or queue hop happens. DTLS datagrams still go to aioice's
-  queue, so aiortc's DTLS loop keeps working (handshake, close alerts).
+  queue, so aiortc's DTLS loop keeps working (handshake, close alerts). SRTP that arrives
+  before this side's handshake is done goes there too; ``RTCDtlsTransport._handle_rtp_data``
+  / ``_handle_rtcp_data`` (instance attributes) hand it to the same callbacks, in order.
 - Sending: ``RTCDtlsTransport._tx_srtp.protect`` / ``protect_rtcp`` and the nominated candidate
   pair's datagram transport (``Connection._nominated[1].protocol.transport.sendto``), all sync.
 - ``RTCRtpSender.send`` / ``RTCRtpReceiver.receive`` (instance attributes) are replaced so the
@@ -59,6 +61,19 @@ def dtls_transport_of(pc: RTCPeerConnection) -> RTCDtlsTransport | None:
     if not transceivers:
         return None
     return transceivers[0].receiver.transport
+
+
+def nominated_candidate_types(pc: RTCPeerConnection) -> tuple[str, str] | None:
+    """(local, remote) candidate types (host, srflx, prflx, relay) of the pair ICE nominated
+    for ``pc``'s bundled transport, or None before nomination. aiortc exposes no selected
+    pair; this reads aioice ``Connection._nominated[1]`` (tests prove media went via TURN)."""
+    dtls = dtls_transport_of(pc)
+    if dtls is None:
+        return None
+    pair = dtls.transport._connection._nominated.get(1)
+    if pair is None:
+        return None
+    return str(pair.local_candidate.type), str(pair.remote_candidate.type)
 
 
 def use_host_addresses(pc: RTCPeerConnection, addresses: Sequence[str]) -> None:
@@ -156,6 +171,12 @@ def media_ssrcs(media: MediaDescription) -> tuple[list[int], dict[int, int]]:
     return primary, rtx
 
 
+# Bench only: a media.forward_probe.ForwardProbe that ``SrtpLink.attach`` wraps around its
+# datagram callback (server/bench_host.py sets it before any transport exists). None in the
+# product, where the plain callback is installed.
+forward_probe: Any = None
+
+
 def _no_sendto(data: bytes, addr: Any) -> None:
     return None
 
@@ -208,8 +229,10 @@ class SrtpLink:
         def data_received(data: bytes, component: int) -> None:
             rx = dtls._rx_srtp
             first = data[0]
-            if rx is None or first < 128 or first > 191:
-                queue.put_nowait((data, component))  # DTLS and anything else: aiortc's path
+            # DTLS and anything else go to aiortc's loop; so does SRTP before the keys exist
+            # or while earlier datagrams still wait there (keeps arrival order; see below).
+            if rx is None or first < 128 or first > 191 or not queue.empty():
+                queue.put_nowait((data, component))
                 return
             try:
                 if 192 <= data[1] <= 208:
@@ -224,7 +247,40 @@ class SrtpLink:
                 self.handler_errors += 1
                 logger.exception("media handler failed on an incoming packet")
 
-        connection.data_received = data_received
+        # The peer that finishes the DTLS handshake first (the SFU, DTLS server of a receive
+        # transport; a publisher, server of its send transport) sends SRTP at once. What
+        # arrives before this side has processed the last flight waits in aioice's queue, and
+        # aiortc's loop unprotects it once the keys exist and routes it to its own receivers
+        # (never started here). It must reach our handlers instead: those first packets are
+        # the keyframe a new consumer waited for.
+        async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+            try:
+                on_rtp(data, time.monotonic_ns() // 1_000_000)
+            except Exception:
+                self.handler_errors += 1
+                logger.exception("media handler failed on an incoming packet")
+
+        async def handle_rtcp_data(data: bytes) -> None:
+            try:
+                on_rtcp(data)
+            except Exception:
+                self.handler_errors += 1
+                logger.exception("media handler failed on an incoming packet")
+
+        dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
+        dtls._handle_rtcp_data = handle_rtcp_data  # type: ignore[method-assign]
+
+        probe = forward_probe
+        if probe is None:
+            connection.data_received = data_received
+        else:  # bench only: nothing is checked per packet when no probe is installed
+            connection.data_received = probe.wrap(data_received, self._socket_fd)
+
+    def _socket_fd(self) -> int:
+        """The nominated pair's UDP socket (media arrives there), or -1 before nomination."""
+        pair = self._nominated.get(1)
+        sock = None if pair is None else pair.protocol.transport.get_extra_info("socket")
+        return -1 if sock is None else int(sock.fileno())
 
     def _route(self) -> tuple[Callable[[bytes, Any], None], tuple[str, int]] | None:
         # The nominated pair rarely changes: cache its sendto and address per pair object.
@@ -281,6 +337,31 @@ def tap_sender_rtcp(sender: RTCRtpSender, on_rtcp: Callable[[object], None]) -> 
         await original(packet)
 
     sender._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
+
+
+def resume_at_keyframes(receiver: Any, starts_keyframe: Callable[[bytes], bool]) -> None:
+    """Browser-like recovery for a decoding aiortc video receiver: a keyframe drops the
+    incomplete frames queued before it.
+
+    aiortc's video jitter buffer waits on its first missing packet until 512 packets later
+    (~15 s of low-layer video) and its NACKs go out only when a new gap appears, so one packet
+    lost for good (a capped link's first second) stalls it; a browser resumes at the next
+    keyframe. ``starts_keyframe(payload)`` tells a keyframe's first packet (RTP payload).
+    """
+    buffer = receiver._RTCRtpReceiver__jitter_buffer
+    original = buffer.add
+    size = buffer.capacity
+
+    def add(packet: Any) -> Any:
+        origin = buffer._origin
+        if origin is not None and starts_keyframe(packet.payload):
+            delta = (packet.sequence_number - origin) & 0xFFFF
+            slots = buffer._packets
+            if 0 < delta < size and any(slots[(origin + i) % size] is None for i in range(delta)):
+                buffer.remove(delta)  # origin moves to this keyframe
+        return original(packet)
+
+    buffer.add = add
 
 
 class DecodeErrorCounter(logging.Handler):

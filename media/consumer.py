@@ -41,6 +41,12 @@ logger = logging.getLogger(__name__)
 GUARD_PACKETS = 1000  # after a (re)sync, older packets than the sync point are dropped
 SEGMENTS_KEPT = 4  # seq/ts mappings remembered for answering NACKs across switches
 RESTART_GAP = 3000  # a keyframe this far behind the last packet sent starts a new segment
+# A packet is resent at most once per RTT (this floor on loopback; the default before the
+# first RTT is known): receivers that repeat their whole NACK list on every new gap (aiortc
+# does) would otherwise turn a congested link into a retransmission storm.
+RESEND_RING = 512
+RESEND_MIN_INTERVAL_MS = 50
+RESEND_DEFAULT_INTERVAL_MS = 100
 
 
 class Segment(NamedTuple):
@@ -88,6 +94,7 @@ class ConsumerStats:
     packets_retransmitted: int = 0
     nacks_received: int = 0
     nack_misses: int = 0
+    nacks_throttled: int = 0  # asked again within an RTT of the last resend: not resent
     key_frame_requests_received: int = 0
     fraction_lost: float = 0.0
     packets_lost: int = 0
@@ -153,6 +160,9 @@ class Consumer:
         self._guard_seq = 0
         self._segments: list[Segment] = []  # newest last
         self._last_sr: tuple[int, int] | None = None  # (compact NTP, now_ms) of our last SR
+        # When each outgoing seq was last resent (a ring by seq; see RESEND_RING).
+        self._resent_seq = [-1] * RESEND_RING
+        self._resent_at = [0] * RESEND_RING
 
     @staticmethod
     def mismatch(params: RtpParameters, producer: Producer) -> str:
@@ -318,8 +328,17 @@ class Consumer:
             return
         now = self._clock()
         stats = self._stats
+        rtt = stats.rtt_ms
+        interval = (
+            max(RESEND_MIN_INTERVAL_MS, rtt) if rtt is not None else RESEND_DEFAULT_INTERVAL_MS
+        )
+        resent_seq, resent_at = self._resent_seq, self._resent_at
         for out_seq in seqs:
             stats.nacks_received += 1
+            slot = out_seq % RESEND_RING
+            if resent_seq[slot] == out_seq and now - resent_at[slot] < interval:
+                stats.nacks_throttled += 1
+                continue
             packet, seg = self._find(out_seq, now)
             if packet is None or seg is None:
                 stats.nack_misses += 1
@@ -338,6 +357,8 @@ class Consumer:
             )
             self._sink.send_rtp(data)
             stats.packets_retransmitted += 1
+            resent_seq[slot] = out_seq
+            resent_at[slot] = now
 
     def _find(self, out_seq: int, now_ms: int) -> tuple[RtpPacket | None, Segment | None]:
         ahead = (out_seq - self._max_seq) & 0xFFFF

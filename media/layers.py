@@ -96,6 +96,7 @@ class DualStreamSelector:
         available: Sequence[int] = (LOW, MAIN),
         up_after_ms: int = 5000,
         up_margin: float = 1.25,
+        down_margin: float = 0.85,
         down_loss: float = 0.10,
         up_loss: float = 0.02,
         main_bitrate_floor: int = 300_000,
@@ -110,6 +111,9 @@ class DualStreamSelector:
         self._allowed = MAIN  # what the bandwidth allows
         self._up_after_ms = up_after_ms
         self._up_margin = up_margin
+        # REMB must fall under this share of main's mean to count: an estimator starts at
+        # about the incoming rate and backs off to 0.85x it on congestion (libwebrtc, aiortc).
+        self._down_margin = down_margin
         self._down_loss = down_loss
         self._up_loss = up_loss
         self._floor = main_bitrate_floor
@@ -120,6 +124,15 @@ class DualStreamSelector:
         self._covered_since = -1  # since when the estimate covers main with the margin
         self._calm_since = -1  # since when nothing signals congestion on low
         self._up_at = -1  # when the bandwidth last allowed main again
+        # After a probe up, the estimate still describes the low layer: REMB ramps up over
+        # seconds (aiortc ~8%/s; browsers probe, but lag too), so only loss judges the try
+        # until the estimate has covered main once.
+        self._remb_lags = False
+        # The layers' bitrates, smoothed: one sample over a keyframe is up to twice the mean,
+        # and neither a spike of main (a clean link's REMB is ~1.1x main's mean) nor one of
+        # low (a calm spell restarting) may decide a switch.
+        self._main_avg = 0.0
+        self._low_avg = 0.0
         self._current = -1
         self._target = self._choose()
 
@@ -173,16 +186,29 @@ class DualStreamSelector:
         """Feed one estimate (a REMB bitrate and/or an RR loss fraction 0-1) with the layers'
         measured bitrates; True when the target layer changed.
 
-        Down at once when main no longer fits (estimate under main's bitrate, or heavy
-        loss). Up when the estimate covers main with a margin for ``up_after_ms``, or after
-        a calm spell of ``probe_after_ms``: a subscriber fed only low seldom reports more
-        than ~1.5x what it gets, since nothing probes its headroom, so main is tried again;
+        Down at once when main no longer fits (estimate under ``down_margin`` of main's
+        mean bitrate, or heavy loss). Up when the estimate covers main with a margin for
+        ``up_after_ms``, or after a calm spell of ``probe_after_ms``: a subscriber fed only
+        low seldom reports more than ~1.5x what it gets, since nothing probes its headroom,
+        so main is tried again;
         a try that fails within ``probe_window_ms`` doubles the wait (up to ``probe_max_ms``).
+        During a try only loss fails it until the estimate has covered main once (it lags).
         """
-        need = max(main_bps, self._floor)
+        if main_bps:
+            self._main_avg = (
+                main_bps if not self._main_avg else 0.75 * self._main_avg + 0.25 * main_bps
+            )
+        need = max(self._main_avg, self._floor)
         lossy = loss is not None and loss >= self._down_loss
         if self._allowed == MAIN:
-            if lossy or (available_bps is not None and available_bps < need):
+            if available_bps is not None and available_bps >= need:
+                self._remb_lags = False
+            short = (
+                available_bps is not None
+                and available_bps < need * self._down_margin
+                and not self._remb_lags
+            )
+            if lossy or short:
                 self._allowed = LOW
                 self._covered_since = self._calm_since = -1
                 failed_try = self._up_at >= 0 and now_ms - self._up_at < self._probe_window_ms
@@ -201,7 +227,9 @@ class DualStreamSelector:
                 self._covered_since = now_ms
         if not quiet:
             self._covered_since = -1
-        if quiet and (available_bps is None or available_bps >= low_bps):
+        if low_bps:
+            self._low_avg = low_bps if not self._low_avg else 0.75 * self._low_avg + 0.25 * low_bps
+        if quiet and (available_bps is None or available_bps >= self._low_avg):
             if self._calm_since < 0:
                 self._calm_since = now_ms
         else:
@@ -210,6 +238,7 @@ class DualStreamSelector:
         probe = self._calm_since >= 0 and now_ms - self._calm_since >= self._probe_after_ms
         if covered or probe:
             self._allowed = MAIN
+            self._remb_lags = not covered
             self._up_at = now_ms
             self._covered_since = self._calm_since = -1
         return self._retarget()

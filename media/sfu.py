@@ -14,9 +14,13 @@ accounts, WebSockets, roles or the subscription policy. Flow for one peer:
 - ``resync(peer)`` after the ``renegotiation_needed`` event (a consumed producer went away).
 - ``set_layer``, ``set_consumer_paused``, ``set_producer_paused``, ``set_faults`` (tests).
 - ``close_peer(peer)``, ``close_lesson(lesson)``, ``close()``; ``stats()`` for metrics.
+- Cascade relay between nodes (media/cascade.py): ``relay_offer``/``relay_answer``/
+  ``relay_resync`` on the lesson's home node, ``relay_accept`` on the edge node,
+  ``close_relay`` on either.
 
 Events go to a :class:`MediaListener`: ``producer_added``, ``producer_removed``,
-``renegotiation_needed``, ``active_speaker``, ``peer_quality``, ``transport_state``.
+``renegotiation_needed``, ``active_speaker``, ``peer_quality``, ``transport_state``,
+``relay_renegotiation_needed`` (optional: listeners without it never hear it).
 Failures raise :class:`MediaError` with a stable ``code``; nothing changes on failure.
 
 Producers of the same peer and source with layers ``main`` and ``low`` form a dual stream: a
@@ -34,7 +38,8 @@ from typing import Any
 from aiortc import RTCIceServer
 
 from media import aiortc_hooks as hooks
-from media.faults import FaultInjector, NoFaults
+from media.cascade import Cascade, RelayOffer, RelayTrack
+from media.faults import NO_FAULTS, AnyFaults, FaultInjector
 from media.router import Router
 from media.sfu_peer import PeerSession
 from media.sfu_types import (
@@ -91,6 +96,19 @@ class MediaService:
         self._producers: dict[str, tuple[ProducerInfo, Any]] = {}
         self._ids = itertools.count(1)
         self._closed = False
+        # Cascade relays (media/cascade.py): this node's home and edge ends.
+        self.cascade = Cascade(
+            producers=self._producers,
+            routers=self._routers,
+            router_for=self._router_for,
+            new_id=self._next_id,
+            emit=self._emit,
+            ice_servers=self._ice_servers,
+            host_addresses=self._host_addresses,
+        )
+        # Injected faults by peer id (to_peer, from_peer): kept across the peer's media
+        # sessions (a peer that reconnects and republishes is still faulted) until cleared.
+        self._faults: dict[str, tuple[AnyFaults, AnyFaults]] = {}
 
     def set_listener(self, listener: MediaListener) -> None:
         """Where events go; the signaling adapter sets itself here."""
@@ -158,13 +176,17 @@ class MediaService:
             host_addresses=self._host_addresses,
             on_state=on_state,
         )
-        if direction == "recv":
-            transport.set_faults(peer.faults)
+        faults = self._faults.get(peer.id)
+        if faults is not None:
+            transport.set_faults(*faults)
         return transport
 
     def _emit(self, name: str, *args: Any) -> None:
+        handler = getattr(self._listener, name, None)
+        if handler is None:  # e.g. relay events on a listener that never relays
+            return
         try:
-            getattr(self._listener, name)(*args)
+            handler(*args)
         except Exception:
             logger.exception("media listener %s failed", name)
 
@@ -234,6 +256,7 @@ class MediaService:
         for other in self._peers.values():
             if info.id in other.subscriptions or self._main_of(info.id) in other.subscriptions:
                 self._emit("renegotiation_needed", other.id)
+        self.cascade.producer_closed(info.id)
         self._emit("producer_removed", info)
 
     def _sibling(self, info: ProducerInfo, layer: str) -> ProducerInfo | None:
@@ -340,14 +363,81 @@ class MediaService:
         ):
             sub.consumer.set_preferred_layer(layer)
 
-    def set_faults(self, peer_id: str, faults: FaultInjector | NoFaults) -> None:
-        """Test-only: inject drop/delay into RTP sent toward ``peer_id`` (NO_FAULTS to stop)."""
+    def set_faults(
+        self, peer_id: str, to_peer: AnyFaults = NO_FAULTS, from_peer: AnyFaults = NO_FAULTS
+    ) -> None:
+        """Tests and drills (media/faults.py): faults on everything sent toward ``peer_id``
+        and on everything arriving from it, on both its transports, now and on any transport
+        it opens later (a peer not known yet gets them when it arrives). NO_FAULTS for both
+        directions clears them."""
+        old = self._faults.pop(peer_id, None)
+        if to_peer.active or from_peer.active:
+            self._faults[peer_id] = (to_peer, from_peer)
+        peer = self._peers.get(peer_id)
+        if peer is not None:
+            for transport in (peer.send, peer.recv):
+                if transport is not None:
+                    transport.set_faults(to_peer, from_peer)
+        for faults in old or ():
+            if faults not in (to_peer, from_peer) and isinstance(faults, FaultInjector):
+                faults.close()
+
+    def faults(self, peer_id: str) -> tuple[AnyFaults, AnyFaults]:
+        """The (to_peer, from_peer) faults of a peer (NO_FAULTS when none)."""
+        return self._faults.get(peer_id, (NO_FAULTS, NO_FAULTS))
+
+    def last_heard_ms(self, peer_id: str) -> int | None:
+        """Monotonic ms of the last RTP/RTCP from the peer on either transport (None: none
+        ever, or no media session): liveness that does not depend on the WebSocket."""
         peer = self._peers.get(peer_id)
         if peer is None:
-            raise MediaError("unknown_peer", f"Peer {peer_id} is not known to the media service.")
-        peer.faults = faults
-        if peer.recv is not None:
-            peer.recv.set_faults(faults)
+            return None
+        heard = max((t.last_rx_ms for t in (peer.send, peer.recv) if t is not None), default=-1)
+        return heard if heard >= 0 else None
+
+    # -- cascade relay (media/cascade.py) ----------------------------------------------------
+
+    async def relay_offer(
+        self, relay_id: str, lesson_id: str, producer_ids: Sequence[str]
+    ) -> RelayOffer | None:
+        """Home node: make ``producer_ids`` the complete set relayed to the edge node over
+        ``relay_id`` (one stream each, both layers of a dual stream). Returns the offer for
+        the edge node's ``relay_accept`` when m-lines change, else None (also while an
+        earlier offer awaits its answer). Errors: ``unknown_producer``, ``wrong_lesson``."""
+        self._check_open()
+        return await self.cascade.offer(relay_id, lesson_id, producer_ids)
+
+    async def relay_resync(self, relay_id: str) -> RelayOffer | None:
+        """Home node, after ``relay_renegotiation_needed``: the offer ending closed tracks."""
+        return await self.cascade.resync(relay_id)
+
+    async def relay_answer(self, relay_id: str, sdp: str) -> RelayOffer | None:
+        """Home node: apply the edge node's answer; returns a follow-up offer if needed.
+        Errors: ``unknown_relay``, ``no_offer``, ``bad_answer``."""
+        return await self.cascade.answer(relay_id, sdp)
+
+    async def relay_accept(
+        self, relay_id: str, lesson_id: str, sdp: str, tracks: Sequence[RelayTrack]
+    ) -> str:
+        """Edge node: answer the home node's (re)offer. New tracks become local producers
+        (``producer_added``, the origin's peer/kind/source/layer); ended ones close
+        (``producer_removed``). Errors: ``bad_sdp``, ``bad_track``, ``duplicate_track``,
+        ``bad_offer``, ``unsupported_codec``, ``wrong_lesson``."""
+        self._check_open()
+        return await self.cascade.accept(relay_id, lesson_id, sdp, tracks)
+
+    def relay_producers(self, relay_id: str) -> dict[str, ProducerInfo]:
+        """Edge node: the home node's producer id -> the local producer relaying it."""
+        receiver = self.cascade.receivers.get(relay_id)
+        return {} if receiver is None else receiver.origin_ids()
+
+    async def close_relay(self, relay_id: str) -> None:
+        """Close this node's end of a relay (idempotent); the edge end's producers close."""
+        await self.cascade.close(relay_id)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise MediaError("media_closed", "The media service is shut down.")
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -382,6 +472,7 @@ class MediaService:
     async def close_lesson(self, lesson_id: str) -> None:
         for peer_id in [p.id for p in self._peers.values() if p.lesson_id == lesson_id]:
             await self.close_peer(peer_id)
+        await self.cascade.close_lesson(lesson_id)
         router = self._routers.pop(lesson_id, None)
         if router is not None:
             router.close()
@@ -394,6 +485,7 @@ class MediaService:
             self._quality_task = None
         for lesson_id in {p.lesson_id for p in self._peers.values()} | set(self._routers):
             await self.close_lesson(lesson_id)
+        await self.cascade.close_all()
 
     # -- quality, pause, stats ---------------------------------------------------------------
 
@@ -441,7 +533,10 @@ class MediaService:
     def stats(self) -> dict[str, int]:
         """Process-wide counts for metrics (gauges and counters)."""
         transports = [t for p in self._peers.values() for t in (p.send, p.recv) if t is not None]
+        relays = [*self.cascade.senders.values(), *self.cascade.receivers.values()]
+        transports += [r.transport for r in relays]
         totals: dict[str, int] = {
+            **self.cascade.stats(),
             "lessons": len(self._routers),
             "peers": len(self._peers),
             "producers": len(self._producers),

@@ -26,7 +26,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from media import aiortc_hooks as hooks
 from media import rtcp
 from media.codecs import CodecInfo, RtpParameters
-from media.faults import NO_FAULTS, FaultInjector, NoFaults
+from media.faults import NO_FAULTS, AnyFaults
 from media.negotiation import (
     IncomingTrack,
     NegotiationError,
@@ -105,7 +105,11 @@ class WebRtcTransport:
         self._on_state = on_state
         self._state = TransportState.NEW
         self._link: hooks.SrtpLink | None = None
-        self._faults: FaultInjector | NoFaults = NO_FAULTS
+        # Fault injection (tests, drills): toward the peer and from it; NO_FAULTS costs nothing.
+        self._to_faults: AnyFaults = NO_FAULTS
+        self._from_faults: AnyFaults = NO_FAULTS
+        # Monotonic ms of the last RTP/RTCP from the peer (-1: none yet): liveness for signaling.
+        self.last_rx_ms = -1
         self._producers_by_ssrc: dict[int, RtpStreamIn] = {}
         self._consumers_by_ssrc: dict[int, RtpStreamOut] = {}
         self._producers: tuple[RtpStreamIn, ...] = ()
@@ -182,17 +186,27 @@ class WebRtcTransport:
     def _bind_sinks(self) -> None:
         if self._link is None or self._state is not TransportState.CONNECTED:
             return
-        self.send_rtp = self._faults.wrap(self._link.send_rtp)
-        self.send_rtcp = self._link.send_rtcp
+        faults = self._to_faults
+        # Audio and RTCP go first through a capped link (audio keeps priority over video).
+        self.send_rtp = faults.wrap(self._link.send_rtp, self._is_audio_rtp)
+        self.send_rtcp = faults.wrap(self._link.send_rtcp, True)
 
-    def set_faults(self, faults: FaultInjector | NoFaults) -> None:
-        """Test-only: route outgoing RTP through ``faults`` (NO_FAULTS restores the plain path).
+    def _is_audio_rtp(self, data: bytes) -> bool:
+        consumer = self._consumers_by_ssrc.get(int.from_bytes(data[8:12], "big"))
+        return consumer is not None and consumer.kind == "audio"
+
+    def set_faults(self, to_peer: AnyFaults, from_peer: AnyFaults = NO_FAULTS) -> None:
+        """Tests and drills: route what is sent toward the peer through ``to_peer`` and what
+        arrives from it through ``from_peer`` (NO_FAULTS restores the plain path).
 
         Consumers hold this transport as their sink and call ``send_rtp`` through it, so the
         change applies to them at once.
         """
-        self._faults = faults
+        self._to_faults = to_peer
+        self._from_faults = from_peer
         self._bind_sinks()
+        if self._link is not None:
+            self._attach_link(self._link)
 
     def _ensure_link(self) -> None:
         if self._link is not None:
@@ -201,7 +215,21 @@ class WebRtcTransport:
         if dtls is None:
             return
         self._link = hooks.SrtpLink(dtls)
-        self._link.attach(self._on_rtp, self._on_rtcp)
+        self._attach_link(self._link)
+
+    def _attach_link(self, link: hooks.SrtpLink) -> None:
+        faults = self._from_faults
+        if not faults.active:
+            link.attach(self._on_rtp, self._on_rtcp)
+            return
+        # Faulty path only: arrival is stamped when the packet leaves the injector.
+        rtp_in = faults.wrap(lambda data: self._on_rtp(data, hooks.now_ms()), self._is_audio_in)
+        rtcp_in = faults.wrap(self._on_rtcp, True)
+        link.attach(lambda data, arrival_ms: rtp_in(data), rtcp_in)
+
+    def _is_audio_in(self, data: bytes) -> bool:
+        producer = self._producers_by_ssrc.get(int.from_bytes(data[8:12], "big"))
+        return producer is not None and getattr(producer, "kind", "") == "audio"
 
     def _prepare_transceivers(self) -> None:
         for transceiver in self._pc.getTransceivers():
@@ -212,8 +240,12 @@ class WebRtcTransport:
 
     # -- send transport: the client offers ------------------------------------------------
 
-    async def accept_offer(self, sdp: str) -> tuple[str, list[IncomingTrack]]:
-        """Answer a publisher's offer; returns the answer SDP and one IncomingTrack per m-line."""
+    async def accept_offer(
+        self, sdp: str, *, allow_inactive: bool = False
+    ) -> tuple[str, list[IncomingTrack]]:
+        """Answer a publisher's offer; returns the answer SDP and one IncomingTrack per m-line.
+
+        ``allow_inactive``: inactive m-lines are accepted (a cascade relay ends tracks so)."""
         self._check_open()
         if self.direction != "send":
             raise TransportError("bad_offer", "A receive transport does not take offers.")
@@ -221,7 +253,7 @@ class WebRtcTransport:
             description = hooks.parse_sdp(sdp)
         except (ValueError, IndexError, KeyError) as exc:
             raise TransportError("bad_sdp", f"The offer is not valid SDP: {exc}.") from exc
-        check_publisher_offer(description)
+        check_publisher_offer(description, allow_inactive=allow_inactive)
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as exc:
@@ -322,6 +354,7 @@ class WebRtcTransport:
     # -- incoming packets (hot path) ----------------------------------------------------------
 
     def _on_rtp(self, data: bytes, arrival_ms: int) -> None:
+        self.last_rx_ms = arrival_ms
         try:
             packet = RtpPacket.parse(data)
         except ValueError:
@@ -340,7 +373,7 @@ class WebRtcTransport:
         except ValueError:
             self.rtcp_parse_errors += 1
             return
-        now = hooks.now_ms()
+        now = self.last_rx_ms = hooks.now_ms()
         consumers = self._consumers_by_ssrc
         for packet in packets:
             if isinstance(packet, rtcp.RtcpNackPacket):

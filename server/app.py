@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from media.sfu import MediaService
 from recorder.jobs import RenditionRunner
+from server.cluster.wiring import join_cluster, node_id_for
 from server.db import open_database
 from server.lesson_hooks import DatabaseLessonHooks
 from server.metrics import CONTENT_TYPE, HttpMetricsMiddleware, Metrics
@@ -19,7 +20,9 @@ from server.recording import RecordingController, RecordingObserver
 from server.settings import Settings
 from server.state import AppState
 from server.tokens import JoinTokens
+from server.turn import IceServerIssuer
 from signaling.bus import open_bus
+from signaling.faults import FaultyBus, SignalingFaults
 from signaling.rooms import RoomConfig, RoomManager
 from signaling.sfu_port import SfuMediaPort
 
@@ -28,6 +31,8 @@ log = logging.getLogger("tongke")
 
 def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
+    # Built here so bad ICE/TURN settings stop the start, not a browser's join.
+    ice = IceServerIssuer.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:
@@ -35,7 +40,16 @@ def create_app(settings: Settings) -> FastAPI:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             db = await stack.enter_async_context(open_database(settings))
             tokens = JoinTokens(settings.resolved_secret(), settings.join_token_ttl_s)
-            bus = await stack.enter_async_context(open_bus(settings.redis_url))
+            bus = await stack.enter_async_context(
+                open_bus(
+                    settings.redis_url, node_id=node_id_for(settings), prefix=settings.redis_prefix
+                )
+            )
+            cluster_bus = bus  # the real bus (the fault wrapper below only wraps it)
+            # Fault drills only (never in production: Settings refuses the combination).
+            signaling_faults = SignalingFaults() if settings.faults else None
+            if settings.faults and (settings.faults_bus_drop or settings.faults_bus_delay_ms):
+                bus = FaultyBus(bus, settings.faults_bus_drop, settings.faults_bus_delay_ms)
             media = MediaService(
                 ice_servers=settings.ice_servers,
                 host_addresses=settings.media_addresses or None,
@@ -57,11 +71,14 @@ def create_app(settings: Settings) -> FastAPI:
             media_port.add_observer(RecordingObserver(recording))
             rooms = RoomManager(
                 bus=bus,
+                faults=signaling_faults,
                 media=media_port,
+                ice_servers=ice.for_peer,
                 hooks=DatabaseLessonHooks(db, recording),
                 config=RoomConfig(
                     heartbeat_interval_s=settings.heartbeat_interval_s,
                     heartbeat_timeout_s=settings.heartbeat_timeout_s,
+                    silence_timeout_s=settings.silence_timeout_s,
                     resume_window_s=settings.resume_window_s,
                     max_message_bytes=settings.ws_max_message_bytes,
                     rate_per_s=settings.ws_rate_per_s,
@@ -73,6 +90,10 @@ def create_app(settings: Settings) -> FastAPI:
             stack.push_async_callback(media_port.close)
             recording.on_error = rooms.recording_failed
             metrics.watch_signaling(lambda: rooms.stats)
+            stack.callback(metrics.count_error_logs())
+            # Many nodes: register, heartbeat, place lessons (closed before rooms: leave first).
+            cluster = await join_cluster(stack, settings, cluster_bus, rooms, media, metrics)
+            app.state.cluster = cluster  # the draining server (SIGTERM) finds it here
             state = AppState(
                 settings=settings,
                 db=db,
@@ -82,6 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
                 media=media,
                 metrics=metrics,
                 recording=recording,
+                cluster=cluster,
             )
             if settings.seed_demo:
                 from server.demo import seed_demo_if_empty
@@ -98,11 +120,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(HttpMetricsMiddleware, metrics=lambda: metrics)
 
     from server.api import api_router, install_error_handlers
+    from server.cluster.routes import cluster_router
     from server.health import health_router
     from server.pages import pages_router
     from server.ws import ws_router
 
     app.include_router(api_router)
+    app.include_router(cluster_router)
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(pages_router)

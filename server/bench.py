@@ -1,8 +1,16 @@
-"""`tongke bench`: the SFU (in its own process) against synthetic peers over real ICE/DTLS/SRTP.
+"""`tongke bench`: the real service (its own process) against synthetic peers on loopback.
 
-Per point, a fresh host process (``server.bench_host``, or the naive MediaRelay baseline in
-``benchmarks/naive_relay.py``) serves one lead publisher and N receivers from this process,
-all on 127.0.0.1. Server CPU and RSS come from ``/proc/<pid>`` of the host process.
+Per point, a fresh server process serves one lead and N receivers over real ICE/DTLS/SRTP on
+127.0.0.1, and this process runs the peers:
+
+- ``sfu``: ``python -m server.bench_host`` runs the tongke app (``create_app`` under uvicorn,
+  as ``tongke serve``) with a bench lesson; every peer is a :class:`SyntheticTerminal` that
+  joins through the real signaling protocol (join link, WebSocket, publish, subscribe). The
+  host's :class:`media.forward_probe.ForwardProbe` stamps forwarding delay at its socket.
+- ``naive``: ``benchmarks/naive_relay.py`` (aiortc MediaRelay, decode + re-encode per
+  receiver) behind a JSON-lines control port that stands in for signaling.
+
+Server CPU and RSS come from ``/proc/<pid>`` of the server process.
 """
 
 from __future__ import annotations
@@ -11,21 +19,30 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
+import signal
 import statistics
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from media.aiortc_hooks import now_ms
+from media.aiortc_hooks import now_ms, sender_ssrcs
 from media.synthetic.peers import SyntheticPublisher, SyntheticReceiver
+from media.synthetic.terminal import SyntheticTerminal, TerminalError
 
 LOOPBACK = ["127.0.0.1"]
 ROOT = Path(__file__).resolve().parent.parent
 NAIVE_SCRIPT = ROOT / "benchmarks" / "naive_relay.py"
 WARMUP_S = 1.0
 JOIN_TIMEOUT_S = 30.0
+CALL_TIMEOUT_S = 60.0  # a host request (the naive relay's subscribe answers slowest)
+CLOSE_TIMEOUT_S = 30.0  # closing a point's peers; past it the harness moves on
+HOST_START_S = 90.0  # the app migrates a fresh SQLite database first; slow on a busy machine
+DECODERS = 2  # receivers that also decode (aiortc's full pipeline), to time a decoded frame
+KEPT_UP_FPS = 27.0  # a point below this mean is saturated: its CPU is not a per-receiver cost
 
 
 class BenchError(RuntimeError):
@@ -37,15 +54,20 @@ class Host:
     process: asyncio.subprocess.Process
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
+    info: dict[str, Any]
+    log: IO[bytes]
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def call(self, **request: Any) -> dict[str, Any]:
         async with self.lock:
             self.writer.write(json.dumps(request).encode() + b"\n")
             await self.writer.drain()
-            line = await self.reader.readline()
+            try:
+                line = await asyncio.wait_for(self.reader.readline(), CALL_TIMEOUT_S)
+            except TimeoutError:
+                raise BenchError(f"the host did not answer {request['op']}") from None
         if not line:
-            raise BenchError("the host process closed the connection")
+            raise BenchError(f"the host process closed the connection{self.log_tail()}")
         reply: dict[str, Any] = json.loads(line)
         if "error" in reply:
             raise BenchError(f"host refused {request['op']}: {reply['error']}: {reply['message']}")
@@ -62,42 +84,91 @@ class Host:
                 return int(line.split()[1]) / 1024
         return 0.0
 
+    def log_tail(self) -> str:
+        return _tail(self.log)
+
     async def stop(self) -> None:
         self.writer.close()
         if self.process.stdin is not None:
             self.process.stdin.close()
         try:
-            await asyncio.wait_for(self.process.wait(), 5)
+            await asyncio.wait_for(self.process.wait(), 15)
         except TimeoutError:
             self.process.kill()
             await self.process.wait()
+        self.log.close()
 
 
-async def start_host(kind: str) -> Host:
-    script = ["-m", "server.bench_host"] if kind == "sfu" else [str(NAIVE_SCRIPT)]
+def _tail(log: IO[bytes]) -> str:
+    log.seek(0)
+    tail = log.read().decode(errors="replace").strip().splitlines()[-15:]
+    return (":\n  " + "\n  ".join(tail)) if tail else ""
+
+
+async def start_host(kind: str, receivers: int) -> Host:
+    if kind == "sfu":
+        script = ["-m", "server.bench_host", "--receivers", str(receivers)]
+    else:
+        script = [str(NAIVE_SCRIPT)]
+    log = tempfile.TemporaryFile()  # the server's stderr, shown when it fails
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         *script,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
+        stderr=log,
         cwd=str(ROOT),
     )
     assert process.stdout is not None
-    line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-    if not line.startswith("PORT "):
-        process.kill()
-        raise BenchError(f"the {kind} host did not start")
-    reader, writer = await asyncio.open_connection("127.0.0.1", int(line.split()[1]), limit=1 << 22)
-    return Host(process, reader, writer)
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), HOST_START_S)).decode()
+    except TimeoutError:
+        line = ""
+    if not line.startswith("READY "):
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+        tail = _tail(log)
+        log.close()
+        raise BenchError(f"the {kind} server process did not start{tail}")
+    info: dict[str, Any] = json.loads(line[len("READY ") :])
+    reader, writer = await asyncio.open_connection("127.0.0.1", info["control_port"], limit=1 << 22)
+    return Host(process, reader, writer, info, log)
 
 
-def _totals(receiver: SyntheticReceiver) -> tuple[int, int, int, int]:
-    """(video frames, bytes of all streams, expected packets, lost packets)."""
+@dataclass
+class Joined:
+    """One receiver and when its join began (``now_ms``)."""
+
+    get: Callable[[], SyntheticReceiver | None]
+    started_ms: int
+    decode: bool = False
+
+    @property
+    def receiver(self) -> SyntheticReceiver | None:
+        return self.get()
+
+    def first_frame_ms(self) -> int:
+        receiver = self.get()
+        if receiver is None:
+            return -1
+        done = [s.first_frame_ms for s in receiver.of_kind("video") if s.first_frame_ms >= 0]
+        return min(done) if done else -1
+
+    def first_decoded_ms(self) -> int:
+        receiver = self.get()
+        return -1 if receiver is None else receiver.first_decoded_ms["video"]
+
+
+def _totals(receiver: SyntheticReceiver | None) -> tuple[int, int, int, int, int]:
+    """(video frames, bytes of all streams, expected packets, lost packets, decoded frames)."""
+    if receiver is None:
+        return 0, 0, 0, 0, 0
     frames = sum(s.frames for s in receiver.of_kind("video"))
     size = sum(s.bytes for s in receiver.streams.values())
     expected = sum(s.expected for s in receiver.streams.values())
     lost = sum(s.lost for s in receiver.streams.values())
-    return frames, size, expected, lost
+    return frames, size, expected, lost, receiver.decoded["video"]
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -107,110 +178,244 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def _join(host: Host, index: int, producers: list[str]) -> tuple[SyntheticReceiver, int]:
-    receiver = SyntheticReceiver(host_addresses=LOOPBACK)
-    started = now_ms()
-    peer = f"receiver-{index}"
-    reply = await host.call(op="subscribe", lesson="bench", peer=peer, producers=producers)
-    while reply["sdp"] is not None:
-        answer = await receiver.accept_offer(reply["sdp"])
-        reply = await host.call(op="answer", peer=peer, sdp=answer)
-    return receiver, started
+def _peers_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
-async def run_point(
-    kind: str, receivers: int, seconds: float, cache_dir: Path | None = None
+async def _wait_for_first_frames(kind: str, joined: list[Joined]) -> None:
+    """Until every receiver has a complete (and, if it decodes, a decoded) video frame.
+
+    Past ``JOIN_TIMEOUT_S`` the point is measured anyway and the stragglers are reported as
+    ``missing``; when no receiver got a frame the point fails.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + JOIN_TIMEOUT_S
+
+    def waiting() -> int:
+        return sum(
+            1 for j in joined if j.first_frame_ms() < 0 or (j.decode and j.first_decoded_ms() < 0)
+        )
+
+    while waiting():
+        if loop.time() > deadline:
+            break
+        await asyncio.sleep(0.05)  # polled: the counters are plain fields, with no event
+    if all(j.first_frame_ms() < 0 for j in joined):
+        raise BenchError(f"{kind}: no receiver had a complete video frame in {JOIN_TIMEOUT_S}s")
+
+
+async def _measure(
+    kind: str, host: Host, joined: list[Joined], seconds: float, probe: bool
 ) -> dict[str, Any]:
-    """One measurement: a fresh host, one lead, ``receivers`` receivers, ``seconds`` of media."""
-    host = await start_host(kind)
+    """Counters differenced over ``seconds`` after a warm-up; ``probe``: read the host's probe."""
+    loop = asyncio.get_running_loop()
+    await _wait_for_first_frames(kind, joined)
+    joins = [j.first_frame_ms() - j.started_ms for j in joined if j.first_frame_ms() >= 0]
+    decoders = [j for j in joined if j.decode]
+    decoded_joins = [
+        j.first_decoded_ms() - j.started_ms for j in decoders if j.first_decoded_ms() >= 0
+    ]
+
+    await asyncio.sleep(WARMUP_S)
+    if probe:
+        await host.call(op="probe_read", reset=True)  # samples from the joins are dropped
+    before = [_totals(j.receiver) for j in joined]
+    cpu0, peers0, t0 = host.cpu_seconds(), _peers_cpu_seconds(), loop.time()
+    await asyncio.sleep(seconds)
+    after = [_totals(j.receiver) for j in joined]
+    cpu1, peers1, t1 = host.cpu_seconds(), _peers_cpu_seconds(), loop.time()
+    delay = await host.call(op="probe_read", reset=True) if probe else None
+    elapsed = t1 - t0
+    fps, kbps, loss, decoded_fps = [], [], [], []
+    for j, (f0, b0, e0, l0, d0), (f1, b1, e1, l1, d1) in zip(joined, before, after, strict=True):
+        fps.append((f1 - f0) / elapsed)
+        kbps.append((b1 - b0) * 8 / 1000 / elapsed)
+        loss.append(100.0 * (l1 - l0) / (e1 - e0) if e1 > e0 else 100.0)
+        if j.decode:
+            decoded_fps.append((d1 - d0) / elapsed)
+    delivered = sum(fps)
+    cpu = (cpu1 - cpu0) / elapsed
+    point: dict[str, Any] = {
+        "server": kind,
+        "receivers": len(joined),
+        "seconds": round(elapsed, 2),
+        "server_cpu_s_per_s": round(cpu, 3),
+        # Normalizes for a server that cannot keep up and delivers fewer frames.
+        "server_cpu_ms_per_delivered_frame": round(1000 * cpu / delivered, 3)
+        if delivered
+        else None,
+        "server_rss_mib": round(host.rss_mib(), 1),
+        "peers_cpu_s_per_s": round((peers1 - peers0) / elapsed, 3),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "fps": {"min": round(min(fps), 2), "mean": round(statistics.fmean(fps), 2)},
+        "kbps": {"min": round(min(kbps), 1), "mean": round(statistics.fmean(kbps), 1)},
+        "loss_pct": {"max": round(max(loss), 3), "mean": round(statistics.fmean(loss), 3)},
+        "join_to_first_frame_ms": {
+            "p50": _percentile(joins, 0.5),
+            "p99": _percentile(joins, 0.99),
+            # Receivers without a complete frame JOIN_TIMEOUT_S after the last join.
+            "missing": len(joined) - len(joins),
+        },
+        "join_to_first_decoded_frame_ms": None,
+        "forwarding_delay_ms": None,
+    }
+    if decoders:
+        point["join_to_first_decoded_frame_ms"] = {
+            "receivers": len(decoders),
+            "missing": len(decoders) - len(decoded_joins),
+            "p50": _percentile(decoded_joins, 0.5),
+            "p99": _percentile(decoded_joins, 0.99),
+            "decoded_fps_mean": round(statistics.fmean(decoded_fps), 2),
+            "decode_errors": sum(
+                j.receiver.decode_errors for j in decoders if j.receiver is not None
+            ),
+        }
+    if delay is not None and delay["total_ms"] is not None:
+        point["forwarding_delay_ms"] = {
+            "p50": delay["total_ms"]["p50"],
+            "p99": delay["total_ms"]["p99"],
+            "max": delay["total_ms"]["max"],
+            "socket_wait_p50": delay["socket_wait_ms"]["p50"],
+            "socket_wait_p99": delay["socket_wait_ms"]["p99"],
+            "handling_p50": delay["handling_ms"]["p50"],
+            "handling_p99": delay["handling_ms"]["p99"],
+            "handling_cpu_p50": delay["handling_cpu_ms"]["p50"],
+            "handling_cpu_p99": delay["handling_cpu_ms"]["p99"],
+            "samples": delay["samples"],
+            "sampled_every": delay["every"],
+        }
+    return point
+
+
+def _watched_ssrcs(publisher: SyntheticPublisher) -> list[int]:
+    """The lead's main camera and mic SSRCs: the streams every receiver is sent."""
+    by_mid = {str(t.mid): t for t in publisher.pc.getTransceivers()}
+    return [
+        sender_ssrcs(by_mid[t.mid].sender)[0]
+        for t in publisher.tracks
+        if t.layer == "main" and t.mid in by_mid
+    ]
+
+
+async def _sfu_point(receivers: int, seconds: float, decoders: int) -> dict[str, Any]:
+    host = await start_host("sfu", receivers)
+    base = f"http://127.0.0.1:{host.info['http_port']}"
+    lead = SyntheticTerminal(base, host.info["lead"], host_addresses=LOOPBACK)
+    terminals: list[SyntheticTerminal] = [lead]
+    try:
+        await lead.start(start_lesson=True)
+        assert lead.publisher is not None
+        await host.call(op="probe_watch", ssrcs=_watched_ssrcs(lead.publisher))
+        joined: list[Joined] = []
+        codes: list[str] = host.info["receivers"]
+        for index, code in enumerate(codes):
+            # The last receivers to join decode: their first frame is timed under full load.
+            decode = index >= len(codes) - decoders
+            terminal = SyntheticTerminal(
+                base, code, host_addresses=LOOPBACK, publish=False, decode=decode
+            )
+            terminals.append(terminal)
+            started = now_ms()
+            await terminal.start()
+            joined.append(Joined(lambda t=terminal: t.receiver, started, decode))
+        point = await _measure("sfu", host, joined, seconds, probe=True)
+        point["server_loop"] = host.info["loop"]
+        return point
+    except TerminalError as exc:
+        raise BenchError(f"sfu: the service refused a synthetic terminal: {exc}") from exc
+    finally:
+        await _close_all([t.close() for t in terminals])
+        await host.stop()
+
+
+async def _naive_point(receivers: int, seconds: float, cache_dir: Path | None) -> dict[str, Any]:
+    host = await start_host("naive", receivers)
     publisher = SyntheticPublisher(host_addresses=LOOPBACK, layers=("main",), cache_dir=cache_dir)
-    peers: list[tuple[SyntheticReceiver, int]] = []
+    peers: list[SyntheticReceiver] = []
     try:
         offer = await publisher.create_offer()
         tracks = [[t.mid, t.source, t.layer] for t in publisher.tracks]
         reply = await host.call(op="publish", lesson="bench", peer="lead", sdp=offer, tracks=tracks)
         await publisher.accept_answer(reply["sdp"])
+        joined: list[Joined] = []
         for index in range(receivers):
-            peers.append(await _join(host, index, reply["producers"]))
-
-        def first_ms(receiver: SyntheticReceiver) -> int:
-            video = [s.first_packet_ms for s in receiver.of_kind("video") if s.packets]
-            return min(video) if video else -1
-
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + JOIN_TIMEOUT_S
-        while any(first_ms(r) < 0 for r, _ in peers):
-            if loop.time() > deadline:
-                raise BenchError(f"{kind}: not every receiver got video within {JOIN_TIMEOUT_S}s")
-            await asyncio.sleep(0.05)
-        joins = [first_ms(r) - started for r, started in peers]
-
-        await asyncio.sleep(WARMUP_S)
-        before = [_totals(r) for r, _ in peers]
-        cpu0, t0 = host.cpu_seconds(), loop.time()
-        await asyncio.sleep(seconds)
-        after = [_totals(r) for r, _ in peers]
-        cpu1, t1 = host.cpu_seconds(), loop.time()
-        elapsed = t1 - t0
-        fps, kbps, loss = [], [], []
-        for (f0, b0, e0, l0), (f1, b1, e1, l1) in zip(before, after, strict=True):
-            fps.append((f1 - f0) / elapsed)
-            kbps.append((b1 - b0) * 8 / 1000 / elapsed)
-            loss.append(100.0 * (l1 - l0) / (e1 - e0) if e1 > e0 else 100.0)
-        delivered = sum(fps)
-        cpu = (cpu1 - cpu0) / elapsed
-        return {
-            "server": kind,
-            "receivers": receivers,
-            "seconds": round(elapsed, 2),
-            "server_cpu_s_per_s": round(cpu, 3),
-            # Normalizes for a server that cannot keep up and delivers fewer frames.
-            "server_cpu_ms_per_delivered_frame": round(1000 * cpu / delivered, 3)
-            if delivered
-            else None,
-            "server_rss_mib": round(host.rss_mib(), 1),
-            "fps": {"min": round(min(fps), 2), "mean": round(statistics.fmean(fps), 2)},
-            "kbps": {"min": round(min(kbps), 1), "mean": round(statistics.fmean(kbps), 1)},
-            "loss_pct": {"max": round(max(loss), 3), "mean": round(statistics.fmean(loss), 3)},
-            "join_to_first_frame_ms": {
-                "p50": _percentile(joins, 0.5),
-                "p99": _percentile(joins, 0.99),
-            },
-        }
+            receiver = SyntheticReceiver(host_addresses=LOOPBACK)
+            peers.append(receiver)
+            started = now_ms()
+            peer = f"receiver-{index}"
+            sub = await host.call(
+                op="subscribe", lesson="bench", peer=peer, producers=reply["producers"]
+            )
+            while sub["sdp"] is not None:
+                answer = await receiver.accept_offer(sub["sdp"])
+                sub = await host.call(op="answer", peer=peer, sdp=answer)
+            joined.append(Joined(lambda r=receiver: r, started))
+        point = await _measure("naive", host, joined, seconds, probe=False)
+        point["server_loop"] = host.info["loop"]
+        return point
     finally:
-        for receiver, _ in peers:
-            with contextlib.suppress(Exception):
-                await receiver.close()
-        with contextlib.suppress(Exception):
-            await publisher.close()
+        await _close_all([r.close() for r in peers] + [publisher.close()])
         await host.stop()
 
 
+async def _close_all(closing: list[Coroutine[Any, Any, None]]) -> None:
+    try:
+        await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), CLOSE_TIMEOUT_S)
+    except TimeoutError:
+        print(f"bench: peers still closing after {CLOSE_TIMEOUT_S}s; moving on", file=sys.stderr)
+
+
+async def run_point(
+    kind: str,
+    receivers: int,
+    seconds: float,
+    cache_dir: Path | None = None,
+    decoders: int = DECODERS,
+) -> dict[str, Any]:
+    """One measurement: a fresh server process, one lead, ``receivers`` receivers."""
+    if kind == "sfu":
+        return await _sfu_point(receivers, seconds, decoders)
+    return await _naive_point(receivers, seconds, cache_dir)
+
+
 def _per_receiver(points: list[dict[str, Any]]) -> float | None:
-    """CPU-seconds per second added by each receiver: slope between the smallest and largest N."""
-    if len(points) < 2:
+    """CPU-seconds per second added by each receiver: the slope between the smallest and
+    largest N among the points that kept up (a saturated server's CPU stops growing)."""
+    kept = [p for p in points if p["fps"]["mean"] >= KEPT_UP_FPS]
+    if len(kept) < 2:
         return None
-    low, high = points[0], points[-1]
+    low, high = kept[0], kept[-1]
     if high["receivers"] == low["receivers"]:
         return None
     added = high["server_cpu_s_per_s"] - low["server_cpu_s_per_s"]
     return added / (high["receivers"] - low["receivers"])
 
 
+def _dump_tasks() -> None:
+    """SIGUSR1: print where every task of the harness waits (a stuck bench tells why)."""
+    for task in asyncio.all_tasks():
+        task.print_stack(file=sys.stderr)
+
+
 async def run_bench(
     receivers: Sequence[int],
     seconds: float,
-    naive: Sequence[int] = (1, 2),
+    naive: Sequence[int] = (1, 2, 4),
     cache_dir: Path | None = None,
     log: Any = None,
+    decoders: int = DECODERS,
 ) -> dict[str, Any]:
+    load_start = os.getloadavg()
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
     points: list[dict[str, Any]] = []
     baseline: list[dict[str, Any]] = []
     for kind, counts, out in (("sfu", receivers, points), ("naive", naive, baseline)):
         if kind == "naive" and counts and not NAIVE_SCRIPT.exists():
             break
         for n in sorted(counts):
-            point = await run_point(kind, n, seconds, cache_dir)
+            point = await run_point(kind, n, seconds, cache_dir, decoders)
             out.append(point)
             if log is not None:
                 print(format_point(point), file=log, flush=True)
@@ -225,13 +430,22 @@ async def run_bench(
             "sfu": None if sfu_slope is None else round(sfu_slope, 4),
             "naive": None if naive_slope is None else round(naive_slope, 4),
             "naive_over_sfu": ratio,
+            "naive_saturated_at": [
+                p["receivers"] for p in baseline if p["fps"]["mean"] < KEPT_UP_FPS
+            ],
         },
-        "forwarding_delay_ms": None,  # not measured yet (needs stamping at the server socket)
+        # The largest N's figure (the worst case the run measured).
+        "forwarding_delay_ms": points[-1]["forwarding_delay_ms"] if points else None,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_start": [round(x, 2) for x in load_start],
+            "load_average_end": [round(x, 2) for x in os.getloadavg()],
+        },
     }
 
 
 def format_point(p: dict[str, Any]) -> str:
-    return (
+    text = (
         f"{p['server']:5} N={p['receivers']:<3} cpu={p['server_cpu_s_per_s']:.3f} s/s "
         f"({p['server_cpu_ms_per_delivered_frame']} ms/frame) rss={p['server_rss_mib']:.0f} MiB "
         f"fps min/mean={p['fps']['min']}/{p['fps']['mean']} "
@@ -240,13 +454,41 @@ def format_point(p: dict[str, Any]) -> str:
         f"join->first frame p50/p99={p['join_to_first_frame_ms']['p50']}/"
         f"{p['join_to_first_frame_ms']['p99']} ms"
     )
+    if p["join_to_first_frame_ms"]["missing"]:
+        text += f" ({p['join_to_first_frame_ms']['missing']} without a complete frame)"
+    decoded = p.get("join_to_first_decoded_frame_ms")
+    if decoded:
+        text += (
+            f" (decoded, {decoded['receivers']} rx: {decoded['p50']}/{decoded['p99']} ms, "
+            f"{decoded['decode_errors']} errors)"
+        )
+    delay = p.get("forwarding_delay_ms")
+    if delay:
+        text += (
+            f" fwd delay p50/p99={delay['p50']}/{delay['p99']} ms "
+            f"(socket wait {delay['socket_wait_p50']}/{delay['socket_wait_p99']}, "
+            f"handling {delay['handling_p50']}/{delay['handling_p99']}, "
+            f"of it CPU {delay['handling_cpu_p50']}/{delay['handling_cpu_p99']})"
+        )
+    return text + f" load={p['load_average_1m']}"
 
 
 def format_summary(report: dict[str, Any]) -> str:
     c = report["cpu_per_receiver"]
+    delay = report["forwarding_delay_ms"]
+    forwarding = (
+        f"p50={delay['p50']} p99={delay['p99']} ms at N={report['points'][-1]['receivers']}"
+        if delay
+        else "not measured"
+    )
+    saturated = c["naive_saturated_at"]
     return (
         f"CPU per added receiver: sfu={c['sfu']} naive={c['naive']} s/s; "
-        f"naive/sfu ratio={c['naive_over_sfu']}; forwarding delay: not measured"
+        f"naive/sfu ratio={c['naive_over_sfu']}"
+        + (f" (naive saturated at N={saturated})" if saturated else "")
+        + f"; forwarding delay at the server: {forwarding}; "
+        f"load average {report['machine']['load_average_start']} -> "
+        f"{report['machine']['load_average_end']}"
     )
 
 

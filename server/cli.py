@@ -28,9 +28,8 @@ def _settings(args: argparse.Namespace, **extra: object) -> Settings:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from server.app import create_app
+    from server.cluster.drain import serve
 
     settings = _settings(
         args,
@@ -43,12 +42,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(
+    # uvicorn, except that SIGTERM drains a cluster node first (server/cluster/drain.py).
+    serve(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         ws_max_size=settings.ws_max_message_bytes,
+        drain_timeout_s=settings.drain_timeout_s,
     )
     return 0
 
@@ -101,16 +102,41 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
+    if args.loss is not None:
+        return _cmd_bench_loss(args)
+
     from server.bench import BenchError, format_summary, parse_counts, run_bench
 
     try:
         receivers = parse_counts(args.receivers)
         naive = parse_counts(args.naive) if args.naive else []
-        report = asyncio.run(run_bench(receivers, args.seconds, naive, log=sys.stdout))
+        if args.decoders < 0:
+            raise ValueError(f"--decoders must be 0 or more, got {args.decoders}.")
+        report = asyncio.run(
+            run_bench(receivers, args.seconds, naive, log=sys.stdout, decoders=args.decoders)
+        )
     except (ValueError, BenchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(format_summary(report))
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def _cmd_bench_loss(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from server.bench_loss import LossBenchError, parse_losses, quiet_logs, run_loss_bench
+
+    try:
+        losses = parse_losses(args.loss)
+        quiet_logs()
+        report = asyncio.run(run_loss_bench(losses, args.seconds, log=sys.stdout))
+    except (ValueError, LossBenchError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=2))
     return 0
@@ -165,7 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--receivers", default="1,10,50", help="receiver counts, e.g. 1,10,50")
     bench.add_argument("--seconds", type=float, default=15.0, help="measured seconds per point")
     bench.add_argument(
-        "--naive", default="1,2", help="receiver counts for the naive baseline ('' skips it)"
+        "--naive", default="1,2,4", help="receiver counts for the naive baseline ('' skips it)"
+    )
+    bench.add_argument(
+        "--decoders",
+        type=int,
+        default=2,
+        help="receivers per point that also decode, to time a decoded frame (0: none)",
+    )
+    bench.add_argument(
+        "--loss",
+        help="instead: one receiver through the whole service at these loss percentages, "
+        "e.g. 0,2,5,10, then a 3 s outage (server/bench_loss.py)",
     )
     bench.add_argument("--json", type=Path, help="write the report here")
     bench.set_defaults(func=_cmd_bench)

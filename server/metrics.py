@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 
@@ -44,6 +45,27 @@ class _SignalingCollector(Collector):
         yield errors
 
 
+# The service's own loggers (module __name__ loggers and the tongke.* ones) and uvicorn's
+# "Exception in ASGI application".
+_OWN_LOGGERS = ("tongke", "media", "signaling", "server", "recorder", "uvicorn.error")
+
+
+class _ErrorLogCounter(logging.Handler):
+    """Counts ERROR records of the service's loggers: failures nobody got an error reply for
+    (a crashed hook, a failed media sync) still show on /metrics."""
+
+    def __init__(self, counter: Counter) -> None:
+        super().__init__(logging.ERROR)
+        self._counter = counter
+
+    def emit(self, record: logging.LogRecord) -> None:
+        name = record.name
+        for area in _OWN_LOGGERS:
+            if name == area or name.startswith(area + "."):
+                self._counter.labels(area).inc()
+                return
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -59,6 +81,23 @@ class Metrics:
             ["method", "route"],
             registry=self.registry,
         )
+
+        self.errors_logged = Counter(
+            "tongke_errors_logged",
+            "ERROR log records of the service, by area",
+            ["area"],
+            registry=self.registry,
+        )
+        for area in _OWN_LOGGERS:
+            self.errors_logged.labels(area)  # shown as 0, not absent, until one happens
+
+    def count_error_logs(self) -> Callable[[], None]:
+        """Counts the service's ERROR logs into ``tongke_errors_logged_total`` until the
+        returned function is called (the lifespan's end)."""
+        handler = _ErrorLogCounter(self.errors_logged)
+        root = logging.getLogger()
+        root.addHandler(handler)
+        return lambda: root.removeHandler(handler)
 
     def watch_signaling(self, stats: Callable[[], SignalingStats]) -> None:
         self.registry.register(_SignalingCollector(stats))

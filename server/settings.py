@@ -9,7 +9,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -32,13 +32,30 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     # Empty means SQLite at <data_dir>/tongke.db.
     database_url: str = ""
-    # Empty means one node with the in-process bus.
+    # Empty means one node with the in-process bus. Set (redis://host:6379/0): many nodes.
     redis_url: str = ""
+    # Many nodes (docs/operations.md "Many nodes"): every key under this prefix; nodes that
+    # share it are one cluster.
+    redis_prefix: str = "tongke:"
+    # This node's id in the cluster. Empty: <hostname>-<port>-<random>, new at each start.
+    node_id: str = ""
+    # A node silent (no heartbeat) this long is gone: its lessons are placed again.
+    node_ttl_s: float = Field(default=10.0, gt=0)
+    # SIGTERM on a cluster node drains it (no new lessons) and waits at most this long for
+    # its lessons to end before shutting down. A second SIGTERM or Ctrl-C stops at once.
+    drain_timeout_s: float = Field(default=3600.0, ge=0)
     # Where browsers reach this service; join links are built from it.
     public_url: str = ""
     # ICE servers handed to clients and used by the SFU, e.g. "stun:stun.example.cn:3478"
     # or "turn:user:pass@turn.example.cn:3478?transport=udp". Empty: host candidates only.
     ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # TURN with time-limited credentials (coturn use-auth-secret; docs/operations.md "TURN"):
+    # URLs without credentials, e.g. "turn:turn.example.cn:3478?transport=udp",
+    # "turn:turn.example.cn:3478?transport=tcp", "turns:turn.example.cn:443?transport=tcp";
+    # the secret shared with coturn's static-auth-secret; how long a credential lasts.
+    turn_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    turn_secret: SecretStr = SecretStr("")
+    turn_ttl_s: int = Field(default=6 * 3600, ge=60)
     # Addresses the SFU gathers ICE host candidates on. Empty: every interface.
     # ["127.0.0.1"] keeps media on loopback (tests, a single demo machine).
     media_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -56,11 +73,19 @@ class Settings(BaseSettings):
     ws_rate_burst: int = 60
     heartbeat_interval_s: float = 2.0
     heartbeat_timeout_s: float = 6.0
+    # Lost early: this long silent on signaling AND on media (RTP/RTCP). 0: heartbeats only.
+    silence_timeout_s: float = Field(default=3.0, ge=0)
     resume_window_s: float = 30.0
     # Capacity of this node in peers; past it joins get the capacity error.
     max_peers: int = 500
     # Production refuses test-only features such as fault injection.
     production: bool = False
+    # Fault drills (docs/operations.md "Fault drills"): the admin API may inject loss, delay,
+    # reordering and bitrate caps on a peer's media and signaling. Refused with production.
+    faults: bool = False
+    # With faults on: a lossy/laggy bus (fraction of bus messages lost, delay of the rest).
+    faults_bus_drop: float = Field(default=0.0, ge=0, le=1)
+    faults_bus_delay_ms: float = Field(default=0.0, ge=0, le=10_000)
     log_level: str = "info"
     # Where recordings are written. Empty: <data_dir>/recordings.
     recording_root: Path | None = None
@@ -70,7 +95,9 @@ class Settings(BaseSettings):
     # The pages; default: web/ beside the packages (a source checkout or the Docker image).
     web_dir: Path = Path(__file__).resolve().parent.parent / "web"
 
-    @field_validator("ice_servers", "allowed_origins", "media_addresses", mode="before")
+    @field_validator(
+        "ice_servers", "turn_urls", "allowed_origins", "media_addresses", mode="before"
+    )
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -79,6 +106,15 @@ class Settings(BaseSettings):
                 return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _no_faults_in_production(self) -> Settings:
+        if self.production and self.faults:
+            raise ValueError(
+                "faults (TONGKE_FAULTS) cannot be on in production (TONGKE_PRODUCTION): "
+                "fault drills run on a test or staging node."
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from media.sfu import MediaService
+from server.cluster.node import ClusterNode
 from server.db import Database
 from server.metrics import Metrics
 from server.recording import RecordingController
@@ -29,6 +30,8 @@ class AppState:
     metrics: Metrics
     # Recording and the library catalogue (None only in states built by hand).
     recording: RecordingController | None = None
+    # Many nodes (TONGKE_REDIS_URL): this node's registry entry and lesson placement.
+    cluster: ClusterNode | None = None
 
 
 def get_state(request: Request) -> AppState:

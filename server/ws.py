@@ -62,7 +62,11 @@ def origin_allowed(origin: str | None, allowed: frozenset[str]) -> bool:
 @ws_router.websocket("/ws")
 async def signaling_socket(websocket: WebSocket) -> None:
     state: AppState = websocket.state.app
-    if not origin_allowed(websocket.headers.get("origin"), state.settings.origins):
+    allowed = state.settings.origins
+    if state.cluster is not None:
+        # Many nodes: a page served by another node is sent here by its join grant.
+        allowed = allowed | state.cluster.origins
+    if not origin_allowed(websocket.headers.get("origin"), allowed):
         # Refused before accept: the handshake fails (HTTP 403) with close code 4403.
         await websocket.close(code=CloseCode.ORIGIN_FORBIDDEN, reason="origin not allowed")
         return

@@ -1,4 +1,4 @@
-"""The bus and directory behind one interface: in-process now, Redis for many nodes later.
+"""The bus and directory behind one interface: in-process by default, Redis for many nodes.
 
 The room logic asks the directory which node is a lesson's home (`claim_lesson`) and may
 publish lesson events on channels; it never cares which implementation runs (STYLE rule 11).
@@ -15,6 +15,11 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 log = logging.getLogger("tongke.bus")
+
+# The message a subscriber receives in place of messages it lost (trimmed while Redis was out
+# of reach, a Redis restart, or its own queue full): {"type": GAP_TYPE, "channel", "missed",
+# "reset", "reason"}. Whoever keeps state from a channel resynchronizes on it.
+GAP_TYPE = "bus_gap"
 
 
 class Subscription(Protocol):
@@ -37,6 +42,18 @@ class Bus(Protocol):
         ...
 
     async def release_lesson(self, lesson_id: str) -> None: ...
+
+
+class LessonDirectory(Protocol):
+    """Where each live lesson lives, across nodes (server/cluster/placement.py on Redis)."""
+
+    async def claim(self, lesson_id: str) -> str:
+        """The lesson's home node id, placing it here when it has none.
+
+        Raises SignalingError(wrong_node) when the home is another node."""
+        ...
+
+    async def release(self, lesson_id: str) -> None: ...
 
 
 class LocalSubscription:
@@ -93,10 +110,28 @@ class LocalBus:
 
 
 @asynccontextmanager
-async def open_bus(redis_url: str) -> AsyncIterator[Bus]:
-    if redis_url:
-        raise RuntimeError(
-            "TONGKE_REDIS_URL is set, but the Redis bus is not available in this version yet; "
-            "unset it to run one node with the in-process bus."
-        )
-    yield LocalBus()
+async def open_bus(
+    redis_url: str, *, node_id: str | None = None, prefix: str = "tongke:"
+) -> AsyncIterator[Bus]:
+    """The in-process bus, or with a Redis URL the Redis bus (refusing to start without Redis)."""
+    if not redis_url:
+        yield LocalBus(node_id)
+        return
+    from signaling.redis_bus import TRANSIENT, RedisBus, connect_redis
+
+    redis = connect_redis(redis_url, socket_timeout=5.0)
+    # The reader's XREAD blocks up to 1 s on purpose; its socket timeout is longer than that,
+    # so only a dead connection times out.
+    reader = connect_redis(redis_url, socket_timeout=6.0)
+    bus = RedisBus(redis, reader, node_id=node_id or uuid.uuid4().hex[:12], prefix=prefix)
+    try:
+        await bus.start()
+    except TRANSIENT as exc:
+        await reader.aclose()
+        await redis.aclose()
+        raise RuntimeError(f"TONGKE_REDIS_URL is set but Redis does not answer: {exc}") from exc
+    try:
+        yield bus
+    finally:
+        await bus.close()
+        await redis.aclose()

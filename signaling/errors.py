@@ -35,6 +35,8 @@ class ErrorCode(StrEnum):
     REPLACED = "replaced"
     SLOW_CONSUMER = "slow_consumer"
     HEARTBEAT_TIMEOUT = "heartbeat_timeout"
+    # Many nodes: the lesson's home is another node; the message names its WebSocket URL.
+    WRONG_NODE = "wrong_node"
 
 
 class CloseCode(IntEnum):

@@ -73,6 +73,10 @@ class MediaListener(Protocol):
 
     def quality_changed(self, lesson_id: str, peer_id: str, report: QualityReport) -> None: ...
 
+    def active_speaker_changed(self, lesson_id: str, peer_id: str | None) -> None:
+        """The loudest publisher of the lesson changed (None: silence)."""
+        ...
+
     def subscription_offer(self, lesson_id: str, peer_id: str, offer: SubscriptionOffer) -> None:
         """The media plane renegotiated on its own (a consumed producer went away)."""
         ...

@@ -384,6 +384,14 @@ class Quality(_Server):
     bitrate_kbps: float
 
 
+class ActiveSpeaker(_Server):
+    type: Literal["active_speaker"] = "active_speaker"
+    # Whose microphone is loudest now (from ssrc-audio-level, nothing decoded); both None
+    # after silence. classroom_id is the speaker's classroom (the lead's own included).
+    peer_id: str | None
+    classroom_id: str | None
+
+
 ServerMessage = Annotated[
     Joined
     | Pong
@@ -405,7 +413,8 @@ ServerMessage = Annotated[
     | PublishAnswer
     | SubscribeOffer
     | ProducersChanged
-    | Quality,
+    | Quality
+    | ActiveSpeaker,
     Field(discriminator="type"),
 ]
 

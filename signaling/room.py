@@ -23,8 +23,10 @@ from signaling.media_port import MediaError, MediaPort, SubscriptionOffer
 from signaling.peer import Peer, PeerState
 from signaling.policy import LessonView, ProducerRef, desired_subscriptions
 from signaling.protocol import (
+    ActiveSpeaker,
     ConsumerInfo,
     HandLowered,
+    IceServer,
     Joined,
     LessonEnded,
     LessonSummary,
@@ -62,6 +64,10 @@ def producer_model(ref: ProducerRef) -> Producer:
     )
 
 
+# Who is told the active speaker.
+SPEAKER_ROLES = frozenset({Role.LEAD, Role.PATROL})
+
+
 class Room:
     def __init__(
         self,
@@ -71,6 +77,7 @@ class Room:
         config: RoomConfig,
         on_peer_gone: Callable[[Peer], None],
         on_changed: Callable[[Room], None],
+        ice_servers: Callable[[Peer], list[IceServer]] | None = None,
     ) -> None:
         self.info = info
         self.lesson_id = info.id
@@ -85,12 +92,16 @@ class Room:
         # The lead's explicit audio choices: classroom id -> heard by the lead.
         self.audio: dict[str, bool] = {}
         self.recording = False
+        # The media plane's loudest publisher (peer id), told to lead and patrol peers.
+        self.active_speaker: str | None = None
         self.peers: dict[str, Peer] = {}
         self.classrooms: dict[str, Peer] = {}
         self.lock = asyncio.Lock()
         self.closed = False
         self._on_peer_gone = on_peer_gone
         self._on_changed = on_changed
+        # Each peer's ICE servers (TURN credentials are minted per peer and join).
+        self._ice_servers = ice_servers
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # Derived state ---------------------------------------------------------------------
@@ -147,6 +158,7 @@ class Room:
             heartbeat_interval_s=self.config.heartbeat_interval_s,
             heartbeat_timeout_s=self.config.heartbeat_timeout_s,
             resume_window_s=self.config.resume_window_s,
+            ice_servers=self._ice_servers(peer) if self._ice_servers is not None else [],
         )
 
     # Delivery --------------------------------------------------------------------------
@@ -207,6 +219,7 @@ class Room:
         if peer.visible and peer.classroom_id is not None:
             self.classrooms[peer.classroom_id] = peer
         peer.send(self.joined(peer, id, resumed=False))
+        self._tell_speaker(peer)
         if peer.visible:
             self.broadcast(ParticipantJoined(participant=peer.participant()), exclude=peer)
         self.sync()
@@ -232,6 +245,7 @@ class Room:
         peer.desired = None
         peer.set_state(PeerState.CONNECTED)
         peer.send(self.joined(peer, id, resumed=True))
+        self._tell_speaker(peer)
         if peer.visible and was is PeerState.LOST:
             self.broadcast(ParticipantUpdated(participant=peer.participant()), exclude=peer)
         self.sync()
@@ -349,6 +363,31 @@ class Room:
             MutedChanged(classroom_id=classroom_id, muted=not heard, all_muted=self.muted())
         )
         return True
+
+    # Active speaker --------------------------------------------------------------------
+
+    def set_active_speaker(self, peer_id: str | None) -> None:
+        """The media plane's loudest publisher changed; lead and patrol peers are told (a
+        receiving classroom's own page has no use for it, and the policy sends it nothing
+        about other classrooms)."""
+        peer = self.peers.get(peer_id) if peer_id is not None else None
+        if peer is None or not peer.visible:
+            peer_id = None  # gone already, or not a participant: nobody to mark
+        if peer_id == self.active_speaker:
+            return
+        self.active_speaker = peer_id
+        self.broadcast(self._speaker_message(), roles=SPEAKER_ROLES)
+
+    def _speaker_message(self) -> ActiveSpeaker:
+        peer = self.peers.get(self.active_speaker) if self.active_speaker is not None else None
+        if peer is None:
+            return ActiveSpeaker(peer_id=None, classroom_id=None)
+        return ActiveSpeaker(peer_id=peer.peer_id, classroom_id=peer.classroom_id)
+
+    def _tell_speaker(self, peer: Peer) -> None:
+        """A lead or patrol that (re)joins mid-sentence learns who is speaking at once."""
+        if self.active_speaker is not None and peer.role in SPEAKER_ROLES:
+            peer.send(self._speaker_message())
 
     # Subscriptions ---------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from signaling import commands
 from signaling.bus import Bus
 from signaling.errors import ErrorCode, SignalingError
+from signaling.faults import SignalingFaults
 from signaling.grants import Grant, Role
 from signaling.hooks import LessonHooks, LessonState
 from signaling.media_port import MediaPort, NullMediaPort, QualityReport, SubscriptionOffer
@@ -25,6 +27,7 @@ from signaling.policy import LOW_LAYER_ABOVE, PublishedTrack
 from signaling.protocol import (
     PROTOCOL_VERSION,
     ClientMessage,
+    IceServer,
     Join,
     Ping,
     Pong,
@@ -38,6 +41,12 @@ from signaling.stats import SignalingStats
 
 log = logging.getLogger("tongke.signaling")
 
+
+def now_ms() -> int:
+    """Monotonic ms, the clock of the media plane's arrival times (media.aiortc_hooks)."""
+    return time.monotonic_ns() // 1_000_000
+
+
 # Verifies a join token; raises an exception carrying `code` (token_invalid, token_expired)
 # and `message` when it is refused (server.tokens.JoinTokens.verify does).
 TokenVerifier = Callable[[str], Grant]
@@ -47,6 +56,11 @@ TokenVerifier = Callable[[str], Grant]
 class RoomConfig:
     heartbeat_interval_s: float = 2.0
     heartbeat_timeout_s: float = 6.0
+    # A peer silent on signaling this long is lost early when its media (RTP/RTCP on either
+    # transport) has been silent as long too: a dead uplink shows within ~3-3.5 s, while a
+    # WebSocket merely stalled behind TCP retransmissions (media still flowing) waits for
+    # heartbeat_timeout_s. 0 turns the early check off. See docs/operations.md "Fault drills".
+    silence_timeout_s: float = 3.0
     resume_window_s: float = 30.0
     max_message_bytes: int = 64 * 1024
     rate_per_s: float = 20.0
@@ -68,8 +82,13 @@ class RoomManager:
         hooks: LessonHooks,
         config: RoomConfig,
         media: MediaPort | None = None,
+        ice_servers: Callable[[Peer], list[IceServer]] | None = None,
+        faults: SignalingFaults | None = None,
     ) -> None:
         self.bus = bus
+        # Signaling fault injection (tests, drills); None: connections are never wrapped.
+        self.faults = faults
+        self.ice_servers = ice_servers
         self.hooks = hooks
         self.config = config
         self.media: MediaPort = media if media is not None else NullMediaPort()
@@ -91,7 +110,10 @@ class RoomManager:
 
     async def serve(self, conn: Connection, verify: TokenVerifier) -> None:
         """Serves one connection until it closes. Never raises for what the client sends."""
-        session = Session(conn, self.config, self.stats, self.config.outbox_size)
+        faulty = self.faults.wrap(conn) if self.faults is not None else None
+        session = Session(faulty or conn, self.config, self.stats, self.config.outbox_size)
+        if faulty is not None:
+            faulty.session = session
         self._sessions[session] = verify
         try:
             await session.run(self)
@@ -124,6 +146,15 @@ class RoomManager:
         if room is None:
             raise SignalingError(ErrorCode.LESSON_ENDED, "The lesson has ended.")
         await commands.handle(room, peer, message)
+
+    def media_silence_s(self, session: Session) -> float | None:
+        """Seconds since the session's peer last sent media (None: no media to judge by)."""
+        peer = session.peer
+        heard = getattr(self.media, "last_heard_ms", None)
+        if peer is None or heard is None:
+            return None
+        last = heard(peer.peer_id)
+        return None if last is None else max(0.0, (now_ms() - last) / 1000.0)
 
     async def session_ended(self, session: Session) -> None:
         peer = session.peer
@@ -199,6 +230,7 @@ class RoomManager:
                 self.config,
                 on_peer_gone=self._peer_gone,
                 on_changed=self._room_changed,
+                ice_servers=self.ice_servers,
             )
             self.rooms[lesson_id] = room
             self._refresh_live()
@@ -263,6 +295,11 @@ class RoomManager:
             bitrate_kbps=report.bitrate_kbps,
         )
         room.broadcast(message, exclude=peer, roles=frozenset({Role.LEAD, Role.PATROL}))
+
+    def active_speaker_changed(self, lesson_id: str, peer_id: str | None) -> None:
+        room = self.rooms.get(lesson_id)
+        if room is not None:
+            room.set_active_speaker(peer_id)
 
     def recording_failed(self, lesson_id: str, code: str, message: str) -> None:
         """The recorder stopped by itself (disk full, write error): tell everyone, lead first."""

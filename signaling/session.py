@@ -100,6 +100,7 @@ class Session:
         self._bucket = TokenBucket(config.rate_per_s, config.rate_burst, self._loop.time())
         self._outbox: asyncio.Queue[Any] = asyncio.Queue(outbox_size)
         self._writer: asyncio.Task[None] | None = None
+        self._pending: asyncio.Task[str | bytes] | None = None  # the frame being received
 
     @property
     def closing(self) -> bool:
@@ -201,12 +202,47 @@ class Session:
             await asyncio.sleep(self.config.heartbeat_interval_s)
             self.send(Heartbeat())
 
+    async def _receive(self, handler: SessionHandler, pending: asyncio.Task[str | bytes]) -> None:
+        """Waits for ``pending`` (the next frame); TimeoutError when the peer counts as gone:
+        silent for heartbeat_timeout_s, or for silence_timeout_s with its media silent too."""
+        loop = self._loop
+        started = loop.time()
+        timeout = self.config.heartbeat_timeout_s
+        quick = getattr(self.config, "silence_timeout_s", 0.0)
+        media_silence = getattr(handler, "media_silence_s", None)
+        if media_silence is None or not 0 < quick < timeout:
+            quick = 0.0
+        while True:
+            waited = loop.time() - started
+            if waited >= timeout:
+                raise TimeoutError
+            step = timeout - waited
+            if quick:
+                step = min(step, max(quick - waited, 0.5))  # then re-check twice a second
+            # asyncio.wait, never a cancelled receive: a frame half-read is never lost.
+            done, _ = await asyncio.wait((pending,), timeout=step)
+            if done:
+                return
+            if quick and loop.time() - started >= quick:
+                silent = media_silence(self)
+                if silent is not None and silent >= quick:
+                    raise TimeoutError
+
     async def _read_loop(self, handler: SessionHandler) -> None:
+        try:
+            await self._read_frames(handler)
+        finally:
+            if self._pending is not None:
+                self._pending.cancel()
+
+    async def _read_frames(self, handler: SessionHandler) -> None:
         while not self.closing:
             try:
-                # asyncio.timeout, not wait_for: it never swallows a cancellation (3.11).
-                async with asyncio.timeout(self.config.heartbeat_timeout_s):
-                    data = await self.conn.receive()
+                if self._pending is None:
+                    self._pending = asyncio.ensure_future(self.conn.receive())
+                await self._receive(handler, self._pending)
+                task, self._pending = self._pending, None
+                data = task.result()
             except TimeoutError:
                 self.stats.errors[ErrorCode.HEARTBEAT_TIMEOUT] += 1
                 self.send(

@@ -2,7 +2,8 @@
 
 The room speaks of (peer, source, layer) and grants; MediaService speaks of producer ids and
 SDP. This adapter keeps the mapping between the two, forwards the SFU's events to the room
-(producers, quality, its own renegotiations) and to any extra listeners (the recorder).
+(producers, quality, active speaker, its own renegotiations) and to any extra listeners
+(the recorder).
 """
 
 from __future__ import annotations
@@ -115,6 +116,11 @@ class SfuMediaPort:
         except SfuError as exc:
             raise _refused(exc) from None
 
+    def last_heard_ms(self, peer_id: str) -> int | None:
+        """Monotonic ms of the peer's last RTP/RTCP: liveness beside the WebSocket (the
+        RoomManager's early lost check; optional, ports without it rely on heartbeats)."""
+        return self.service.last_heard_ms(peer_id)
+
     async def close_peer(self, peer: PeerInfo) -> None:
         self._peers.pop(peer.peer_id, None)
         await self.service.close_peer(peer.peer_id)
@@ -147,7 +153,8 @@ class SfuMediaPort:
         task.add_done_callback(self._tasks.discard)
 
     def active_speaker(self, lesson_id: str, peer_id: str | None) -> None:
-        return None
+        if self._listener is not None:
+            self._listener.active_speaker_changed(lesson_id, peer_id)
 
     def peer_quality(self, lesson_id: str, peer_id: str, quality: Any) -> None:
         if self._listener is None:

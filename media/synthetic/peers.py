@@ -44,13 +44,22 @@ AUDIO_CLOCK = 48_000
 
 
 def make_peer_connection(
-    ice_servers: Sequence[RTCIceServer] = (), bundle: bool = True
+    ice_servers: Sequence[RTCIceServer] = (), bundle: bool = True, relay_only: bool = False
 ) -> RTCPeerConnection:
-    """A peer connection with explicit ICE servers (never aiortc's default public STUN)."""
-    from aiortc.rtcconfiguration import RTCBundlePolicy
+    """A peer connection with explicit ICE servers (never aiortc's default public STUN).
+
+    ``relay_only`` is the browser's ``iceTransportPolicy: "relay"`` (aiortc 1.16 has it in
+    RTCConfiguration): only TURN relay candidates are gathered, as behind a firewall that lets
+    nothing but the TURN server through."""
+    from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 
     policy = RTCBundlePolicy.MAX_BUNDLE if bundle else RTCBundlePolicy.BALANCED
-    return RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers), bundlePolicy=policy))
+    transport = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+    return RTCPeerConnection(
+        RTCConfiguration(
+            iceServers=list(ice_servers), bundlePolicy=policy, iceTransportPolicy=transport
+        )
+    )
 
 
 class ClipVideoTrack(MediaStreamTrack):
@@ -171,11 +180,13 @@ class SyntheticPublisher:
         cache_dir: Path | None = None,
         codec: str = "vp8",
         speaking: bool = True,
+        relay_only: bool = False,
     ) -> None:
         if codec not in ("vp8", "h264"):
             raise ValueError(f"Synthetic publisher codec must be vp8 or h264, got {codec!r}.")
-        self.pc = make_peer_connection(ice_servers)
-        self._host_addresses = host_addresses
+        self.pc = make_peer_connection(ice_servers, relay_only=relay_only)
+        # Host addresses would add host candidates; relay-only gathers TURN candidates alone.
+        self._host_addresses = None if relay_only else host_addresses
         self.video_tracks: dict[str, ClipVideoTrack] = {}
         self._senders: list[tuple[RTCRtpSender, str, str, str]] = []
         self.keyframe_requests = 0
@@ -251,6 +262,11 @@ class StreamCounters:
     seqs: set[int] = field(default_factory=set)  # extended seqs received (RTX repairs included)
     retransmissions: int = 0
     first_packet_ms: int = -1  # monotonic ms (media.aiortc_hooks.now_ms) of the first packet
+    # When the first complete keyframe arrived (now_ms): every packet from the one that began
+    # it to its marker bit is in ``seqs``, so it can be decoded. A keyframe with a packet lost
+    # for good (the raw path never NACKs) does not count; the next one may.
+    first_frame_ms: int = -1
+    key_start: int = -1  # extended seq of the last packet that began a keyframe
 
     @property
     def expected(self) -> int:
@@ -303,9 +319,11 @@ class SyntheticReceiver:
         ice_servers: Sequence[RTCIceServer] = (),
         host_addresses: Sequence[str] | None = None,
         decode: bool = False,
+        relay_only: bool = False,
     ) -> None:
-        self.pc = make_peer_connection(ice_servers)
-        self._host_addresses = host_addresses
+        self.pc = make_peer_connection(ice_servers, relay_only=relay_only)
+        # Host addresses would add host candidates; relay-only gathers TURN candidates alone.
+        self._host_addresses = None if relay_only else host_addresses
         self._decode = decode
         self._tapped = False
         self._link: hooks.SrtpLink | None = None
@@ -314,6 +332,7 @@ class SyntheticReceiver:
         self._kinds: dict[int, str] = {}
         self._detectors: dict[int, Callable[[bytes], bool]] = {}
         self.decoded: dict[str, int] = {"audio": 0, "video": 0}
+        self.first_decoded_ms: dict[str, int] = {"audio": -1, "video": -1}  # now_ms()
         self.video_sizes: list[tuple[int, int]] = []
         self._receivers: list[RTCRtpReceiver] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -329,6 +348,8 @@ class SyntheticReceiver:
             while True:
                 frame = await track.recv()
                 self.decoded[track.kind] += 1
+                if self.first_decoded_ms[track.kind] < 0:
+                    self.first_decoded_ms[track.kind] = hooks.now_ms()
                 if track.kind == "video":
                     size = (frame.width, frame.height)  # type: ignore[union-attr]
                     if not self.video_sizes or self.video_sizes[-1] != size:
@@ -347,6 +368,9 @@ class SyntheticReceiver:
         for transceiver in self.pc.getTransceivers():
             if transceiver.receiver not in self._receivers:
                 self._receivers.append(transceiver.receiver)
+                if self._decode and transceiver.kind == "video":
+                    # Resume at the next keyframe after a packet lost for good, as browsers do.
+                    hooks.resume_at_keyframes(transceiver.receiver, vp8_starts_keyframe)
         if self._host_addresses is not None:
             hooks.use_host_addresses(self.pc, self._host_addresses)
         if not self._decode:
@@ -389,9 +413,21 @@ class SyntheticReceiver:
             stats.keyframes += key
             if stats.first_frame_keyframe is None:
                 stats.first_frame_keyframe = key
+            if key and stats.first_frame_ms < 0:
+                stats.key_start = -2  # set to this packet's extended seq below
         if data[1] & 0x80:
             stats.frames += 1
         self._add_seq(stats, seq)
+        if stats.first_frame_ms < 0 and stats.key_start != -1:
+            self._check_first_frame(stats, seq, bool(data[1] & 0x80))
+
+    @staticmethod
+    def _check_first_frame(stats: StreamCounters, seq: int, marker: bool) -> None:
+        extended = stats.cycles * 65536 + seq
+        if stats.key_start == -2:
+            stats.key_start = extended
+        if marker and all(s in stats.seqs for s in range(stats.key_start, extended + 1)):
+            stats.first_frame_ms = hooks.now_ms()
 
     @staticmethod
     def _add_seq(stats: StreamCounters, seq: int) -> None:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -34,6 +36,13 @@ class TerminalError(RuntimeError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for every terminal: httpx builds a new one per client by default,
+    loading the CA bundle (~0.1 s of blocked event loop each), which stalled 100 joins."""
+    return httpx.create_ssl_context()
 
 
 def ice_servers_from(joined: Message) -> list[RTCIceServer]:
@@ -57,6 +66,7 @@ class SyntheticTerminal:
         decode: bool = False,
         codec: str = "vp8",
         request_timeout_s: float = 30.0,
+        relay_only: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.code = code
@@ -65,6 +75,8 @@ class SyntheticTerminal:
         self.decode = decode
         self.codec = codec
         self.request_timeout_s = request_timeout_s
+        # Media only through the TURN servers of ``joined.ice_servers`` (iceTransportPolicy relay).
+        self.relay_only = relay_only
         self.publisher: SyntheticPublisher | None = None
         self.receiver: SyntheticReceiver | None = None
         self.joined: Message = {}
@@ -74,6 +86,7 @@ class SyntheticTerminal:
         self._waiting: dict[str, asyncio.Future[Message]] = {}
         self._changed = asyncio.Condition()
         self._ws: ClientConnection | None = None
+        self._ws_url = ""
         self._tasks: set[asyncio.Task[None]] = set()
         self._receiver_ready = asyncio.Event()
 
@@ -81,7 +94,9 @@ class SyntheticTerminal:
 
     async def grant(self) -> Message:
         """Redeem the join link over HTTP: the WebSocket URL and a join token."""
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=30) as http:
+        async with httpx.AsyncClient(
+            base_url=self.base_url, timeout=30, verify=_tls_context()
+        ) as http:
             response = await http.post(f"/api/join/{self.code}")
         if response.status_code != 200:
             is_json = response.headers.get("content-type") == "application/json"
@@ -92,7 +107,11 @@ class SyntheticTerminal:
     async def connect(self) -> Message:
         """Join the lesson over signaling (no media yet); returns the ``joined`` reply."""
         grant = await self.grant()
-        ws_url = self.base_url.replace("http", "ws", 1) + grant["ws_url"]
+        ws_url = grant["ws_url"]
+        if not ws_url.startswith(("ws://", "wss://")):
+            # Relative: this node. Absolute: the lesson's home node (many nodes).
+            ws_url = self.base_url.replace("http", "ws", 1) + ws_url
+        self._ws_url = ws_url
         self._ws = await connect(ws_url, max_size=1 << 22)
         self._spawn(self._read())
         self.joined = await self.request({"type": "join", "version": 1, "token": grant["token"]})
@@ -106,16 +125,48 @@ class SyntheticTerminal:
             await self.request({"type": "start_lesson"})
         ice = ice_servers_from(self.joined)
         self.receiver = SyntheticReceiver(
-            ice_servers=ice, host_addresses=self.host_addresses, decode=self.decode
+            ice_servers=ice,
+            host_addresses=self.host_addresses,
+            decode=self.decode,
+            relay_only=self.relay_only,
         )
         self._receiver_ready.set()
         allowed = set(self.joined["you"]["publish"])
         if self.publish and allowed:
             await self.publish_media(ice)
 
+    async def resume(self) -> Message:
+        """Come back as the same peer after the connection was lost: a new WebSocket,
+        ``resume`` with the last resume token, then fresh media (the server released the old
+        transports when it lost the peer). Returns the ``joined`` reply (``resumed: true``)."""
+        token = self.joined.get("resume_token")
+        if not token or not self._ws_url:
+            raise TerminalError("not_joined", "resume needs an earlier join")
+        await self._stop()
+        self._receiver_ready.clear()
+        self._ws = await connect(self._ws_url, max_size=1 << 22)
+        self.closed_code = None
+        self._spawn(self._read())
+        self.joined = await self.request({"type": "resume", "version": 1, "resume_token": token})
+        self._spawn(self._ping(float(self.joined["heartbeat_interval_s"])))
+        ice = ice_servers_from(self.joined)
+        self.receiver = SyntheticReceiver(
+            ice_servers=ice,
+            host_addresses=self.host_addresses,
+            decode=self.decode,
+            relay_only=self.relay_only,
+        )
+        self._receiver_ready.set()
+        if self.publish and set(self.joined["you"]["publish"]):
+            await self.publish_media(ice)
+        return self.joined
+
     async def publish_media(self, ice: Sequence[RTCIceServer] = ()) -> None:
         publisher = self.publisher = SyntheticPublisher(
-            ice_servers=ice, host_addresses=self.host_addresses, codec=self.codec
+            ice_servers=ice,
+            host_addresses=self.host_addresses,
+            codec=self.codec,
+            relay_only=self.relay_only,
         )
         offer = await publisher.create_offer()
         allowed = set(self.joined["you"]["publish"])
@@ -220,6 +271,10 @@ class SyntheticTerminal:
         return sum(s.frames for s in self.receiver.of_kind(kind))
 
     async def close(self) -> None:
+        await self._stop()
+
+    async def _stop(self) -> None:
+        # Connection and media only: ``events`` stay (a resume continues the same story).
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -231,3 +286,4 @@ class SyntheticTerminal:
             await self.publisher.close()
         if self.receiver is not None:
             await self.receiver.close()
+        self.publisher = self.receiver = None

@@ -26,6 +26,7 @@ def build_api_router() -> APIRouter:
         auth_routes,
         classrooms,
         evaluations,
+        faults,
         join,
         lessons,
         library,
@@ -37,6 +38,7 @@ def build_api_router() -> APIRouter:
     for module in (auth_routes, schools, classrooms, accounts, lessons, links, join, library):
         router.include_router(module.router)
     router.include_router(evaluations.router)
+    router.include_router(faults.router)
     return router
 
 

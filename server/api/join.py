@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from server.api.errors import ApiError, ErrorResponse
-from server.api.lessons import LESSON_LOAD, classroom_ref
+from server.api.lessons import classroom_ref
 from server.api.schemas import JoinOut, LessonSummary
 from server.auth import State
+from server.cluster.placement import PlacementError
 from server.db.models import Account, Classroom, JoinLink, Lesson, LessonStatus, utcnow
 from server.state import AppState
 from signaling.grants import Role, default_grant
+from signaling.redis_bus import TRANSIENT
 
 router = APIRouter(tags=["join"])
 
@@ -43,8 +45,10 @@ def join_response(
     role: Role,
     classroom: Classroom | None = None,
     account: Account | None = None,
+    ws_url: str = WS_PATH,
 ) -> JoinOut:
-    """Mint a join token for one peer of `lesson` (loaded with LESSON_LOAD)."""
+    """Mint a join token for one peer of `lesson` (its teacher and lead classroom's school
+    loaded, as LESSON_LOAD does)."""
     if lesson.state == LessonStatus.ENDED.value:
         raise ApiError(409, "lesson_ended", "The lesson has ended.")
     if classroom is not None:
@@ -68,26 +72,34 @@ def join_response(
         role=role,
         lesson=lesson_summary(lesson),
         classroom=classroom_ref(classroom) if classroom is not None else None,
-        ws_url=WS_PATH,
+        ws_url=ws_url,
         ice_servers=list(state.settings.ice_servers),
     )
 
 
 @router.post(
     "/join/{code}",
-    responses={code: {"model": ErrorResponse} for code in (404, 409, 410)},
+    responses={code: {"model": ErrorResponse} for code in (404, 409, 410, 503)},
 )
 async def join(code: str, state: State) -> JoinOut:
     """Open a join link. 404 link_not_found, 410 link_revoked or link_expired,
-    409 lesson_ended."""
+    409 lesson_ended, 503 no_node_available (many nodes: all draining or full).
+    `ws_url` is where to open the WebSocket: relative on one node or when the lesson lives
+    on this node, else the absolute URL of the lesson's home node."""
     async with state.db.sessions.begin() as session:
         link = await session.scalar(
             select(JoinLink)
             .where(JoinLink.code == code)
             .options(
-                selectinload(JoinLink.lesson).options(*LESSON_LOAD),
-                selectinload(JoinLink.classroom).selectinload(Classroom.school),
-                selectinload(JoinLink.account),
+                # One query and only what the reply needs, not the roster: with LESSON_LOAD
+                # a 64-classroom lesson made each join load ~140 rows in 7 queries, and 100
+                # joins at once queued for seconds (tests/signaling/test_join_load.py).
+                joinedload(JoinLink.lesson).options(
+                    joinedload(Lesson.teacher),
+                    joinedload(Lesson.lead_classroom).joinedload(Classroom.school),
+                ),
+                joinedload(JoinLink.classroom).joinedload(Classroom.school),
+                joinedload(JoinLink.account),
             )
         )
     if link is None:
@@ -98,4 +110,22 @@ async def join(code: str, state: State) -> JoinOut:
         raise ApiError(410, "link_expired", "This join link has expired.")
     if link.account is not None and not link.account.active:
         raise ApiError(410, "link_revoked", "The account this link belongs to is deactivated.")
-    return join_response(state, link.lesson, Role(link.role), link.classroom, link.account)
+    ws_url = await home_ws_url(state, link.lesson)
+    return join_response(
+        state, link.lesson, Role(link.role), link.classroom, link.account, ws_url=ws_url
+    )
+
+
+async def home_ws_url(state: AppState, lesson: Lesson) -> str:
+    """Many nodes: the WebSocket URL of the lesson's home node, placing the lesson (by load)
+    if it has none; the relative WS_PATH when that is this node, or on one node."""
+    if state.cluster is None or lesson.state == LessonStatus.ENDED.value:
+        return WS_PATH
+    try:
+        return await state.cluster.ws_url_for(lesson.id)
+    except PlacementError as exc:
+        raise ApiError(503, exc.code, exc.message) from None  # no_node_available, placement_busy
+    except TRANSIENT:
+        raise ApiError(
+            503, "cluster_unavailable", "The lesson directory (Redis) is unreachable; try again."
+        ) from None

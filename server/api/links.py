@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from server.api.errors import ApiError, ErrorResponse, not_found
-from server.api.join import join_response
+from server.api.join import home_ws_url, join_response
 from server.api.lessons import Planner, ensure_manages, ensure_not_ended, load_lesson
 from server.api.schemas import JoinOut, LinkIn, LinkOut, LinksForRosterIn
 from server.auth import Principal, State, require_role
@@ -226,4 +226,5 @@ async def patrol_token(lesson_id: str, principal: Inspector, state: State) -> Jo
     async with state.db.sessions.begin() as session:
         lesson = await load_lesson(session, lesson_id)
         inspector = await session.get_one(Account, principal.account_id)
-    return join_response(state, lesson, Role.PATROL, account=inspector)
+    ws_url = await home_ws_url(state, lesson)
+    return join_response(state, lesson, Role.PATROL, account=inspector, ws_url=ws_url)

@@ -118,8 +118,24 @@ def test_rtx_sequence_numbers_count_up_per_retransmission():
     clock, _, producer, consumer, sink, _ = setup(rtx=True)
     feed(producer, clock, [video(1, 0, key=True), video(2, 3000)])
     sink.clear()
-    consumer.receive_nack([1, 2, 1])
+    consumer.receive_nack([1, 2])
+    clock.advance(200)  # past the resend interval: the same packet may be resent
+    consumer.receive_nack([1])
     assert [p.sequence_number for p in sink.rtp] == [0, 1, 2]
+
+
+def test_a_packet_is_resent_at_most_once_per_resend_interval():
+    clock, _, producer, consumer, sink, _ = setup(rtx=True)
+    feed(producer, clock, [video(1, 0, key=True), video(2, 3000)])
+    sink.clear()
+    consumer.receive_nack([1, 2, 1])  # aiortc repeats its whole list on every new gap
+    clock.advance(20)
+    consumer.receive_nack([1, 2])
+    assert len(sink.rtp) == 2
+    assert consumer.stats().nacks_throttled == 3
+    clock.advance(100)
+    consumer.receive_nack([2])
+    assert len(sink.rtp) == 3
 
 
 def test_nack_is_answered_with_the_same_packet_when_rtx_is_not_negotiated():

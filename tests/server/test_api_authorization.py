@@ -208,6 +208,16 @@ CASES: dict[str, tuple[Setup, dict[str, Expected]]] = {
         _logout,
         {role: UNAUTHENTICATED if role == "anonymous" else 204 for role in ROLES},
     ),
+    # One node here: the admin is let through and told there is no cluster.
+    # tests/cluster/test_two_nodes.py drains and undrains a real cluster node.
+    "drain node": (
+        lambda d, r: Call("POST", "/api/cluster/drain"),
+        admin_only(404) | {"admin": (404, "cluster_disabled")},
+    ),
+    "undrain node": (
+        lambda d, r: Call("POST", "/api/cluster/undrain"),
+        admin_only(404) | {"admin": (404, "cluster_disabled")},
+    ),
 }
 
 
@@ -251,6 +261,7 @@ def test_every_state_changing_api_route_is_in_the_matrix(district: District) -> 
         "POST /api/library/{recording_id}/evaluations",
         "POST /api/library/{recording_id}/nominate",
         "POST /api/library/{recording_id}/review",
+        "POST /api/cluster/drain", "POST /api/cluster/undrain",
     }  # fmt: skip
     schema = district.client.get("/openapi.json").json()
     routes = {

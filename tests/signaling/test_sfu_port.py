@@ -27,6 +27,7 @@ class RoomSide:
     def __init__(self) -> None:
         self.tracks: dict[str, tuple[PublishedTrack, ...]] = {}
         self.offers: list[tuple[str, SubscriptionOffer]] = []
+        self.speakers: list[str | None] = []
 
     def producers_changed(
         self, lesson_id: str, peer_id: str, tracks: tuple[PublishedTrack, ...]
@@ -35,6 +36,9 @@ class RoomSide:
 
     def quality_changed(self, lesson_id: str, peer_id: str, report: QualityReport) -> None:
         return None
+
+    def active_speaker_changed(self, lesson_id: str, peer_id: str | None) -> None:
+        self.speakers.append(peer_id)
 
     def subscription_offer(self, lesson_id: str, peer_id: str, offer: SubscriptionOffer) -> None:
         self.offers.append((peer_id, offer))
@@ -79,6 +83,8 @@ async def test_a_published_lead_reaches_a_receiver_through_the_port(port: SfuMed
             sub = await port.subscribe_answer(RECEIVER, await receiver.accept_offer(sub.sdp))
         await wait_for(lambda: receiver.decoded["video"] >= 10 and receiver.decoded["audio"] >= 10)
         assert receiver.decode_errors == 0
+        # The lead's tone carries a loud ssrc-audio-level: the SFU names it the speaker.
+        await wait_for(lambda: "lead-peer" in room.speakers)
     finally:
         await receiver.close()
         await publisher.close()

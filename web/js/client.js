@@ -165,6 +165,16 @@ export class LessonClient extends Emitter {
       }
     }
     if (FATAL.has(msg.code) || msg.code === "token_expired") return this.#fatal(msg.code, msg.message);
+    if (msg.code === "wrong_node") {
+      // Many nodes: the lesson lives on another node. The join link names it: open the link
+      // again (the stored join is replaced), then reconnect, to the new ws_url.
+      try {
+        await this.getJoin(true);
+      } catch (err) {
+        return this.#fatal(err.code ?? "wrong_node", err.message);
+      }
+      return this.ws?.close();
+    }
     this.emit("error", msg); // capacity, rate_limited...: the close that follows retries
   }
 

@@ -18,6 +18,7 @@ const S = {
   recording: false,
   lessonState: "scheduled",
   quality: new Map(), // peer_id -> quality message
+  speaker: null, // classroom_id of the active speaker (active_speaker), null in silence
 };
 
 // Layout ----------------------------------------------------------------------------------
@@ -106,11 +107,14 @@ function render() {
     const muted = S.muted.has(p.classroom_id);
     tile.video.root.classList.toggle("on-stage", onStage);
     tile.root.dataset.stage = String(onStage);
+    const speaking = S.speaker === p.classroom_id;
+    tile.root.dataset.speaking = String(speaking);
     tile.badges.replaceChildren(
       onStage ? h("span", { class: "pill stage" }, t("lead.stage_now")) : "",
       hand >= 0 ? h("span", { class: "pill hand" }, `${t("lead.hands")} ${hand + 1}`) : "",
       p.state === "lost" ? h("span", { class: "pill poor" }, t("lead.lost")) : "",
       muted ? h("span", { class: "pill" }, t("lead.muted")) : "",
+      speaking ? h("span", { class: "pill speaking" }, t("lead.speaking")) : "",
     );
     tile.stageBtn.textContent = onStage ? t("lead.off_stage") : t("lead.on_stage");
     tile.stageBtn.className = onStage ? "stage-btn on" : "stage-btn";
@@ -281,6 +285,7 @@ async function main() {
   client.on("lesson_started", () => { S.lessonState = "live"; render(); });
   client.on("lesson_ended", () => { S.lessonState = "ended"; render(); media.close(); });
   client.on("quality", (m) => { S.quality.set(m.peer_id, m); render(); });
+  client.on("active_speaker", (m) => { S.speaker = m.classroom_id; render(); });
   media.on("consumers", attachMedia);
   media.on("error", (err) => banner(userMessage(err)));
   try {

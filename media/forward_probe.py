@@ -1,0 +1,145 @@
+"""Bench-only: the SFU's added forwarding delay, stamped at the server's UDP socket.
+
+``tongke bench`` (server/bench_host.py) installs one :class:`ForwardProbe` as
+``media.aiortc_hooks.forward_probe`` before any transport exists; the product never does, and
+then :class:`media.aiortc_hooks.SrtpLink` installs its plain datagram callback (no check per
+packet). With a probe, every incoming datagram first passes :meth:`ForwardProbe.wrap`'s
+callback; RTP of a watched SSRC is sampled (one packet in ``every``):
+
+- *arrival*: the kernel's receive timestamp of the datagram (``SIOCGSTAMPNS`` on the socket
+  the packet was read from, CLOCK_REALTIME), so the time a packet waited in the socket
+  buffer while the event loop was busy is counted;
+- *start* / *done*: ``time.time_ns()`` around the synchronous handler: SRTP unprotect, parse,
+  producer, router, every consumer's rewrite, SRTP protect and ``sendto``. The fan-out runs
+  inside that one call, so *done* is when the last forwarded copy has left the server.
+
+Samples go into preallocated rings (``array('q')``); nothing is logged or allocated per packet
+beyond the SSRC lookup. :meth:`ForwardProbe.summary` computes percentiles off the hot path.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import struct
+import time
+from array import array
+from collections.abc import Callable, Iterable
+from typing import Any
+
+SIOCGSTAMPNS = 0x8907  # linux/sockios.h: timestamp (timespec) of the last datagram read
+_TIMESPEC = struct.Struct("qq")
+
+DatagramHandler = Callable[[bytes, int], None]
+
+
+def _percentile(ordered: list[int], q: float) -> int:
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class ForwardProbe:
+    """Samples socket-arrival-to-last-send delay of watched RTP streams into fixed rings."""
+
+    def __init__(self, capacity: int = 16384, every: int = 2) -> None:
+        if capacity < 1 or every < 1:
+            raise ValueError("ForwardProbe capacity and every must be at least 1.")
+        self.capacity = capacity
+        self.every = every
+        self.ssrcs: frozenset[int] = frozenset()
+        self._countdown = every
+        self._total = array("q", bytes(8 * capacity))  # arrival -> last copy sent, ns
+        self._wait = array("q", bytes(8 * capacity))  # arrival -> handler start, ns
+        self._work = array("q", bytes(8 * capacity))  # handler start -> last copy sent, ns
+        # CPU time of the handler: far below its wall time means this process was not
+        # running (a busy machine), not that forwarding is slow.
+        self._cpu = array("q", bytes(8 * capacity))
+        self._written = 0
+        self._stamp = bytearray(_TIMESPEC.size)
+        self._enabled_fds: set[int] = set()
+        self.errors = 0  # samples without a usable kernel timestamp
+
+    def watch(self, ssrcs: Iterable[int]) -> None:
+        """Sample RTP of these SSRCs (the packets every subscriber consumes) from now on."""
+        self.ssrcs = frozenset(ssrcs)
+        self.reset()
+
+    def reset(self) -> None:
+        self._written = 0
+        self.errors = 0
+
+    def wrap(self, handle: DatagramHandler, socket_fd: Callable[[], int]) -> DatagramHandler:
+        """The datagram callback to install instead of ``handle`` (aioice's data_received)."""
+
+        def probed(data: bytes, component: int) -> None:
+            ssrcs = self.ssrcs
+            if (
+                not ssrcs
+                or len(data) < 12
+                or not 128 <= data[0] <= 191
+                or 192 <= data[1] <= 208  # RTCP
+                or int.from_bytes(data[8:12], "big") not in ssrcs
+            ):
+                handle(data, component)
+                return
+            self._countdown -= 1
+            if self._countdown:
+                handle(data, component)
+                return
+            self._countdown = self.every
+            cpu = time.thread_time_ns()
+            start = time.time_ns()
+            handle(data, component)
+            done = time.time_ns()
+            cpu = time.thread_time_ns() - cpu
+            # The socket's last-read timestamp is still this datagram's: nothing was read since.
+            self._record(socket_fd(), start, done, cpu)
+
+        return probed
+
+    def _record(self, fd: int, start: int, done: int, cpu: int) -> None:
+        if fd < 0:
+            self.errors += 1
+            return
+        try:
+            fcntl.ioctl(fd, SIOCGSTAMPNS, self._stamp)
+        except OSError:
+            self.errors += 1  # the first call on a socket turns its timestamps on
+            return
+        if fd not in self._enabled_fds:
+            # Datagrams read before timestamps were on carry no stamp (the kernel answers
+            # "now"): the first sample of each socket is not trusted.
+            self._enabled_fds.add(fd)
+            self.errors += 1
+            return
+        seconds, nanos = _TIMESPEC.unpack(self._stamp)
+        arrival = seconds * 1_000_000_000 + nanos
+        if arrival > start:
+            self.errors += 1
+            return
+        slot = self._written % self.capacity
+        self._total[slot] = done - arrival
+        self._wait[slot] = start - arrival
+        self._work[slot] = done - start
+        self._cpu[slot] = cpu
+        self._written += 1
+
+    def summary(self) -> dict[str, Any]:
+        """Percentiles (ms) of the samples kept since the last reset; ``None`` without samples."""
+        count = min(self._written, self.capacity)
+        result: dict[str, Any] = {"samples": count, "errors": self.errors, "every": self.every}
+        rings = (
+            ("total_ms", self._total),
+            ("socket_wait_ms", self._wait),
+            ("handling_ms", self._work),
+            ("handling_cpu_ms", self._cpu),
+        )
+        for name, ring in rings:
+            if not count:
+                result[name] = None
+                continue
+            ordered = sorted(ring[:count])
+            result[name] = {
+                "p50": round(_percentile(ordered, 0.5) / 1e6, 3),
+                "p99": round(_percentile(ordered, 0.99) / 1e6, 3),
+                "max": round(ordered[-1] / 1e6, 3),
+            }
+        return result

@@ -9,8 +9,8 @@ What is hooked, and why:
   callbacks right inside the datagram callback. Nothing is depayloaded, jitter-buffered or
   decoded, and no per-packet await or queue hop happens. DTLS datagrams still go to aioice's
   queue, so aiortc's DTLS loop keeps working (handshake, close alerts). SRTP that arrives
-  before this side's handshake is done goes there too; ``RTCDtlsTransport._handle_rtp_data``
-  / ``_handle_rtcp_data`` (instance attributes) hand it to the same callbacks, in order.
+  before this side's handshake has produced the keys is held (aiortc would drop it) and
+  handed over, in order, ahead of the first packet after the keys exist.
 - Sending: ``RTCDtlsTransport._tx_srtp.protect`` / ``protect_rtcp`` and the nominated candidate
   pair's datagram transport (``Connection._nominated[1].protocol.transport.sendto``), all sync.
 - ``RTCRtpSender.send`` / ``RTCRtpReceiver.receive`` (instance attributes) are replaced so the
@@ -177,6 +177,10 @@ def media_ssrcs(media: MediaDescription) -> tuple[list[int], dict[int, int]]:
 forward_probe: Any = None
 
 
+# SRTP datagrams a link keeps while its DTLS handshake finishes (about 2 s of one camera).
+EARLY_PACKETS = 512
+
+
 def _no_sendto(data: bytes, addr: Any) -> None:
     return None
 
@@ -193,9 +197,11 @@ class SrtpLink:
         "_addr",
         "_connection",
         "_dtls",
+        "_early",
         "_nominated",
         "_pair",
         "_sendto",
+        "dropped_early",
         "dropped_not_connected",
         "handler_errors",
         "unprotect_errors",
@@ -209,6 +215,8 @@ class SrtpLink:
         self._sendto: Callable[[bytes, Any], None] = _no_sendto
         self._addr: tuple[str, int] = ("", 0)
         self.dropped_not_connected = 0
+        self._early: list[tuple[bytes, int]] = []  # SRTP before the keys: (datagram, arrival)
+        self.dropped_early = 0
         self.unprotect_errors = 0
         self.handler_errors = 0
 
@@ -225,15 +233,19 @@ class SrtpLink:
         connection = self._connection
         queue = connection._queue
         dtls = self._dtls
+        early = self._early
 
         def data_received(data: bytes, component: int) -> None:
             rx = dtls._rx_srtp
             first = data[0]
-            # DTLS and anything else go to aiortc's loop; so does SRTP before the keys exist
-            # or while earlier datagrams still wait there (keeps arrival order; see below).
-            if rx is None or first < 128 or first > 191 or not queue.empty():
-                queue.put_nowait((data, component))
+            if first < 128 or first > 191:
+                queue.put_nowait((data, component))  # DTLS and anything else: aiortc's path
                 return
+            if rx is None:
+                self._hold(data)
+                return
+            if early:
+                self._release(rx, on_rtp, on_rtcp)
             try:
                 if 192 <= data[1] <= 208:
                     plain = rx.unprotect_rtcp(data)
@@ -247,34 +259,40 @@ class SrtpLink:
                 self.handler_errors += 1
                 logger.exception("media handler failed on an incoming packet")
 
-        # The peer that finishes the DTLS handshake first (the SFU, DTLS server of a receive
-        # transport; a publisher, server of its send transport) sends SRTP at once. What
-        # arrives before this side has processed the last flight waits in aioice's queue, and
-        # aiortc's loop unprotects it once the keys exist and routes it to its own receivers
-        # (never started here). It must reach our handlers instead: those first packets are
-        # the keyframe a new consumer waited for.
-        async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
-            try:
-                on_rtp(data, time.monotonic_ns() // 1_000_000)
-            except Exception:
-                self.handler_errors += 1
-                logger.exception("media handler failed on an incoming packet")
-
-        async def handle_rtcp_data(data: bytes) -> None:
-            try:
-                on_rtcp(data)
-            except Exception:
-                self.handler_errors += 1
-                logger.exception("media handler failed on an incoming packet")
-
-        dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
-        dtls._handle_rtcp_data = handle_rtcp_data  # type: ignore[method-assign]
-
         probe = forward_probe
         if probe is None:
             connection.data_received = data_received
         else:  # bench only: nothing is checked per packet when no probe is installed
             connection.data_received = probe.wrap(data_received, self._socket_fd)
+
+    def _hold(self, data: bytes) -> None:
+        """Keep SRTP that came before this side's keys exist, in arrival order.
+
+        The side that finishes the DTLS handshake first (the SFU as DTLS server of a receive
+        transport, a publisher as server of its send transport) sends SRTP at once, while
+        this side may still be processing the last handshake flight. aiortc would drop
+        those packets, and they are the keyframe a new consumer waited for.
+        """
+        if len(self._early) < EARLY_PACKETS:
+            self._early.append((data, time.monotonic_ns() // 1_000_000))
+        else:
+            self.dropped_early += 1
+
+    def _release(self, rx: Any, on_rtp: RtpHandler, on_rtcp: RtcpHandler) -> None:
+        """The keys exist: hand the held packets over before the one that just arrived."""
+        held = self._early[:]
+        self._early.clear()
+        for data, arrival_ms in held:
+            try:
+                if 192 <= data[1] <= 208:
+                    on_rtcp(rx.unprotect_rtcp(data))
+                else:
+                    on_rtp(rx.unprotect(data), arrival_ms)
+            except pylibsrtp.Error:
+                self.unprotect_errors += 1
+            except Exception:
+                self.handler_errors += 1
+                logger.exception("media handler failed on an incoming packet")
 
     def _socket_fd(self) -> int:
         """The nominated pair's UDP socket (media arrives there), or -1 before nomination."""
@@ -290,6 +308,8 @@ class SrtpLink:
         if pair is not self._pair:
             self._pair = pair
             self._sendto = pair.protocol.transport.sendto
+            if forward_probe is not None:  # bench only: stamps copies while it samples
+                self._sendto = forward_probe.wrap_send(self._sendto)
             self._addr = pair.remote_addr
         return self._sendto, self._addr
 

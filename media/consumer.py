@@ -385,7 +385,12 @@ class Consumer:
         self._stats.remb_bps = bitrate_bps
 
     def receive_receiver_report(self, block: RtcpReportBlock) -> None:
-        """The subscriber's report about our SSRC: loss, jitter and RTT (from our last SR)."""
+        """The subscriber's report about our SSRC: loss, jitter and RTT (from our last SR).
+
+        A block about our RTX SSRC is ignored: its loss is that of a handful of
+        retransmissions (one lost of seven reads 14 %), not the stream's."""
+        if block.ssrc != self._ssrc:
+            return
         stats = self._stats
         stats.fraction_lost = block.fraction_lost / 256
         stats.packets_lost = block.packets_lost

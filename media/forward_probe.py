@@ -19,6 +19,7 @@ beyond the SSRC lookup. :meth:`ForwardProbe.summary` computes percentiles off th
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import struct
 import time
@@ -52,6 +53,11 @@ class ForwardProbe:
         # CPU time of the handler: far below its wall time means this process was not
         # running (a busy machine), not that forwarding is slow.
         self._cpu = array("q", bytes(8 * capacity))
+        self._mean_copy = array("q", bytes(8 * capacity))  # arrival -> the average copy sent
+        # While a sampled packet is handled: how many datagrams left, and their send times.
+        self._sampling = False
+        self._copies = 0
+        self._copy_sum = 0
         self._written = 0
         self._stamp = bytearray(_TIMESPEC.size)
         self._enabled_fds: set[int] = set()
@@ -86,8 +92,13 @@ class ForwardProbe:
                 return
             self._countdown = self.every
             cpu = time.thread_time_ns()
+            self._copies = self._copy_sum = 0
+            self._sampling = True
             start = time.time_ns()
-            handle(data, component)
+            try:
+                handle(data, component)
+            finally:
+                self._sampling = False
             done = time.time_ns()
             cpu = time.thread_time_ns() - cpu
             # The socket's last-read timestamp is still this datagram's: nothing was read since.
@@ -95,19 +106,36 @@ class ForwardProbe:
 
         return probed
 
+    def wrap_send(self, sendto: Callable[[bytes, Any], None]) -> Callable[[bytes, Any], None]:
+        """The ``sendto`` to use instead: stamps each datagram sent while a packet is sampled."""
+
+        def stamped(data: bytes, addr: Any) -> None:
+            sendto(data, addr)
+            if self._sampling:
+                self._copies += 1
+                self._copy_sum += time.time_ns()
+
+        return stamped
+
+    def enable_timestamps(self, fd: int) -> None:
+        """Turn on a socket's kernel receive timestamps (the first SIOCGSTAMPNS does)."""
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(fd, SIOCGSTAMPNS, self._stamp)
+        self._enabled_fds.add(fd)
+
     def _record(self, fd: int, start: int, done: int, cpu: int) -> None:
         if fd < 0:
+            self.errors += 1
+            return
+        if fd not in self._enabled_fds:
+            # Datagrams read before timestamps were on carry no stamp (the kernel answers
+            # "now" or nothing): the first sample of each socket is not trusted.
+            self.enable_timestamps(fd)
             self.errors += 1
             return
         try:
             fcntl.ioctl(fd, SIOCGSTAMPNS, self._stamp)
         except OSError:
-            self.errors += 1  # the first call on a socket turns its timestamps on
-            return
-        if fd not in self._enabled_fds:
-            # Datagrams read before timestamps were on carry no stamp (the kernel answers
-            # "now"): the first sample of each socket is not trusted.
-            self._enabled_fds.add(fd)
             self.errors += 1
             return
         seconds, nanos = _TIMESPEC.unpack(self._stamp)
@@ -120,6 +148,8 @@ class ForwardProbe:
         self._wait[slot] = start - arrival
         self._work[slot] = done - start
         self._cpu[slot] = cpu
+        copies = self._copies
+        self._mean_copy[slot] = (self._copy_sum // copies if copies else done) - arrival
         self._written += 1
 
     def summary(self) -> dict[str, Any]:
@@ -131,6 +161,7 @@ class ForwardProbe:
             ("socket_wait_ms", self._wait),
             ("handling_ms", self._work),
             ("handling_cpu_ms", self._cpu),
+            ("mean_copy_ms", self._mean_copy),
         )
         for name, ring in rings:
             if not count:

@@ -393,7 +393,8 @@ class LayeredConsumer(Consumer):
 
     def receive_receiver_report(self, block: RtcpReportBlock) -> None:
         super().receive_receiver_report(block)
-        self._update_target(loss=block.fraction_lost / 256)
+        if block.ssrc == self.params.ssrc:  # not our RTX stream's (see Consumer)
+            self._update_target(loss=block.fraction_lost / 256)
 
     def _update_target(
         self, *, available_bps: int | None = None, loss: float | None = None

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from media.sfu import MediaService
 from recorder.jobs import RenditionRunner
+from server.cluster.cascade_wiring import cascade_port, join_cascade
 from server.cluster.wiring import join_cluster, node_id_for
 from server.db import open_database
 from server.lesson_hooks import DatabaseLessonHooks
@@ -67,8 +68,10 @@ def create_app(settings: Settings) -> FastAPI:
             recording = RecordingController(media, db, settings, runner)
             stack.push_async_callback(recording.close)
             recording.start_recovery()
-            media_port = SfuMediaPort(media)
-            media_port.add_observer(RecordingObserver(recording))
+            sfu_port = SfuMediaPort(media)
+            sfu_port.add_observer(RecordingObserver(recording))
+            # Many nodes: a peer's media may be served by another node (the cascade).
+            media_port = cascade_port(settings, sfu_port)
             rooms = RoomManager(
                 bus=bus,
                 faults=signaling_faults,
@@ -92,7 +95,11 @@ def create_app(settings: Settings) -> FastAPI:
             metrics.watch_signaling(lambda: rooms.stats)
             stack.callback(metrics.count_error_logs())
             # Many nodes: register, heartbeat, place lessons (closed before rooms: leave first).
-            cluster = await join_cluster(stack, settings, cluster_bus, rooms, media, metrics)
+            cluster = await join_cluster(
+                stack, settings, cluster_bus, rooms, media, metrics, recording=recording
+            )
+            if cluster is not None:
+                await join_cascade(stack, settings, cluster_bus, media_port, cluster, metrics)
             app.state.cluster = cluster  # the draining server (SIGTERM) finds it here
             state = AppState(
                 settings=settings,

@@ -113,7 +113,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         if args.decoders < 0:
             raise ValueError(f"--decoders must be 0 or more, got {args.decoders}.")
         report = asyncio.run(
-            run_bench(receivers, args.seconds, naive, log=sys.stdout, decoders=args.decoders)
+            run_bench(
+                receivers,
+                args.seconds,
+                naive,
+                log=sys.stdout,
+                decoders=args.decoders,
+                nice=args.nice,
+            )
         )
     except (ValueError, BenchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -198,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=2,
         help="receivers per point that also decode, to time a decoded frame (0: none)",
+    )
+    bench.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="nice value of the server and peer processes (below 0 needs root): on a shared "
+        "machine, keeps other work from starving them; CPU-seconds are unaffected",
     )
     bench.add_argument(
         "--loss",

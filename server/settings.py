@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     resume_window_s: float = 30.0
     # Capacity of this node in peers; past it joins get the capacity error.
     max_peers: int = 500
+    # Cascade (docs/architecture.md "Cascade relay"; many nodes only): once this node serves
+    # media to this many peers, further non-lead peers of lessons homed here get their media
+    # from the least loaded other node, relayed there once per node. 0: never.
+    cascade_after_peers: int = Field(default=0, ge=0)
+    # Classrooms whose media a given node serves (a county edge node), as JSON:
+    # {"<classroom id>": "<node id>"}. Signaling stays on the lesson's home node.
+    cascade_edges: dict[str, str] = Field(default_factory=dict)
     # Production refuses test-only features such as fault injection.
     production: bool = False
     # Fault drills (docs/operations.md "Fault drills"): the admin API may inject loss, delay,

@@ -43,6 +43,9 @@ class CloseCode(IntEnum):
     """WebSocket close codes the server uses (4000-4999 is the application range)."""
 
     NORMAL = 1000  # the peer left, or the server shuts down
+    # Many nodes: the lesson now lives on another node (this one missed heartbeats and it
+    # was placed again); open the join link again, it names the new home.
+    MOVED = 4301
     ABUSE = 4400  # too many invalid, oversize or rate-limited messages
     ORIGIN_FORBIDDEN = 4403  # the Origin header is not allowed (closed before accept)
     TIMEOUT = 4408  # no join within the timeout, or no message within heartbeat_timeout_s

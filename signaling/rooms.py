@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from signaling import commands
 from signaling.bus import Bus
-from signaling.errors import ErrorCode, SignalingError
+from signaling.errors import CloseCode, ErrorCode, SignalingError
 from signaling.faults import SignalingFaults
 from signaling.grants import Grant, Role
 from signaling.hooks import LessonHooks, LessonState
@@ -178,6 +178,10 @@ class RoomManager:
             ) from None
         if message.lesson_id is not None and message.lesson_id != grant.lesson_id:
             raise SignalingError(ErrorCode.WRONG_LESSON, "The join token is for another lesson.")
+        if grant.lesson_id not in self.rooms and self.peer_count >= self.config.max_peers:
+            # A full node refuses a new lesson before loading it or claiming it on the bus;
+            # joins to a room here are checked under its lock (a replacing join may enter).
+            raise SignalingError(ErrorCode.CAPACITY, "This node is full; try again later.")
         while True:
             room = await self._room_for(grant.lesson_id)
             async with room.lock:
@@ -253,6 +257,11 @@ class RoomManager:
     def _peer_gone(self, peer: Peer) -> None:
         self._resume.pop(peer.resume_token, None)
         self.stats.peers[peer.role.value] -= 1
+        if self.faults is not None:  # a drill's faults outlive a resume, not the peer
+            self.faults.clear(peer.peer_id)
+        clear_media = getattr(self.media, "clear_faults", None)
+        if clear_media is not None:
+            clear_media(peer.peer_id)
 
     def _room_changed(self, room: Room) -> None:
         if room.state is LessonState.ENDED:
@@ -262,6 +271,32 @@ class RoomManager:
             room.closed = True
             asyncio.get_running_loop().create_task(self.bus.release_lesson(room.lesson_id))
         self._refresh_live()
+
+    def evict(self, lesson_id: str) -> bool:
+        """Many nodes: the directory names another node as this lesson's home (this node
+        missed heartbeats and the lesson was placed again). Two rooms of one lesson must not
+        go on side by side, so this one closes every connection with 4301 (MOVED): its peers
+        open their join link again and meet the others on the new home. The lesson is not
+        ended (the database keeps it live) and the directory entry, the new home's, is left
+        alone. False when no room of the lesson is here."""
+        room = self.rooms.pop(lesson_id, None)
+        if room is None:
+            return False
+        room.closed = True
+        for peer in tuple(room.peers.values()):
+            session = peer.session
+            peer.cancel_tasks()
+            peer.session = None  # session_ended then leaves the room alone
+            if session is not None:
+                session.close(CloseCode.MOVED, "lesson moved to another node")
+            peer.set_state(PeerState.GONE)
+            room.spawn(self.media.close_peer(peer.info), "media close_peer")
+            self._peer_gone(peer)
+        room.peers.clear()
+        room.classrooms.clear()
+        self._refresh_live()
+        log.warning("lesson %s moved to another node: its room here is closed", lesson_id)
+        return True
 
     def _refresh_live(self) -> None:
         self.stats.live_lessons = sum(

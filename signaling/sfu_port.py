@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from media.faults import NO_FAULTS
 from media.sfu import MediaError as SfuError
 from media.sfu import MediaService, ProducerInfo, SubscribeResult, TrackSpec
 from signaling.errors import ErrorCode
@@ -57,6 +58,19 @@ def _refused(exc: SfuError) -> MediaError:
     return MediaError(ErrorCode.INTERNAL_ERROR, exc.message)
 
 
+def quality_report(quality: Any) -> QualityReport:
+    """The room's report from media.quality's per-peer sample."""
+    down = quality.downstream
+    up = quality.upstream
+    # The worse direction is what a teacher experiences.
+    return QualityReport(
+        loss=max(down.loss, up.loss),
+        jitter_ms=max(down.jitter_ms, up.jitter_ms),
+        rtt_ms=down.rtt_ms if down.rtt_ms is not None else up.rtt_ms,
+        bitrate_kbps=(down.bitrate_bps + up.bitrate_bps) / 1000.0,
+    )
+
+
 class SfuMediaPort:
     def __init__(self, service: MediaService) -> None:
         self.service = service
@@ -95,11 +109,7 @@ class SfuMediaPort:
         wanted: list[str] = []
         layers: dict[str, str] = {}
         for ref in refs:
-            pid = self._ids.get((ref.peer_id, ref.source.value, ref.layer.value))
-            if pid is None:  # no such layer: the other one of the pair serves
-                pid = self._ids.get((ref.peer_id, ref.source.value, Layer.MAIN.value))
-            if pid is None:
-                pid = self._ids.get((ref.peer_id, ref.source.value, Layer.LOW.value))
+            pid = self.producer_for(ref)
             if pid is None:
                 continue  # not published (yet): producers_changed will bring it
             wanted.append(pid)
@@ -116,10 +126,31 @@ class SfuMediaPort:
         except SfuError as exc:
             raise _refused(exc) from None
 
+    def producer_for(self, ref: ProducerRef) -> str | None:
+        """The producer id serving ``ref`` (the other layer of a pair when that one is
+        missing), or None when it is not published (yet)."""
+        pid = self._ids.get((ref.peer_id, ref.source.value, ref.layer.value))
+        if pid is None:  # no such layer: the other one of the pair serves
+            pid = self._ids.get((ref.peer_id, ref.source.value, Layer.MAIN.value))
+        if pid is None:
+            pid = self._ids.get((ref.peer_id, ref.source.value, Layer.LOW.value))
+        return pid
+
+    def remember(self, peer: PeerInfo) -> None:
+        """A peer whose media lives on another node (server/cluster/media_port.py): its
+        producers relayed here are announced to the room with its role and classroom."""
+        self._peers[peer.peer_id] = peer
+        for observer in self._observers:
+            self._safely(observer.peer_seen, peer)
+
     def last_heard_ms(self, peer_id: str) -> int | None:
         """Monotonic ms of the peer's last RTP/RTCP: liveness beside the WebSocket (the
         RoomManager's early lost check; optional, ports without it rely on heartbeats)."""
         return self.service.last_heard_ms(peer_id)
+
+    def clear_faults(self, peer_id: str) -> None:
+        """The peer is gone for good: a drill's media faults on it go too."""
+        self.service.set_faults(peer_id, NO_FAULTS, NO_FAULTS)
 
     async def close_peer(self, peer: PeerInfo) -> None:
         self._peers.pop(peer.peer_id, None)
@@ -159,16 +190,7 @@ class SfuMediaPort:
     def peer_quality(self, lesson_id: str, peer_id: str, quality: Any) -> None:
         if self._listener is None:
             return
-        down = quality.downstream
-        up = quality.upstream
-        # The worse direction is what a teacher experiences.
-        report = QualityReport(
-            loss=max(down.loss, up.loss),
-            jitter_ms=max(down.jitter_ms, up.jitter_ms),
-            rtt_ms=down.rtt_ms if down.rtt_ms is not None else up.rtt_ms,
-            bitrate_kbps=(down.bitrate_bps + up.bitrate_bps) / 1000.0,
-        )
-        self._listener.quality_changed(lesson_id, peer_id, report)
+        self._listener.quality_changed(lesson_id, peer_id, quality_report(quality))
 
     def transport_state(self, peer_id: str, direction: str, state: str) -> None:
         return None

@@ -47,6 +47,12 @@ class ClusterCollector(Collector):
             value=self.bus.gaps,
         )
         yield CounterMetricFamily(
+            "tongke_lessons_moved_away",
+            "Lessons whose room here was closed because another node became their home "
+            "(this node had missed heartbeats)",
+            value=self.node.lessons_moved_away,
+        )
+        yield CounterMetricFamily(
             "tongke_lesson_placements",
             "Lessons this node placed (on itself or another node)",
             value=self.node.placement.placements,

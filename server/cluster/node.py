@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
@@ -33,6 +33,7 @@ class ClusterNode:
         load: Callable[[], Load] = Load,
         local_lessons: Callable[[], set[str]] = set,
         cpu: Callable[[], float] | None = None,
+        on_lost: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.node_id = node_id
         self.registry = NodeRegistry(
@@ -45,6 +46,10 @@ class ClusterNode:
             idle_release_s=idle_release_s,
         )
         self.local_lessons = local_lessons
+        # Called for each lesson with a room here that the directory gave to another node
+        # while this one missed heartbeats: the room here must end (server/cluster/wiring.py).
+        self.on_lost = on_lost
+        self.lessons_moved_away = 0
         # Origins of every node's pages: a page served by node B may open its WebSocket here.
         self.origins: frozenset[str] = frozenset({self.registry.url})
         self._task: asyncio.Task[None] | None = None
@@ -63,7 +68,16 @@ class ClusterNode:
         log.info("node %s joined the cluster at %s", self.node_id, self.registry.url)
 
     async def _beat(self) -> None:
-        await self.placement.refresh(self.local_lessons())
+        refreshed = await self.placement.refresh(self.local_lessons())
+        for lesson_id in refreshed.lost:
+            self.lessons_moved_away += 1
+            if self.on_lost is None:
+                continue
+            try:
+                await self.on_lost(lesson_id)
+            except Exception:
+                # The next beat reports it again while the room is still here.
+                log.exception("ending the moved lesson %s here failed", lesson_id)
         self.origins = frozenset(
             {self.registry.url, *(n.url for n in await self.registry.nodes() if n.url)}
         )

@@ -11,6 +11,7 @@ from server.cluster.metrics import ClusterCollector
 from server.cluster.node import ClusterNode
 from server.cluster.registry import Load
 from server.metrics import Metrics
+from server.recording import RecordingController
 from server.settings import Settings
 from signaling.bus import Bus
 from signaling.redis_bus import RedisBus
@@ -29,11 +30,20 @@ async def join_cluster(
     rooms: RoomManager,
     media: MediaService,
     metrics: Metrics,
+    recording: RecordingController | None = None,
 ) -> ClusterNode | None:
     """Registers this node (its entry leaves at shutdown) and makes placement the bus's lesson
     directory. Nothing happens on one node (the in-process bus)."""
     if not isinstance(bus, RedisBus):
         return None
+
+    async def lost(lesson_id: str) -> None:
+        # This node missed heartbeats and the lesson was placed on another node meanwhile:
+        # its peers here are sent to the new home (close 4301), and this node's part of the
+        # recording is closed and catalogued (the new home records the rest when switched on).
+        rooms.evict(lesson_id)
+        if recording is not None and recording.recording(lesson_id):
+            await recording.stop(lesson_id)
 
     def load() -> Load:
         stats = media.stats()
@@ -54,6 +64,7 @@ async def join_cluster(
         idle_release_s=float(settings.join_token_ttl_s),
         load=load,
         local_lessons=lambda: set(rooms.rooms),
+        on_lost=lost,
     )
     bus.directory = node.placement
     await node.start()

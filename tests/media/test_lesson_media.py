@@ -200,6 +200,7 @@ def described(terminal: SyntheticTerminal) -> str:
         for s in receiver.streams.values()
     ]
     return (
+        f"pc {receiver.pc.connectionState}/{receiver.pc.iceConnectionState}, "
         f"decode errors {receiver.decode_errors}, sizes {receiver.video_sizes}, "
         f"{len(terminal.of_type('subscribe_offer'))} offers; " + "; ".join(streams)
     )
@@ -404,7 +405,10 @@ async def test_a_late_patrol_starts_on_a_keyframe_hears_the_speaker_and_cannot_p
         )
         video = stream_of(patrol, lead_room, "video")
         assert video is not None and video.first_frame_keyframe is True
-        assert packets_of(patrol, lead_room) > 0
+        await wait_growing(
+            lambda: packets_of(patrol, lead_room),
+            lambda: f"patrol audio: {described(patrol)} {consumers(patrol)}",
+        )
 
         offer = await publisher.create_offer()
         tracks = [{"mid": t.mid, "source": t.source, "layer": t.layer} for t in publisher.tracks]

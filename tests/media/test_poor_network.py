@@ -127,8 +127,11 @@ async def test_a_300_kbps_cap_moves_the_receiver_to_low_and_back_to_main(
     consumer = lead_camera_consumer(live, lead, peer_id)
     assert consumer.current_layer == "main"  # type: ignore[attr-defined]
     mark_lead, mark_patrol = len(lead.events), len(patrol.events)
+    (audio,) = receiver.receiver.of_kind("audio")
+    audio_lost = audio.lost
 
-    await live.set_faults(peer_id, {"to_peer": {"media": {"rate_kbps": 300}}})
+    reply = await live.set_faults(peer_id, {"to_peer": {"media": {"rate_kbps": 300}}})
+    assert reply["faults"]["to_peer"]["media"]["rate_kbps"] == 300
     took = await wait_until(lambda: consumer.current_layer == "low", within=10)  # type: ignore[attr-defined]
 
     # The lead and the patrol see the classroom's degraded link in `quality` events.
@@ -142,10 +145,16 @@ async def test_a_300_kbps_cap_moves_the_receiver_to_low_and_back_to_main(
     await wait_until(lambda: decoded(receiver) >= before + 60, within=10)
     assert receiver.receiver.video_sizes[-1] == (320, 240)
     assert receiver.receiver.decode_errors == 0
+    # The cap dropped video (main did not fit) but audio went first: none of it was lost.
+    (mine,) = (await live.api("GET", f"/api/lessons/{live.lesson_id}/faults")).json()
+    assert mine["stats"]["media_to_peer"]["cap_dropped"] > 0
+    assert audio.lost == audio_lost
     print(f"switched to low {took:.1f}s after the cap")
 
     await live.clear_faults(peer_id)
-    took = await wait_until(lambda: consumer.current_layer == "main", within=40)  # type: ignore[attr-defined]
+    # The try at main comes after 15 s of calm; a try spoiled by a stall of this loaded
+    # process doubles the wait (30 s): still "back to main", so allow for one.
+    took = await wait_until(lambda: consumer.current_layer == "main", within=70)  # type: ignore[attr-defined]
     await wait_until(lambda: receiver.receiver.video_sizes[-1] == (640, 480), within=5)
     assert receiver.receiver.decode_errors == 0
     print(f"back on main {took:.1f}s after the cap was lifted")
@@ -244,3 +253,46 @@ def test_a_clean_start_stays_on_main_through_keyframe_spikes() -> None:
     # A real back-off (0.85x of a capped throughput) still moves it at once.
     assert s.update(7000, available_bps=255_000, main_bps=900_000) is True
     assert s.target_layer == LOW
+
+
+def test_a_report_about_the_rtx_stream_is_not_the_streams_loss() -> None:
+    from core_support import Clock, RecordingSink, params, video
+
+    from media.codecs import CodecInfo
+    from media.router import Router
+    from media.rtcp import RtcpReportBlock
+
+    clock = Clock()
+    router = Router("r", clock=clock)
+    producer = router.create_producer("p", "video", "camera", "main", params(), RecordingSink())
+    vp8 = CodecInfo("video/VP8", 90000, 120, rtx_payload_type=121, rtcp_feedback=("nack",))
+    consumer = router.create_consumer(
+        "c", "p", params(vp8, ssrc=5000, rtx_ssrc=5001), RecordingSink()
+    )
+    producer.receive_rtp(video(1, 0, key=True), clock.advance(10))
+    consumer.receive_receiver_report(RtcpReportBlock(5000, fraction_lost=5))
+    # One of seven retransmissions lost reads 14 %: not the stream's loss (2 %).
+    consumer.receive_receiver_report(RtcpReportBlock(5001, fraction_lost=36))
+    assert consumer.stats().fraction_lost == 5 / 256
+
+
+def test_bench_loss_levels_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    from server.bench_loss import parse_losses
+    from server.cli import main
+
+    assert parse_losses("0,2,5,10") == [0, 2, 5, 10]
+    for bad in ("", "x", "5,100", "-1"):
+        with pytest.raises(ValueError, match="Loss levels must be"):
+            parse_losses(bad)
+    assert main(["bench", "--loss", "2,abc"]) == 1
+    assert "error: Loss levels must be comma-separated percentages" in capsys.readouterr().err
+
+
+async def test_bench_loss_point_reports_what_the_classroom_got(tmp_path: Path) -> None:
+    from server.bench_loss import format_loss_point, run_loss_point
+
+    point = await run_loss_point(5, seconds=3.0, data_dir=tmp_path)
+    assert point["loss_pct"] == 5 and point["decode_errors"] == 0
+    assert point["fps"] > 20 and point["audio_packets_per_s"] > 40
+    assert point["audio_max_gap_ms"] is not None and point["layer"] in ("main", "low")
+    assert "loss    5%" in format_loss_point(point)

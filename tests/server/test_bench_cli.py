@@ -34,7 +34,8 @@ async def test_one_receiver_point_reports_every_field_and_receives_frames() -> N
     assert point["server_loop"] in ("uvloop", "asyncio")
     assert report["naive"] == [] and report["cpu_per_receiver"]["naive_over_sfu"] is None
     assert len(report["machine"]["load_average_start"]) == 3
-    assert "fwd delay p50/p99" in format_point(point)
+    assert 0 < delay["mean_copy_p50"] <= delay["p99"]
+    assert "fwd delay (last copy) p50/p99" in format_point(point)
     assert "forwarding delay at the server: p50=" in format_summary(report)
     json.dumps(report)  # the --json file must be writable
 

@@ -83,6 +83,28 @@ async def test_messages_toward_a_faulted_peer_arrive_late_in_order(
     assert time.monotonic() - started < 0.2
 
 
+async def test_faults_stay_across_a_resume_and_go_with_the_peer(
+    make_signal: Callable[..., Signal],
+) -> None:
+    signal = make_signal(
+        RoomConfig(heartbeat_interval_s=0.1, heartbeat_timeout_s=5, resume_window_s=0.3)
+    )
+    signal.rooms.faults = faults = SignalingFaults()
+    lead = await signal.lead()
+    r1 = await signal.receiver("r1")
+    peer_id = r1.joined["peer_id"]
+    faults.set(peer_id, MessageFaults(delay_ms=10), MessageFaults())
+    faults.drills[peer_id] = {"drill": "10 ms"}
+    r1.drop()
+    await lead.expect("participant_lost")
+    back = signal.connect()
+    reply = await back.request("resume", version=1, resume_token=r1.joined["resume_token"])
+    assert reply["resumed"] is True and faults.get(peer_id) is not None
+    back.drop()
+    await lead.expect("participant_left", wait_s=3)
+    assert faults.get(peer_id) is None and peer_id not in faults.drills
+
+
 def test_message_faults_refuse_out_of_range_values() -> None:
     with pytest.raises(ValueError, match=r"drop must be in \[0, 1\], got 1.5"):
         MessageFaults(drop=1.5)

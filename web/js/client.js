@@ -40,6 +40,8 @@ const FATAL = new Set([
   "not_on_roster", "unsupported_version", "replaced",
 ]);
 const CLOSE_FATAL = { 4403: "forbidden", 4409: "replaced", 4410: "lesson_ended" };
+// Many nodes: the lesson now lives on another node (docs/protocol.md). Join from the link again.
+const CLOSE_MOVED = 4301;
 
 function wsUrl(path) {
   if (/^wss?:/.test(path)) return path;
@@ -71,6 +73,13 @@ export class LessonClient extends Emitter {
     this.timers = { ping: 0, retry: 0 };
     this.lastHeard = 0;
     this.freshTried = false;
+    // Many nodes: after a socket that never opened (its node may be gone) or close 4301, the
+    // join link is opened again, since it names the lesson's current home; resume is tried
+    // only on the node that issued the resume token.
+    this.freshJoin = false;
+    this.moved = false;
+    this.url = null;
+    this.resumeUrl = null;
   }
 
   /** Connects and resolves with the first joined message; rejects on a fatal refusal. */
@@ -93,7 +102,7 @@ export class LessonClient extends Emitter {
     this.#setState(this.attempt ? "reconnecting" : "connecting");
     let join;
     try {
-      join = await this.getJoin(false);
+      join = await this.getJoin(this.freshJoin);
     } catch (err) {
       if (err.code && FATAL.has(err.code)) return this.#fatal(err.code, err.message);
       if (["link_not_found", "link_revoked", "link_expired", "no_token"].includes(err.code)) {
@@ -102,18 +111,25 @@ export class LessonClient extends Emitter {
       return this.#retry();
     }
     this.join = join;
-    const ws = (this.ws = new WebSocket(wsUrl(join.ws_url ?? "/ws")));
+    const url = (this.url = wsUrl(join.ws_url ?? "/ws"));
+    const ws = (this.ws = new WebSocket(url));
+    let opened = false;
     ws.onopen = () => {
+      opened = true;
+      this.freshJoin = false;
       this.lastHeard = Date.now();
       const window_ms = (this.joined?.resume_window_s ?? 30) * 1000;
-      if (this.resumeToken && Date.now() - this.lostAt < window_ms - 1000) {
+      if (this.resumeToken && url === this.resumeUrl && Date.now() - this.lostAt < window_ms - 1000) {
         this.#raw({ type: "resume", version: PROTOCOL_VERSION, resume_token: this.resumeToken });
       } else {
         this.#sendJoin();
       }
     };
     ws.onmessage = (e) => this.#onMessage(ws, e.data);
-    ws.onclose = (e) => this.#onClose(ws, e.code);
+    ws.onclose = (e) => {
+      if (!opened) this.freshJoin = true; // its node may be gone: ask the join link next time
+      this.#onClose(ws, e.code);
+    };
     ws.onerror = () => {}; // onclose follows and decides
   }
 
@@ -182,6 +198,8 @@ export class LessonClient extends Emitter {
     const again = this.joined !== null;
     this.joined = msg;
     this.resumeToken = msg.resume_token;
+    this.resumeUrl = this.url;
+    this.moved = false;
     this.attempt = 0;
     this.freshTried = false;
     this.#setState("joined");
@@ -206,6 +224,10 @@ export class LessonClient extends Emitter {
     this.pending.clear();
     if (this.stopped) return this.#setState("closed");
     if (CLOSE_FATAL[code]) return this.#fatal(CLOSE_FATAL[code], `closed ${code}`);
+    if (code === CLOSE_MOVED) {
+      this.resumeToken = null; // the old node has no room for this peer any more
+      this.freshJoin = this.moved = true;
+    }
     if (this.state === "joined") this.lostAt = Date.now();
     this.#retry();
   }
@@ -214,7 +236,7 @@ export class LessonClient extends Emitter {
     if (this.stopped) return;
     this.attempt += 1;
     this.state = "reconnecting"; // emitted on every attempt so the page can show its number
-    this.emit("state", "reconnecting", { attempt: this.attempt });
+    this.emit("state", "reconnecting", { attempt: this.attempt, moved: this.moved });
     const base = Math.min(this.maxBackoffMs, 500 * 2 ** (this.attempt - 1));
     const delay = base * (0.8 + Math.random() * 0.4);
     clearTimeout(this.timers.retry);

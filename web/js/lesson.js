@@ -43,7 +43,7 @@ export function connectedClient(getJoin, { label = "", slot } = {}) {
   const pill = h("span", { class: "pill", id: "conn-state" }, t("conn.connecting"));
   slot?.append(pill);
   let wasJoined = false;
-  client.on("state", (state, { attempt }) => {
+  client.on("state", (state, { attempt, moved }) => {
     pill.dataset.state = state;
     if (state === "joined") {
       pill.className = "pill good";
@@ -53,8 +53,9 @@ export function connectedClient(getJoin, { label = "", slot } = {}) {
       wasJoined = true;
     } else if (state === "reconnecting") {
       pill.className = "pill poor";
-      pill.textContent = t("conn.reconnecting", { n: attempt });
-      banner(wasJoined ? t("conn.reconnecting", { n: attempt }) : t("err.unreachable"), "warn", "conn-banner");
+      const text = t(moved ? "conn.moved" : "conn.reconnecting", { n: attempt });
+      pill.textContent = text;
+      banner(wasJoined ? text : t("err.unreachable"), "warn", "conn-banner");
     } else if (state === "closed") {
       pill.className = "pill";
       pill.textContent = t("conn.closed");

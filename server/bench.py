@@ -343,6 +343,12 @@ async def _sfu_point(receivers: int, seconds: float, decoders: int, nice: int) -
                 file=sys.stderr,
             )
             print(host.log_tail() or ": empty", file=sys.stderr)
+            kinds = [m.get("type") for _, m in lead.events[-8:]]
+            print(
+                f"bench: the lead's WebSocket close code {lead.closed_code}, "
+                f"its last events {kinds}",
+                file=sys.stderr,
+            )
         return point
     except TerminalError as exc:
         raise BenchError(f"sfu: the service refused a synthetic terminal: {exc}") from exc

@@ -19,6 +19,7 @@ answer goes back to B. The peer's ICE/DTLS runs with B (its candidates are in B'
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -90,6 +91,7 @@ class ClusterMediaPort:
         self._remotes: dict[str, _Remote] = {}
         self._links: dict[tuple[str, str], _Link] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._generations = itertools.count(1)
 
     def attach(self, rpc: MediaRpc, pick: Picker) -> None:
         """Cluster wiring: from now on new peers may be served by other nodes."""
@@ -236,10 +238,18 @@ class ClusterMediaPort:
         link = self._links.get((lesson_id, node))
         if link is None:
             me = self.rpc.node_id if self.rpc is not None else "home"
+            # A generation per link: a link closing while the next one opens never closes
+            # the next one's relays on the edge node by their id.
+            n = next(self._generations)
             link = self._links[(lesson_id, node)] = _Link(
-                lesson_id, node, f"{lesson_id}@{me}>{node}", f"{lesson_id}@{node}>{me}"
+                lesson_id, node, f"{lesson_id}@{me}>{node}#{n}", f"{lesson_id}@{node}>{me}#{n}"
             )
         return link
+
+    def relay_ids(self, lesson_id: str, node: str) -> tuple[str, str] | None:
+        """The (out, in) relay ids between this home and ``node`` for the lesson (tests)."""
+        link = self._links.get((lesson_id, node))
+        return None if link is None else (link.out_id, link.in_id)
 
     def _pair(self, lesson_id: str, pid: str) -> list[str]:
         """Both layers of a dual stream travel: each edge receiver picks its own layer."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import inspect
 import logging
 import uuid
 from collections import OrderedDict
@@ -234,11 +235,13 @@ class MediaRpc:
         if handler is None or not isinstance(args, dict):
             return {"error": "bad_request", "message": f"Unknown media rpc {op!r}."}
         try:
+            inspect.signature(handler).bind(origin, **args)
+        except TypeError as exc:  # missing or unknown arguments
+            return {"error": "bad_request", "message": f"{op}: {exc}"}
+        try:
             return {"result": await handler(origin, **args)}
         except MediaError as exc:
             return {"error": exc.code, "message": exc.message}
-        except TypeError as exc:
-            return {"error": "bad_request", "message": f"{op}: {exc}"}
         except Exception as exc:
             log.exception("media rpc %s from %s failed", op, origin)
             return {"error": "internal_error", "message": f"{op} failed: {exc!r}"}

@@ -48,7 +48,9 @@ async def join_cluster(
     def load() -> Load:
         stats = media.stats()
         return Load(
-            peers=rooms.peer_count,
+            # Peers whose signaling is here, or whose media is (the cascade serves other
+            # nodes' classrooms here): whichever is more.
+            peers=max(rooms.peer_count, stats.get("peers", 0)),
             streams=stats.get("consumers", 0) + stats.get("relay_streams_out", 0),
             lessons=len(rooms.rooms),
         )

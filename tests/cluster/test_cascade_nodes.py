@@ -258,6 +258,9 @@ async def test_media_rpc_answers_errors_repeats_and_timeouts(make_bus: MakeBus) 
         with pytest.raises(MediaError) as bad:
             await a.call("rpc-b", "no_such_op")
         assert bad.value.code == "bad_request"
+        with pytest.raises(MediaError) as bad:
+            await a.call("rpc-b", "answer", peer_id="p1")  # no lesson_id, no sdp
+        assert bad.value.code == "bad_request" and "missing" in bad.value.message
         # At least once: a request delivered twice runs once, and both copies are answered.
         request = {"kind": "req", "id": "same-id", "from": "rpc-a", "op": "count", "args": {}}
         await a.bus.publish(request_channel("rpc-b"), request)
@@ -296,7 +299,7 @@ class RoomStandIn:
         self.locks: dict[str, asyncio.Lock] = {}
         self.tracks: dict[str, tuple[Any, ...]] = {}
         self.offers = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
 
     async def negotiate(self, peer_id: str, offer: SubscriptionOffer | None) -> None:
         info, receiver = self.receivers[peer_id]
@@ -318,8 +321,8 @@ class RoomStandIn:
     def subscription_offer(self, lesson_id: str, peer_id: str, offer: SubscriptionOffer) -> None:
         self.offers += 1
         task = asyncio.get_running_loop().create_task(self.negotiate(peer_id, offer))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
 
 async def test_port_serves_receivers_on_b_and_recovers_a_lost_relay(
@@ -374,7 +377,9 @@ async def test_port_serves_receivers_on_b_and_recovers_a_lost_relay(
 
         # B's end of the relay goes (as if B dropped it): A offers the relay again and
         # subscribes B's receivers anew; their video resumes.
-        relay_id = "lesson-1@node-a>node-b"
+        ids = port.relay_ids("lesson-1", "node-b")
+        assert ids is not None
+        relay_id = ids[0]
         await service_b.close_relay(relay_id)
         assert not service_b.relay_producers(relay_id)
         before = [r.decoded["video"] for r in receivers]
@@ -391,13 +396,15 @@ async def test_port_serves_receivers_on_b_and_recovers_a_lost_relay(
         await port.close_peer(room.receivers["r1"][0])
         assert service_a.stats()["relays_out"] == 1 and service_b.stats()["peers"] == 1
         # Node A vanishes (B's registry reads lack it): B closes what A drove there.
-        assert await rpc_b.forget_nodes({"node-b"}) == 3  # r2, the relay in, the relay out
+        assert await rpc_b.forget_nodes({"node-b"}) == 2  # r2 and B's end of the relay
         assert service_b.stats()["peers"] == 0
         assert service_b.stats()["relays_in"] == 0 and service_b.stats()["relays_out"] == 0
         # The last receiver leaves on A: A's relay ends close too.
         await port.close_peer(room.receivers["r2"][0])
         assert service_a.stats()["relays_out"] == 0 and service_a.stats()["relays_in"] == 0
     finally:
+        for task in tuple(room.tasks):
+            task.cancel()
         for _, receiver in room.receivers.values():
             await receiver.close()
         await publisher.close()

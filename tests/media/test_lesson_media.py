@@ -141,6 +141,10 @@ async def lesson(
         server.should_exit = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(serving, 15)
+        import sys  # DEBUG
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                print("LEFT", task, file=sys.stderr)
 
 
 # -- what a terminal receives, by producer ------------------------------------------------

@@ -51,10 +51,10 @@ MEDIA_RECEIVERS = 4  # publish and subscribe real media through the burst
 RECEIVERS = 64  # the API's roster limit; the rest of the burst are patrol peers
 EXTRA = 10  # joins past the capacity
 # All joins start at the same instant. Answering 105 joins took 4.1 s of wall time (3.6 s of
-# CPU, service and clients together) in one process, and 8-25 s in this test with other suites
+# CPU, service and clients together) in one process, and 8-33 s in this test with other suites
 # running (load average 4-7): the bound is loose, outcomes are what is checked, the figure is
-# printed.
-ANSWER_WITHIN_S = 45.0
+# printed (docs/benchmarks.md, "Join burst").
+ANSWER_WITHIN_S = 60.0
 # The longest gap in video at the media receivers that the service may cause while the joins
 # land: under 1 s on a quiet machine, 2-4 s at load average 6-7 (the service is one process
 # starved of CPU then; no single callback of it runs over 100 ms, PYTHONASYNCIODEBUG=1 shows).

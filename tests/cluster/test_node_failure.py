@@ -166,36 +166,47 @@ async def district(tmp_path: Path) -> tuple[str, DemoDistrict]:
     return database_url, demo
 
 
+class Cluster:
+    """Nodes started on demand (the shared Redis by default) and the terminals of a test;
+    whatever is left is closed or killed at the end."""
+
+    def __init__(self, tmp: Path, database_url: str, prefix: str) -> None:
+        self.tmp = tmp
+        self.database_url = database_url
+        self.prefix = prefix
+        self.nodes: list[Node] = []
+        self.terminals: list[SyntheticTerminal] = []
+
+    async def __call__(
+        self, name: str, redis_url: str = REDIS_URL, env: dict[str, str] | None = None
+    ) -> Node:
+        node = await start_node(name, self.tmp, self.database_url, self.prefix, redis_url, env)
+        self.nodes.append(node)
+        return node
+
+    async def close(self) -> None:
+        for terminal in self.terminals:
+            with contextlib.suppress(Exception):
+                await terminal.close()
+        for node in self.nodes:
+            if node.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    node.proc.send_signal(signal.SIGCONT)  # a stopped process dies too
+                node.proc.kill()
+                await node.proc.wait()
+
+
 @pytest.fixture
 async def cluster(
     tmp_path: Path, district: tuple[str, DemoDistrict], prefix: str
-) -> AsyncIterator[Callable[..., asyncio.Future[Node]]]:
-    """Starts nodes on demand (shared Redis by default); kills what is left at the end."""
-    nodes: list[Node] = []
-    terminals: list[SyntheticTerminal] = []
-
-    async def start(
-        name: str, redis_url: str = REDIS_URL, env: dict[str, str] | None = None
-    ) -> Node:
-        node = await start_node(name, tmp_path, district[0], prefix, redis_url, env)
-        nodes.append(node)
-        return node
-
-    start.terminals = terminals  # type: ignore[attr-defined]
-    yield start  # type: ignore[misc]
-    for terminal in terminals:
-        with contextlib.suppress(Exception):
-            await terminal.close()
-    for node in nodes:
-        if node.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                node.proc.send_signal(signal.SIGCONT)
-            node.proc.kill()
-            await node.proc.wait()
+) -> AsyncIterator[Cluster]:
+    started = Cluster(tmp_path, district[0], prefix)
+    yield started
+    await started.close()
 
 
 async def lesson_on(
-    cluster: Callable[..., asyncio.Future[Node]],
+    cluster: Cluster,
     demo: DemoDistrict,
     home: Node,
     other: Node,
@@ -214,7 +225,7 @@ async def lesson_on(
             auto_reconnect=True,
             fallback_urls=[other.url],
         )
-        cluster.terminals.append(lead)  # type: ignore[attr-defined]
+        cluster.terminals.append(lead)
         await lead.start(start_lesson=True)
         assert (await admin.post("/api/cluster/undrain")).status_code == 200
     receiver = SyntheticTerminal(
@@ -226,7 +237,7 @@ async def lesson_on(
         auto_reconnect=True,
         fallback_urls=[home.url],
     )
-    cluster.terminals.append(receiver)  # type: ignore[attr-defined]
+    cluster.terminals.append(receiver)
     await receiver.start()
     assert on_node(lead, home) and on_node(receiver, home)
     await until(lambda: decoded(receiver) >= 10, 60, "the receiver decodes the lead")
@@ -261,7 +272,7 @@ async def test_a_heartbeat_that_finds_a_local_lesson_homed_elsewhere_reports_it(
 
 
 async def test_killing_the_home_node_moves_the_lesson_and_media_resumes(
-    cluster: Callable[..., asyncio.Future[Node]],
+    cluster: Cluster,
     district: tuple[str, DemoDistrict],
     prefix: str,
     redis: Redis,
@@ -315,7 +326,7 @@ async def test_killing_the_home_node_moves_the_lesson_and_media_resumes(
 
 
 async def test_a_node_that_missed_its_heartbeats_hands_its_room_to_the_new_home(
-    cluster: Callable[..., asyncio.Future[Node]],
+    cluster: Cluster,
     district: tuple[str, DemoDistrict],
     prefix: str,
     redis: Redis,
@@ -411,7 +422,7 @@ async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
 
 
 async def test_a_redis_restart_keeps_media_flowing_and_signaling_recovers(
-    cluster: Callable[..., asyncio.Future[Node]],
+    cluster: Cluster,
     district: tuple[str, DemoDistrict],
     prefix: str,
     private_redis: PrivateRedis,
@@ -476,7 +487,7 @@ CHROMIUM = os.environ.get("TONGKE_CHROMIUM", "/usr/bin/chromium")
 
 @pytest.mark.browser
 async def test_the_page_follows_its_join_link_when_the_home_node_dies(
-    cluster: Callable[..., asyncio.Future[Node]], district: tuple[str, DemoDistrict]
+    cluster: Cluster, district: tuple[str, DemoDistrict]
 ) -> None:
     """web/js/client.js: a socket to the dead home never opens again, so the page opens its
     join link again (on the node that served the page) and lands on the new home."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -141,10 +142,16 @@ async def lesson(
         server.should_exit = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(serving, 15)
-        import sys  # DEBUG
-        for task in asyncio.all_tasks():
-            if task is not asyncio.current_task():
-                print("LEFT", task, file=sys.stderr)
+        # Whatever is still running now outlives the lesson; the module's event loop cancels
+        # it at close, and a task that ignores that would hang the run after the last test
+        # (outside pytest-timeout). Name such tasks so a hang can be traced.
+        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in left:
+            task.cancel()
+        if left:
+            _, stuck = await asyncio.wait(left, timeout=10)
+            if stuck:
+                logging.getLogger(__name__).warning("tasks ignore cancellation: %s", stuck)
 
 
 # -- what a terminal receives, by producer ------------------------------------------------

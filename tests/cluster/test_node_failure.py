@@ -338,6 +338,12 @@ async def test_a_node_that_missed_its_heartbeats_hands_its_room_to_the_new_home(
     a = await cluster("node-a", env={"TONGKE_SILENCE_TIMEOUT_S": "0"})
     b = await cluster("node-b")
     lead, receiver = await lesson_on(cluster, demo, a, b)
+    await lead.request({"type": "set_recording", "on": True})
+    headers = await admin_headers(a, demo)
+    status_url = f"{a.url}/api/library/recording-status/{demo.lesson_id}"
+    async with httpx.AsyncClient(headers=headers) as http:
+        assert (await http.get(status_url)).json()["recording"] is True
+    await asyncio.sleep(1.0)  # a second of the lesson recorded on A
 
     # A stalls (SIGSTOP) past its TTL: to the cluster it is dead, so the next join link
     # opened places the lesson on B. Then A wakes up with its room and peers still there.
@@ -370,6 +376,10 @@ async def test_a_node_that_missed_its_heartbeats_hands_its_room_to_the_new_home(
     assert await metric(a, "tongke_live_lessons") == 0
     assert await redis.hget(f"{prefix}lesson:{demo.lesson_id}", "node") == b"node-b"
     assert a.proc.returncode is None  # A itself lives on and takes other lessons
+    # A's part of the recording was stopped and catalogued (the library keeps it).
+    async with httpx.AsyncClient(headers=headers) as http:
+        status = (await http.get(status_url)).json()
+    assert status["recording"] is False and status["recording_id"] is not None, status
 
 
 class PrivateRedis:

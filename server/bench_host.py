@@ -11,10 +11,19 @@ Run as ``python -m server.bench_host --receivers N``. It
 - prints one line ``READY {json}`` with ``http_port``, ``control_port``, ``lead`` (join code),
   ``receivers`` (join codes) and ``loop``, then runs until its stdin closes.
 
+Many nodes (``tongke bench --nodes N``, server/bench_nodes.py): with ``--node-id`` the host
+is one node of a cluster: Redis at ``--redis-url`` under ``--redis-prefix``, the shared
+database ``--database-url``, the shared ``--secret-key``. The node given ``--media-nodes``
+(node A) seeds the lesson into the shared database and serves receiver ``i``'s media from
+``media_nodes[i % len]`` through ``TONGKE_CASCADE_EDGES`` (its ``READY`` adds
+``media_nodes``, one per receiver); the others seed nothing.
+
 Peers join through the real signaling protocol (media/synthetic/terminal.py). The control
 port takes JSON lines, answered in order: ``{"op": "probe_watch", "ssrcs": [...]}`` (sample
-these RTP streams) and ``{"op": "probe_read", "reset": bool}`` (the probe's summary). A bench
-harness, not a product API.
+these RTP streams), ``{"op": "probe_read", "reset": bool}`` (the probe's summary) and, for
+many nodes, ``{"op": "probe_watch_relayed"}`` (an edge node samples the relayed camera main
+and mic it receives) and ``{"op": "media_stats"}`` (the MediaService's counts: peers, relays,
+relayed streams). A bench harness, not a product API.
 """
 
 from __future__ import annotations
@@ -41,8 +50,9 @@ from server.settings import Settings
 LOOPBACK = ["127.0.0.1"]
 
 
-async def seed_bench_lesson(settings: Settings, receivers: int) -> tuple[str, list[str]]:
-    """A lesson starting now with ``receivers`` receiving classrooms: lead and receiver codes."""
+async def seed_bench_lesson(settings: Settings, receivers: int) -> tuple[str, list[str], list[str]]:
+    """A lesson starting now with ``receivers`` receiving classrooms: the lead's code, the
+    receivers' codes and their classroom ids (in the same order)."""
     from server.api.links import make_link
     from server.db import open_database
     from server.db.models import (
@@ -99,10 +109,33 @@ async def seed_bench_lesson(settings: Settings, receivers: int) -> tuple[str, li
             (await make_link(session, lesson, Role.RECEIVER, classroom_id=room.id)).code
             for room in rooms
         ]
-    return lead_code, codes
+    return lead_code, codes, [str(room.id) for room in rooms]
 
 
-def _control(probe: ForwardProbe) -> Callable[[Any, Any], Coroutine[Any, Any, None]]:
+def _relayed_ssrcs(media: Any) -> list[int]:
+    """Edge node: the SSRCs of the relayed camera main and mic arriving here from the home
+    (the streams every receiver on this node consumes)."""
+    ssrcs = []
+    for relay_id in list(media.cascade.receivers):
+        for info in media.relay_producers(relay_id).values():
+            entry = media._producers.get(info.id)  # the Producer itself: a bench-only look
+            if entry is not None and info.layer == "main" and info.source in ("camera", "mic"):
+                ssrcs.append(int(entry[1].ssrc))
+    return ssrcs
+
+
+def _media_stats(media: Any) -> dict[str, Any]:
+    stats = dict(media.stats())
+    # Relayed producers this node receives, per relay (edge node): what the home sends it.
+    stats["relayed_in_producers"] = {
+        relay_id: len(media.relay_producers(relay_id)) for relay_id in media.cascade.receivers
+    }
+    return stats
+
+
+def _control(
+    probe: ForwardProbe, media: Callable[[], Any] = lambda: None
+) -> Callable[[Any, Any], Coroutine[Any, Any, None]]:
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while line := await reader.readline():
             request = json.loads(line)
@@ -115,6 +148,11 @@ def _control(probe: ForwardProbe) -> Callable[[Any, Any], Coroutine[Any, Any, No
                 reply = probe.summary()
                 if request.get("reset"):
                     probe.reset()
+            elif op == "probe_watch_relayed":
+                probe.watch(_relayed_ssrcs(media()))
+                reply = {"watching": len(probe.ssrcs)}
+            elif op == "media_stats":
+                reply = _media_stats(media())
             else:
                 reply = {"error": "bad_op", "message": f"Unknown op {op!r}."}
             writer.write(json.dumps(reply).encode() + b"\n")
@@ -124,24 +162,47 @@ def _control(probe: ForwardProbe) -> Callable[[Any, Any], Coroutine[Any, Any, No
     return serve
 
 
-async def main(receivers: int, loop_name: str) -> None:
+async def main(receivers: int, loop_name: str, cluster: argparse.Namespace | None = None) -> None:
+    """``cluster``: this host is one node of a many-nodes bench (``--node-id`` given)."""
     data_dir = Path(tempfile.mkdtemp(prefix="tongke-bench-"))
     http = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     http.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     http.bind(("127.0.0.1", 0))
     port = http.getsockname()[1]
+    options: dict[str, Any] = {}
+    if cluster is not None:
+        options = {
+            "redis_url": cluster.redis_url,
+            "redis_prefix": cluster.redis_prefix,
+            "node_id": cluster.node_id,
+            "database_url": cluster.database_url,
+            "public_url": f"http://127.0.0.1:{port}",
+        }
     settings = Settings(
         host="127.0.0.1",
         port=port,
         data_dir=data_dir,
         seed_demo=False,
         media_addresses=LOOPBACK,
-        secret_key=secrets.token_hex(32),
+        secret_key=cluster.secret_key if cluster is not None else secrets.token_hex(32),
         max_peers=max(500, receivers + 10),
         log_level="warning",
+        **options,
     )
     try:
-        lead, codes = await seed_bench_lesson(settings, receivers)
+        seeds = cluster is None or bool(cluster.media_nodes)
+        lead, codes, rooms = await seed_bench_lesson(settings, receivers) if seeds else ("", [], [])
+        media_nodes: list[str] = []
+        if cluster is not None and cluster.media_nodes:
+            # Receiver i's media on node i mod N: the home's picker reads these edges.
+            names = cluster.media_nodes.split(",")
+            media_nodes = [names[i % len(names)] for i in range(len(rooms))]
+            edges = {
+                room: node
+                for room, node in zip(rooms, media_nodes, strict=True)
+                if node != cluster.node_id
+            }
+            settings = settings.model_copy(update={"cascade_edges": edges})
         probe = ForwardProbe()
         hooks.forward_probe = probe  # before the app creates any transport
 
@@ -160,14 +221,21 @@ async def main(receivers: int, loop_name: str) -> None:
             if serving.done():
                 raise SystemExit("bench host: the service did not start")
             await asyncio.sleep(0.02)
-        control = await asyncio.start_server(_control(probe), "127.0.0.1", 0)
-        ready = {
+
+        def media() -> Any:  # the app's MediaService, from the lifespan's state
+            return server.lifespan.state["app"].media
+
+        control = await asyncio.start_server(_control(probe, media), "127.0.0.1", 0)
+        ready: dict[str, Any] = {
             "http_port": port,
             "control_port": control.sockets[0].getsockname()[1],
             "lead": lead,
             "receivers": codes,
             "loop": loop_name,
         }
+        if cluster is not None:
+            ready["node_id"] = cluster.node_id
+            ready["media_nodes"] = media_nodes
         print("READY " + json.dumps(ready), flush=True)
         # Runs until the harness closes our stdin (or kills us).
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
@@ -181,13 +249,21 @@ async def main(receivers: int, loop_name: str) -> None:
 def run() -> None:
     parser = argparse.ArgumentParser(prog="python -m server.bench_host")
     parser.add_argument("--receivers", type=int, required=True)
+    # Many nodes (server/bench_nodes.py); without --node-id the host is the single node.
+    parser.add_argument("--node-id")
+    parser.add_argument("--redis-url", default="")
+    parser.add_argument("--redis-prefix", default="")
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--secret-key", default="")
+    parser.add_argument("--media-nodes", default="", help="node ids, comma-separated: seeds")
     args = parser.parse_args()
+    cluster = args if args.node_id else None
     try:  # the loop uvicorn's loop="auto" picks for `tongke serve`
         import uvloop
     except ImportError:
-        asyncio.run(main(args.receivers, "asyncio"))
+        asyncio.run(main(args.receivers, "asyncio", cluster))
     else:
-        uvloop.run(main(args.receivers, "uvloop"))
+        uvloop.run(main(args.receivers, "uvloop", cluster))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 - a node that stalled past its TTL while its lesson was placed elsewhere closes its copy of
   the room (close 4301) when it wakes up, and its classrooms follow the link to the new home;
 - a Redis restart (a private redis-server, not the shared one on 6379): media never stops,
-  the directory comes back from the nodes' heartbeats, signaling goes on.
+  the directory comes back from the nodes' heartbeats, signaling goes on;
+- the web page (Chromium) follows its join link to the new home when its home is killed.
 """
 
 from __future__ import annotations

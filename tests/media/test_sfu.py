@@ -241,10 +241,12 @@ async def test_packets_that_arrive_while_the_subscribers_dtls_finishes_are_not_l
 ) -> None:
     """The SFU is the DTLS server of a receive transport: it is done (and sends the keyframe
     its new consumer waited for) one flight before the subscriber is. SRTP that arrives while
-    the subscriber still processes that last flight waits in aioice's queue and is handled by
-    aiortc's DTLS loop; the raw link must get those packets too, or the first frame it counts
-    is not the keyframe (the open bug of the test above, seen under load). Here the
-    subscriber's handshake reads are slowed so that window is wide on purpose."""
+    the subscriber still processes that last flight has no keys to meet; aiortc drops it, so
+    the raw link (media.aiortc_hooks.SrtpLink) holds it and hands it over once the keys
+    exist. Without that the first frame counted was not the keyframe: the once-open bug of
+    the raw-receiver test above, seen under load, where this window widens. Here the
+    subscriber's handshake reads are slowed so that the window is wide on purpose. The SFU's
+    own send transports (publishers are DTLS servers there) go through the same link."""
     import asyncio
 
     from media import aiortc_hooks as hooks

@@ -13,6 +13,7 @@ left; ``rendition_spec`` turns a session folder into the input of a rendition jo
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 MANIFEST = "lesson.json"
 STAGE = "stage.jsonl"
+SESSION_LOCK = ".recording.lock"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,10 @@ class LessonRecording:
         self.started_at = clock()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.started_at))
         self.directory = _new_folder(Path(root) / lesson_id, stamp)
+        # Held while this process records, before the manifest exists: ``recover`` on
+        # another node sharing the root (or a restart racing a live one) leaves it alone.
+        # The kernel drops the lock when the process dies, so a crashed session is free.
+        self._lock_fd: int | None = _hold_session_lock(self.directory)
         self.lesson_id = lesson_id
         self._on_error = on_error
         self._options = recorder_options
@@ -174,6 +180,9 @@ class LessonRecording:
                 duration_s=round(ended - self.started_at, 3),
             )
             await asyncio.to_thread(write_sidecar, self.directory / MANIFEST, self._manifest)
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # closing the descriptor releases the lock
+                self._lock_fd = None
         return LessonSummary(
             self.directory,
             RecordingState(self._manifest["state"]),
@@ -185,9 +194,10 @@ class LessonRecording:
 
 def recover(root: Path) -> tuple[list[RepairResult], list[Path]]:
     """Repair partial tracks, then mark unfinished sessions ``interrupted``. Returns
-    (tracks repaired, sessions marked). Blocking: run it with ``asyncio.to_thread`` at
-    start, before any recording begins (a live session would be taken for a crashed one)."""
-    repaired = repair_all(root)
+    (tracks repaired, sessions marked). Sessions whose lock a live process holds (another
+    node sharing the root) are left alone. Blocking: run it with ``asyncio.to_thread``."""
+    live = {d.parent for d in Path(root).rglob(SESSION_LOCK) if session_is_live(d.parent)}
+    repaired = repair_all(root, skip=live)
     sessions = []
     for manifest in sorted(Path(root).rglob(MANIFEST)):
         try:
@@ -196,6 +206,8 @@ def recover(root: Path) -> tuple[list[RepairResult], list[Path]]:
             continue
         if data.get("kind") != "lesson" or data["state"] != RecordingState.RECORDING:
             continue
+        if manifest.parent in live:
+            continue  # recording now, in another process or on another node
         end = data["started_at"]
         for _, track in _tracks(manifest.parent):
             if track.get("started_at"):
@@ -278,6 +290,27 @@ def rendition_spec(
         copies=copies,
         **options,
     )
+
+
+def _hold_session_lock(directory: Path) -> int:
+    fd = os.open(directory / SESSION_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a fresh folder: never contended
+    return fd
+
+
+def session_is_live(directory: Path) -> bool:
+    """Whether some process holds the session's lock (it is recording into it now)."""
+    try:
+        fd = os.open(directory / SESSION_LOCK, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also releases the probe's own lock
+    return False
 
 
 def _new_folder(parent: Path, stamp: str) -> Path:

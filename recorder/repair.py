@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,10 +40,13 @@ class RepairResult:
     error: str | None = None  # why nothing could be recovered, if so
 
 
-def find_partial(root: Path) -> list[Path]:
-    """Sidecars under ``root`` (any depth) without a finished marker, oldest first."""
+def find_partial(root: Path, skip: Collection[Path] = ()) -> list[Path]:
+    """Sidecars under ``root`` (any depth) without a finished marker, oldest first; those
+    in a folder of ``skip`` (sessions being recorded now) are left out."""
     found = []
     for sidecar in Path(root).rglob("*.json"):
+        if sidecar.parent in skip:
+            continue
         try:
             data = read_sidecar(sidecar)
         except ValueError:
@@ -89,10 +93,11 @@ def repair(sidecar: Path) -> RepairResult:
     return RepairResult(path, sidecar, duration, packets, size, error)
 
 
-def repair_all(root: Path) -> list[RepairResult]:
-    """Repair every partial recording under ``root`` (call via ``asyncio.to_thread``)."""
+def repair_all(root: Path, skip: Collection[Path] = ()) -> list[RepairResult]:
+    """Repair every partial recording under ``root`` but those in ``skip`` (call via
+    ``asyncio.to_thread``)."""
     results = []
-    for sidecar in find_partial(root):
+    for sidecar in find_partial(root, skip):
         try:
             results.append(repair(sidecar))
         except (OSError, ValueError) as exc:

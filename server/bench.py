@@ -105,9 +105,10 @@ def _tail(log: IO[bytes]) -> str:
     return (":\n  " + "\n  ".join(tail)) if tail else ""
 
 
-async def start_host(kind: str, receivers: int, nice: int = 0) -> Host:
+async def start_host(kind: str, receivers: int, nice: int = 0, extra: Sequence[str] = ()) -> Host:
+    """``extra``: more arguments of ``server.bench_host`` (a node of a many-nodes bench)."""
     if kind == "sfu":
-        script = ["-m", "server.bench_host", "--receivers", str(receivers)]
+        script = ["-m", "server.bench_host", "--receivers", str(receivers), *extra]
     else:
         script = [str(NAIVE_SCRIPT)]
     log = tempfile.TemporaryFile()  # the server's stderr, shown when it fails
@@ -217,17 +218,93 @@ async def _wait_for_first_frames(kind: str, joined: list[Joined]) -> None:
         raise BenchError(f"{kind}: no receiver had a complete video frame in {JOIN_TIMEOUT_S}s")
 
 
+def _join_times(joined: list[Joined]) -> tuple[list[int], list[int]]:
+    """Join to first complete frame (every receiver that has one), and to first decoded frame
+    (the decoders that have one), in ms."""
+    joins = [j.first_frame_ms() - j.started_ms for j in joined if j.first_frame_ms() >= 0]
+    decoded = [
+        j.first_decoded_ms() - j.started_ms
+        for j in joined
+        if j.decode and j.first_decoded_ms() >= 0
+    ]
+    return joins, decoded
+
+
+Totals = tuple[int, int, int, int, int]
+
+
+def _receiver_figures(
+    joined: list[Joined],
+    before: list[Totals],
+    after: list[Totals],
+    elapsed: float,
+    joins: list[int],
+    decoded_joins: list[int],
+) -> dict[str, Any]:
+    """What the receivers saw over the window: fps, kbit/s, loss, join times, decoding."""
+    fps, kbps, loss, decoded_fps = [], [], [], []
+    for j, (f0, b0, e0, l0, d0), (f1, b1, e1, l1, d1) in zip(joined, before, after, strict=True):
+        fps.append((f1 - f0) / elapsed)
+        kbps.append((b1 - b0) * 8 / 1000 / elapsed)
+        loss.append(100.0 * (l1 - l0) / (e1 - e0) if e1 > e0 else 100.0)
+        if j.decode:
+            decoded_fps.append((d1 - d0) / elapsed)
+    figures: dict[str, Any] = {
+        "fps": {"min": round(min(fps), 2), "mean": round(statistics.fmean(fps), 2)},
+        "kbps": {"min": round(min(kbps), 1), "mean": round(statistics.fmean(kbps), 1)},
+        "loss_pct": {"max": round(max(loss), 3), "mean": round(statistics.fmean(loss), 3)},
+        "join_to_first_frame_ms": {
+            "p50": _percentile(joins, 0.5),
+            "p99": _percentile(joins, 0.99),
+            # Receivers without a complete frame JOIN_TIMEOUT_S after the last join.
+            "missing": len(joined) - len(joins),
+        },
+        "join_to_first_decoded_frame_ms": None,
+    }
+    decoders = [j for j in joined if j.decode]
+    if decoders:
+        figures["join_to_first_decoded_frame_ms"] = {
+            "receivers": len(decoders),
+            "missing": len(decoders) - len(decoded_joins),
+            "p50": _percentile(decoded_joins, 0.5),
+            "p99": _percentile(decoded_joins, 0.99),
+            "decoded_fps_mean": round(statistics.fmean(decoded_fps), 2),
+            "decode_errors": sum(
+                j.receiver.decode_errors for j in decoders if j.receiver is not None
+            ),
+        }
+    return figures
+
+
+def _delay_figures(delay: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The host probe's summary as the report's ``forwarding_delay_ms`` (None: no samples)."""
+    if delay is None or delay["total_ms"] is None:
+        return None
+    return {
+        "p50": delay["total_ms"]["p50"],
+        "p99": delay["total_ms"]["p99"],
+        "max": delay["total_ms"]["max"],
+        "socket_wait_p50": delay["socket_wait_ms"]["p50"],
+        "socket_wait_p99": delay["socket_wait_ms"]["p99"],
+        "handling_p50": delay["handling_ms"]["p50"],
+        "handling_p99": delay["handling_ms"]["p99"],
+        "handling_cpu_p50": delay["handling_cpu_ms"]["p50"],
+        "handling_cpu_p99": delay["handling_cpu_ms"]["p99"],
+        # Arrival to the average of the packet's copies leaving: what a receiver sees.
+        "mean_copy_p50": delay["mean_copy_ms"]["p50"],
+        "mean_copy_p99": delay["mean_copy_ms"]["p99"],
+        "samples": delay["samples"],
+        "sampled_every": delay["every"],
+    }
+
+
 async def _measure(
     kind: str, host: Host, joined: list[Joined], seconds: float, probe: bool
 ) -> dict[str, Any]:
     """Counters differenced over ``seconds`` after a warm-up; ``probe``: read the host's probe."""
     loop = asyncio.get_running_loop()
     await _wait_for_first_frames(kind, joined)
-    joins = [j.first_frame_ms() - j.started_ms for j in joined if j.first_frame_ms() >= 0]
-    decoders = [j for j in joined if j.decode]
-    decoded_joins = [
-        j.first_decoded_ms() - j.started_ms for j in decoders if j.first_decoded_ms() >= 0
-    ]
+    joins, decoded_joins = _join_times(joined)
 
     await asyncio.sleep(WARMUP_S)
     if probe:
@@ -239,14 +316,8 @@ async def _measure(
     cpu1, peers1, t1 = host.cpu_seconds(), _peers_cpu_seconds(), loop.time()
     delay = await host.call(op="probe_read", reset=True) if probe else None
     elapsed = t1 - t0
-    fps, kbps, loss, decoded_fps = [], [], [], []
-    for j, (f0, b0, e0, l0, d0), (f1, b1, e1, l1, d1) in zip(joined, before, after, strict=True):
-        fps.append((f1 - f0) / elapsed)
-        kbps.append((b1 - b0) * 8 / 1000 / elapsed)
-        loss.append(100.0 * (l1 - l0) / (e1 - e0) if e1 > e0 else 100.0)
-        if j.decode:
-            decoded_fps.append((d1 - d0) / elapsed)
-    delivered = sum(fps)
+    figures = _receiver_figures(joined, before, after, elapsed, joins, decoded_joins)
+    delivered = sum(f1 - f0 for (f0, *_), (f1, *_) in zip(before, after, strict=True)) / elapsed
     cpu = (cpu1 - cpu0) / elapsed
     point: dict[str, Any] = {
         "server": kind,
@@ -260,46 +331,9 @@ async def _measure(
         "server_rss_mib": round(host.rss_mib(), 1),
         "peers_cpu_s_per_s": round((peers1 - peers0) / elapsed, 3),
         "load_average_1m": round(os.getloadavg()[0], 2),
-        "fps": {"min": round(min(fps), 2), "mean": round(statistics.fmean(fps), 2)},
-        "kbps": {"min": round(min(kbps), 1), "mean": round(statistics.fmean(kbps), 1)},
-        "loss_pct": {"max": round(max(loss), 3), "mean": round(statistics.fmean(loss), 3)},
-        "join_to_first_frame_ms": {
-            "p50": _percentile(joins, 0.5),
-            "p99": _percentile(joins, 0.99),
-            # Receivers without a complete frame JOIN_TIMEOUT_S after the last join.
-            "missing": len(joined) - len(joins),
-        },
-        "join_to_first_decoded_frame_ms": None,
-        "forwarding_delay_ms": None,
+        **figures,
+        "forwarding_delay_ms": _delay_figures(delay),
     }
-    if decoders:
-        point["join_to_first_decoded_frame_ms"] = {
-            "receivers": len(decoders),
-            "missing": len(decoders) - len(decoded_joins),
-            "p50": _percentile(decoded_joins, 0.5),
-            "p99": _percentile(decoded_joins, 0.99),
-            "decoded_fps_mean": round(statistics.fmean(decoded_fps), 2),
-            "decode_errors": sum(
-                j.receiver.decode_errors for j in decoders if j.receiver is not None
-            ),
-        }
-    if delay is not None and delay["total_ms"] is not None:
-        point["forwarding_delay_ms"] = {
-            "p50": delay["total_ms"]["p50"],
-            "p99": delay["total_ms"]["p99"],
-            "max": delay["total_ms"]["max"],
-            "socket_wait_p50": delay["socket_wait_ms"]["p50"],
-            "socket_wait_p99": delay["socket_wait_ms"]["p99"],
-            "handling_p50": delay["handling_ms"]["p50"],
-            "handling_p99": delay["handling_ms"]["p99"],
-            "handling_cpu_p50": delay["handling_cpu_ms"]["p50"],
-            "handling_cpu_p99": delay["handling_cpu_ms"]["p99"],
-            # Arrival to the average of the packet's copies leaving: what a receiver sees.
-            "mean_copy_p50": delay["mean_copy_ms"]["p50"],
-            "mean_copy_p99": delay["mean_copy_ms"]["p99"],
-            "samples": delay["samples"],
-            "sampled_every": delay["every"],
-        }
     return point
 
 

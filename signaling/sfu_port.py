@@ -77,6 +77,9 @@ class SfuMediaPort:
         self._listener: MediaListener | None = None
         self._observers: list[MediaObserver] = []
         self._peers: dict[str, PeerInfo] = {}
+        # What each subscriber was last asked to receive: its offers name the layer it asked
+        # for (what producers_changed said), not the main producer that keys the consumer.
+        self._wanted: dict[str, frozenset[ProducerRef]] = {}
         # (peer_id, source, layer) -> producer id, and back.
         self._ids: dict[tuple[str, str, str], str] = {}
         self._refs: dict[str, ProducerInfo] = {}
@@ -106,6 +109,7 @@ class SfuMediaPort:
         self, peer: PeerInfo, refs: frozenset[ProducerRef]
     ) -> SubscriptionOffer | None:
         self._peers[peer.peer_id] = peer
+        self._wanted[peer.peer_id] = refs
         wanted: list[str] = []
         layers: dict[str, str] = {}
         for ref in refs:
@@ -118,11 +122,11 @@ class SfuMediaPort:
             result = await self.service.subscribe(peer.lesson_id, peer.peer_id, wanted, layers)
         except SfuError as exc:
             raise _refused(exc) from None
-        return self._offer(result)
+        return self._offer(result, peer.peer_id)
 
     async def subscribe_answer(self, peer: PeerInfo, sdp: str) -> SubscriptionOffer | None:
         try:
-            return self._offer(await self.service.answer(peer.peer_id, sdp))
+            return self._offer(await self.service.answer(peer.peer_id, sdp), peer.peer_id)
         except SfuError as exc:
             raise _refused(exc) from None
 
@@ -154,6 +158,7 @@ class SfuMediaPort:
 
     async def close_peer(self, peer: PeerInfo) -> None:
         self._peers.pop(peer.peer_id, None)
+        self._wanted.pop(peer.peer_id, None)
         await self.service.close_peer(peer.peer_id)
 
     async def close(self) -> None:
@@ -197,18 +202,20 @@ class SfuMediaPort:
 
     # internals -----------------------------------------------------------------------------
 
-    def _offer(self, result: SubscribeResult | None) -> SubscriptionOffer | None:
+    def _offer(self, result: SubscribeResult | None, peer_id: str) -> SubscriptionOffer | None:
         if result is None:
             return None
+        asked = {(r.peer_id, r.source): r.layer for r in self._wanted.get(peer_id, ())}
         consumers = []
         for consumer in result.consumers:
             info = self._refs.get(consumer.producer_id)
             if info is None:
                 continue
+            source = Source(info.source)
             ref = ProducerRef(
                 info.peer_id,
-                Source(info.source),
-                Layer(info.layer),
+                source,
+                asked.get((info.peer_id, source), Layer(info.layer)),
                 self._classroom_of(info.peer_id),
             )
             consumers.append(OfferedConsumer(consumer.id, consumer.mid, ref))
@@ -237,7 +244,7 @@ class SfuMediaPort:
         if peer is None or self._listener is None:
             return
         try:
-            offer = self._offer(await self.service.resync(peer_id))
+            offer = self._offer(await self.service.resync(peer_id), peer_id)
         except SfuError as exc:
             log.warning("resync of %s failed: %s", peer_id, exc.message)
             return

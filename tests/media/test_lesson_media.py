@@ -416,6 +416,9 @@ async def test_a_late_patrol_starts_on_a_keyframe_hears_the_speaker_and_cannot_p
         )
         video = stream_of(patrol, lead_room, "video")
         assert video is not None and video.first_frame_keyframe is True
+        # The offer names the layer asked for, as producers_changed did.
+        layers = {(c["producer"]["source"], c["producer"]["layer"]) for c in consumers(patrol)}
+        assert layers == {("camera", "low"), ("mic", "main")}
         await wait_growing(
             lambda: packets_of(patrol, lead_room),
             lambda: f"patrol audio: {described(patrol)} {consumers(patrol)}",

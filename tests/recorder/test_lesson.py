@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import av
@@ -109,3 +110,22 @@ async def test_two_sessions_started_in_the_same_second_get_their_own_folders(
     assert first.directory != second.directory
     await first.finish()
     await second.finish()
+
+
+async def test_recovery_leaves_a_session_another_process_records_alone(tmp_path: Path) -> None:
+    """Nodes may share one library root: a node starting up must not take another node's
+    live session for a crashed one. A session whose process died is recovered."""
+    live = await LessonRecording.open(tmp_path, "lesson-live", "lead-room")
+    crashed = await LessonRecording.open(tmp_path, "lesson-crashed", "lead-room")
+    assert crashed._lock_fd is not None
+    os.close(crashed._lock_fd)  # what the kernel does when the recording process dies
+    crashed._lock_fd = None
+
+    _, sessions = await asyncio.to_thread(recover, tmp_path)
+
+    assert sessions == [crashed.directory]
+    assert read_sidecar(live.directory / "lesson.json")["state"] == "recording"
+    assert read_sidecar(crashed.directory / "lesson.json")["state"] == "interrupted"
+    await live.finish()
+    assert read_sidecar(live.directory / "lesson.json")["state"] == "finished"
+    assert await asyncio.to_thread(recover, tmp_path) == ([], [])

@@ -257,7 +257,8 @@ class DualStreamSelector:
 
 
 class LayeredConsumer(Consumer):
-    """Forwards the main or the low copy of a camera, switching only at keyframes."""
+    """Forwards the main or the low copy of a camera, switching only at a keyframe of the
+    target that comes after the end (marker bit) of the frame being forwarded."""
 
     def __init__(
         self,
@@ -300,6 +301,9 @@ class LayeredConsumer(Consumer):
         self._vp8 = params.codec.name == "VP8"
         self._pid_shift = 0
         self._tl0_shift = 0
+        # The last packet forwarded did not end its frame (no marker bit).
+        self._in_frame = False
+        self.switches_held = 0
 
     @property
     def producers(self) -> tuple[Producer, ...]:
@@ -318,12 +322,27 @@ class LayeredConsumer(Consumer):
         if not self._active or packet.payload_type not in self._pts:
             return
         layer = self._layer_of.get(packet.ssrc, -1)
-        t = self.selector.select(packet, layer)
+        selector = self.selector
+        if (
+            self._in_frame
+            and packet.keyframe
+            and layer == selector.target_layer
+            and 0 <= selector.current_layer != layer
+        ):
+            # A switch now would cut the frame being forwarded short: its missing tail (lost
+            # upstream, a repair still on its way) would get no sequence numbers, so the
+            # subscriber could not see the hole and would decode a truncated frame. Keep the
+            # current layer until its frame ends and take the target's next keyframe.
+            self.switches_held += 1
+            self.request_key_frame()
+            return
+        t = selector.select(packet, layer)
         if t.drop:
             return
         if t.switching:
             self._switch(packet, layer)
         self._write(packet)
+        self._in_frame = not packet.marker
 
     def _switch(self, packet: RtpPacket, layer: int) -> None:
         producer = self._layers[layer]

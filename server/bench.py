@@ -471,9 +471,18 @@ async def run_bench(
     log: Any = None,
     decoders: int = DECODERS,
     nice: int = 0,
+    nodes: int = 1,
+    redis_url: str = "redis://127.0.0.1:6379/0",
 ) -> dict[str, Any]:
     """Every point of both servers. ``nice``: the priority of this process (the peers) and of
-    each server process, so that other work on a shared machine does not starve them."""
+    each server process, so that other work on a shared machine does not starve them.
+    ``nodes`` > 1: each point runs that many nodes on ``redis_url`` (server/bench_nodes.py);
+    the naive baseline, one process by nature, is skipped."""
+    if nodes != 1:  # refused before anything starts
+        from server.bench_nodes import check_nodes
+
+        check_nodes(nodes, list(receivers))
+        naive = ()
     load_start = os.getloadavg()
     if nice:
         try:
@@ -488,10 +497,17 @@ async def run_bench(
         if kind == "naive" and counts and not NAIVE_SCRIPT.exists():
             break
         for n in sorted(counts):
-            point = await run_point(kind, n, seconds, cache_dir, decoders, nice)
+            if nodes > 1:
+                from server.bench_nodes import format_nodes_point, nodes_point
+
+                point = await nodes_point(nodes, n, seconds, decoders, nice, redis_url)
+                text = format_nodes_point(point)
+            else:
+                point = await run_point(kind, n, seconds, cache_dir, decoders, nice)
+                text = format_point(point)
             out.append(point)
             if log is not None:
-                print(format_point(point), file=log, flush=True)
+                print(text, file=log, flush=True)
     sfu_slope, naive_slope = _per_receiver(points), _per_receiver(baseline)
     ratio = None
     if sfu_slope and naive_slope and sfu_slope > 0:
@@ -509,6 +525,7 @@ async def run_bench(
         },
         # The largest N's figure (the worst case the run measured).
         "forwarding_delay_ms": points[-1]["forwarding_delay_ms"] if points else None,
+        "nodes": nodes,
         "machine": {
             "cpus": os.cpu_count(),
             "nice": nice,
@@ -557,10 +574,19 @@ def format_summary(report: dict[str, Any]) -> str:
         else "not measured"
     )
     saturated = c["naive_saturated_at"]
+    cascade = ""
+    if report.get("nodes", 1) > 1 and report["points"]:
+        relay = report["points"][-1]["cascade"]
+        forwarding += " (the home node)" if delay else ""
+        cascade = (
+            f"; {report['nodes']} nodes: the home sends {relay['relay_streams_per_edge']} "
+            f"relayed streams per edge node at N={report['points'][-1]['receivers']}"
+        )
     return (
         f"CPU per added receiver: sfu={c['sfu']} naive={c['naive']} s/s; "
         f"naive/sfu ratio={c['naive_over_sfu']}"
         + (f" (naive saturated at N={saturated})" if saturated else "")
+        + cascade
         + f"; forwarding delay at the server: {forwarding}; "
         f"load average {report['machine']['load_average_start']} -> "
         f"{report['machine']['load_average_end']}"

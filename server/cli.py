@@ -120,6 +120,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 log=sys.stdout,
                 decoders=args.decoders,
                 nice=args.nice,
+                nodes=args.nodes,
+                redis_url=args.redis_url,
             )
         )
     except (ValueError, BenchError) as exc:
@@ -217,6 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--loss",
         help="instead: one receiver through the whole service at these loss percentages, "
         "e.g. 0,2,5,10, then a 3 s outage (server/bench_loss.py)",
+    )
+    bench.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="run each point on this many nodes (2 or 3: one lead on node A, receivers spread "
+        "over the nodes through the cascade; figures per node; server/bench_nodes.py)",
+    )
+    bench.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/0",
+        help="with --nodes: the Redis the nodes share (a fresh key prefix, removed after)",
     )
     bench.add_argument("--json", type=Path, help="write the report here")
     bench.set_defaults(func=_cmd_bench)

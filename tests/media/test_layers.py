@@ -309,8 +309,8 @@ def test_switch_uses_sender_reports_to_align_media_time_when_both_layers_have_th
     # Both layers' RTP clocks related to the publisher's NTP clock: low ts 777_000 == main ts 0.
     main.receive_sender_report(RtcpSrPacket(1000, 5 << 32, 0, 0, 0), clock.now)
     low.receive_sender_report(RtcpSrPacket(3000, 5 << 32, 777_000, 0, 0), clock.now)
-    main.receive_rtp(video(100, 0, key=True, ssrc=1000), clock.advance(50))
-    main.receive_rtp(video(101, 3000, ssrc=1000), clock.advance(50))
+    main.receive_rtp(video(100, 0, key=True, ssrc=1000, marker=True), clock.advance(50))
+    main.receive_rtp(video(101, 3000, ssrc=1000, marker=True), clock.advance(50))
     consumer.set_preferred_layer("low")
     # Arrives 80 ms later (network jitter), but is media time 6000 on main's clock.
     low.receive_rtp(video(5002, 783_000, key=True, ssrc=3000), clock.advance(80))
@@ -320,7 +320,7 @@ def test_switch_uses_sender_reports_to_align_media_time_when_both_layers_have_th
 
 def test_switch_without_sender_reports_uses_the_arrival_time_between_the_packets():
     clock, _, main, low, consumer, sink, _ = setup_layers()
-    main.receive_rtp(video(100, 0, key=True, ssrc=1000), clock.advance(50))
+    main.receive_rtp(video(100, 0, key=True, ssrc=1000, marker=True), clock.advance(50))
     consumer.set_preferred_layer("low")
     low.receive_rtp(video(5002, 783_000, key=True, ssrc=3000), clock.advance(80))
     assert [p.timestamp for p in sink.rtp] == [0, 80 * 90]
@@ -486,6 +486,27 @@ def test_switching_back_and_forth_under_loss_gives_one_clean_repaired_stream():
             assert is_vp8_keyframe(b.payload)  # every switch lands on a keyframe
 
 
+def test_a_switch_waits_for_the_end_of_the_frame_being_forwarded():
+    clock, _, main, low, consumer, sink, upstream = setup_layers()
+    both(clock, main, low, 2, key_main=(0,))
+    consumer.set_preferred_layer("low")
+    upstream.clear()
+    # A main frame's first packet goes out; its second is late (lost upstream, being
+    # repaired). Low's keyframe now would cut that frame short without a visible gap.
+    main.receive_rtp(video(104, 6000, ssrc=1000), clock.advance(33))
+    low.receive_rtp(video(5002, 783_000, key=True, ssrc=3000, marker=True), clock.now)
+    assert consumer.current_layer == "main" and consumer.switches_held == 1
+    # Low's next keyframe is asked for (held by the rate limit: one was asked just before).
+    assert low.key_frames.pending and not upstream.rtcp
+    main.receive_rtp(video(105, 6000, start=False, ssrc=1000, marker=True), clock.advance(5))
+    low.receive_rtp(video(5003, 786_000, key=True, ssrc=3000, marker=True), clock.advance(28))
+    assert consumer.current_layer == "low"
+    sent = [p.payload[-4:] for p in sink.rtp]
+    assert sent[-3:] == [n.to_bytes(4, "big") for n in (104, 105, 5003)]
+    seqs = sink.seqs()
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+
 def test_a_subscribers_pli_during_a_pending_switch_asks_both_layers():
     clock, _, main, low, consumer, _, upstream = setup_layers()
     both(clock, main, low, 1, key_main=(0,))
@@ -510,7 +531,9 @@ def test_vp8_picture_ids_continue_across_a_switch_and_in_retransmissions():
     clock, _, main, low, consumer, sink, _ = setup_layers()
     for f in range(2):
         main.receive_rtp(
-            video(100 + f, 3000 * f, ssrc=1000, payload=vp8_payload(500 + f, key=f == 0)),
+            video(
+                100 + f, 3000 * f, ssrc=1000, marker=True, payload=vp8_payload(500 + f, key=f == 0)
+            ),
             clock.advance(33),
         )
     consumer.set_preferred_layer("low")

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from server.bench import format_point, format_summary, parse_counts, run_bench
+from server.bench_nodes import REDIS_URL, format_nodes_point
 from server.cli import main
+from signaling.redis_bus import connect_redis
 
 
 async def test_one_receiver_point_reports_every_field_and_receives_frames() -> None:
@@ -50,3 +52,60 @@ def test_bad_receiver_counts_are_refused_with_a_clear_error(
     assert main(["bench", "--decoders", "-1", "--json", str(tmp_path / "r.json")]) == 1
     assert "--decoders must be 0 or more" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(300)
+async def test_two_nodes_report_figures_per_node_and_one_relay_per_producer() -> None:
+    client = connect_redis(REDIS_URL, socket_timeout=5.0)
+    try:
+        await client.ping()
+    except OSError as exc:
+        pytest.skip(f"Redis at {REDIS_URL} is not reachable: {exc}")
+    finally:
+        await client.aclose()
+    report = await run_bench([4], seconds=2.0, naive=[1], decoders=2, nodes=2)
+    assert report["nodes"] == 2 and report["naive"] == []  # the baseline is one process
+    (point,) = report["points"]
+    assert point["nodes"] == 2 and point["receivers"] == 4
+    a, b = point["per_node"]
+    assert (a["node"], a["home"], b["node"], b["home"]) == ("node-a", True, "node-b", False)
+    for node in (a, b):
+        # Receivers spread evenly; each node's own process, receivers and probe.
+        assert node["receivers"] == 2
+        assert node["server_cpu_s_per_s"] > 0 and node["server_rss_mib"] > 0
+        assert node["fps"]["min"] > 0 and node["kbps"]["min"] > 0
+        assert set(node["loss_pct"]) == {"max", "mean"}
+        joins = node["join_to_first_frame_ms"]
+        assert joins["missing"] == 0 and 0 < joins["p50"] <= joins["p99"]
+        # The last two receivers to join decode: one on each node.
+        decoded = node["join_to_first_decoded_frame_ms"]
+        assert decoded["receivers"] == 1 and decoded["decode_errors"] == 0
+        delay = node["forwarding_delay_ms"]
+        assert delay["samples"] > 0 and 0 < delay["p50"] <= delay["p99"] <= delay["max"]
+    # A serves the lead and its two receivers; B serves its two, fed by one relay from A.
+    assert a["media"]["peers"] == 3 and b["media"]["peers"] == 2
+    assert b["media"]["relays_in"] == 1 and b["media"]["relayed_in_producers"] == 3
+    # One stream per relayed producer (camera main + low, mic), not per receiver on B.
+    cascade = point["cascade"]
+    assert cascade["relay_streams_out"] == a["media"]["relay_streams_out"] == 3
+    assert cascade["relay_streams_per_edge"] == 3 and cascade["receivers_per_edge"] == [2]
+    # The whole point still carries the single-node figures, over every receiver.
+    assert point["fps"]["min"] > 0 and point["join_to_first_frame_ms"]["missing"] == 0
+    assert point["server_cpu_s_per_s"] >= a["server_cpu_s_per_s"]
+    assert point["forwarding_delay_ms"] == a["forwarding_delay_ms"]
+    text = format_nodes_point(point)
+    assert "node-a (home)" in text and "node-b:" in text and "A sends 3 streams" in text
+    assert "relayed streams per edge node" in format_summary(report)
+    json.dumps(report)
+
+
+def test_bad_node_counts_are_refused_with_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r.json"
+    assert main(["bench", "--nodes", "0", "--receivers", "4", "--json", str(out)]) == 1
+    assert "--nodes must be 1 to 8" in capsys.readouterr().err
+    assert main(["bench", "--nodes", "3", "--receivers", "2,10", "--json", str(out)]) == 1
+    assert "at least 3 (one receiver per node" in capsys.readouterr().err
+    assert not out.exists()

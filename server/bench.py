@@ -10,7 +10,8 @@ Per point, a fresh server process serves one lead and N receivers over real ICE/
 - ``naive``: ``benchmarks/naive_relay.py`` (aiortc MediaRelay, decode + re-encode per
   receiver) behind a JSON-lines control port that stands in for signaling.
 
-Server CPU and RSS come from ``/proc/<pid>`` of the server process.
+Server CPU and RSS come from ``/proc/<pid>`` of the server process. ``--nodes N``
+(server/bench_nodes.py) runs each point on N such processes joined into one cluster.
 """
 
 from __future__ import annotations
@@ -473,15 +474,17 @@ async def run_bench(
     nice: int = 0,
     nodes: int = 1,
     redis_url: str = "redis://127.0.0.1:6379/0",
+    database_url: str = "",
 ) -> dict[str, Any]:
     """Every point of both servers. ``nice``: the priority of this process (the peers) and of
     each server process, so that other work on a shared machine does not starve them.
-    ``nodes`` > 1: each point runs that many nodes on ``redis_url`` (server/bench_nodes.py);
-    the naive baseline, one process by nature, is skipped."""
-    if nodes != 1:  # refused before anything starts
+    ``nodes`` > 1: each point runs that many nodes on ``redis_url`` (server/bench_nodes.py),
+    sharing a fresh SQLite file or a fresh database on the PostgreSQL server of
+    ``database_url``; the naive baseline, one process by nature, is skipped."""
+    if nodes != 1 or database_url:  # refused before anything starts
         from server.bench_nodes import check_nodes
 
-        check_nodes(nodes, list(receivers))
+        check_nodes(nodes, list(receivers), database_url)
         naive = ()
     load_start = os.getloadavg()
     if nice:
@@ -500,7 +503,9 @@ async def run_bench(
             if nodes > 1:
                 from server.bench_nodes import format_nodes_point, nodes_point
 
-                point = await nodes_point(nodes, n, seconds, decoders, nice, redis_url)
+                point = await nodes_point(
+                    nodes, n, seconds, decoders, nice, redis_url, database_url
+                )
                 text = format_nodes_point(point)
             else:
                 point = await run_point(kind, n, seconds, cache_dir, decoders, nice)
@@ -526,6 +531,7 @@ async def run_bench(
         # The largest N's figure (the worst case the run measured).
         "forwarding_delay_ms": points[-1]["forwarding_delay_ms"] if points else None,
         "nodes": nodes,
+        "database": "postgresql" if database_url else "sqlite",
         "machine": {
             "cpus": os.cpu_count(),
             "nice": nice,

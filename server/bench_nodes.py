@@ -24,6 +24,7 @@ A (arrival at the edge's socket to the last copy to its receivers).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -31,6 +32,8 @@ import string
 import sys
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,10 +65,17 @@ def node_names(nodes: int) -> list[str]:
     return [f"node-{string.ascii_lowercase[i]}" for i in range(nodes)]
 
 
-def check_nodes(nodes: int, receivers: list[int]) -> None:
+def check_nodes(nodes: int, receivers: list[int], database_url: str = "") -> None:
     """Refuses what the multi-node mode cannot measure, before anything starts."""
     if not 1 <= nodes <= MAX_NODES:
         raise ValueError(f"--nodes must be 1 to {MAX_NODES}, got {nodes}.")
+    if database_url and nodes == 1:
+        raise ValueError("--database-url is for --nodes 2 or more (one node uses SQLite).")
+    if database_url and not database_url.startswith("postgresql+asyncpg://"):
+        raise ValueError(
+            f"--database-url must be a postgresql+asyncpg:// URL, got {database_url!r} "
+            "(leave it out for a shared SQLite file)."
+        )
     if nodes > 1 and any(n < nodes for n in receivers):
         raise ValueError(
             f"With --nodes {nodes} every receiver count must be at least {nodes} "
@@ -91,6 +101,47 @@ async def _delete_prefix(client: Any, prefix: str) -> None:
         await client.delete(*keys)
 
 
+async def _postgres_admin(url: Any, statement: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        database=url.database,
+    )
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@asynccontextmanager
+async def shared_database(database_url: str, folder: Path) -> AsyncIterator[str]:
+    """The database every node of a point uses: a fresh SQLite file in ``folder``, or, given
+    a PostgreSQL URL, a fresh database on that server (dropped afterwards), so that no run
+    sees another's lesson."""
+    if not database_url:
+        yield f"sqlite+aiosqlite:///{(folder / 'shared.db').resolve()}"
+        return
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    server = make_url(database_url)
+    name = f"tongke_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        await _postgres_admin(server, f'CREATE DATABASE "{name}"')
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise BenchError(
+            f"cannot create a database on {server.host}:{server.port}: {exc}"
+        ) from None
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await _postgres_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 async def _stop_all(hosts: dict[str, Host]) -> None:
     results = await asyncio.gather(*(h.stop() for h in hosts.values()), return_exceptions=True)
     for name, result in zip(hosts, results, strict=True):
@@ -105,6 +156,7 @@ async def nodes_point(
     decoders: int,
     nice: int = 0,
     redis_url: str = REDIS_URL,
+    database_url: str = "",
 ) -> dict[str, Any]:
     """One measurement over ``nodes`` fresh node processes: one lead on node A, ``receivers``
     receivers whose media is served by node ``i mod nodes``; the last ``decoders`` to join
@@ -113,14 +165,38 @@ async def nodes_point(
     redis = await _redis_reachable(redis_url)
     prefix = f"tongke-bench:{uuid.uuid4().hex[:10]}:"  # nobody else's keys, removed after
     folder = Path(tempfile.mkdtemp(prefix="tongke-bench-nodes-"))
-    common = [
-        "--redis-url", redis_url,
-        "--redis-prefix", prefix,
-        "--database-url", f"sqlite+aiosqlite:///{(folder / 'shared.db').resolve()}",
-        "--secret-key", secrets.token_hex(32),
-    ]  # fmt: skip
     hosts: dict[str, Host] = {}
     terminals: list[SyntheticTerminal] = []
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(shutil.rmtree, folder, ignore_errors=True)
+        stack.push_async_callback(redis.aclose)
+        stack.push_async_callback(_delete_prefix, redis, prefix)
+        shared = await stack.enter_async_context(shared_database(database_url, folder))
+        # Closed first: peers, then the nodes (before their database and Redis keys go).
+        stack.push_async_callback(_stop_all, hosts)
+        stack.push_async_callback(lambda: _close_all([t.close() for t in terminals]))
+        common = [
+            "--redis-url", redis_url,
+            "--redis-prefix", prefix,
+            "--database-url", shared,
+            "--secret-key", secrets.token_hex(32),
+        ]  # fmt: skip
+        return await _run_nodes(names, receivers, seconds, decoders, nice, common, hosts, terminals)
+    raise AssertionError("unreachable")  # the stack does not swallow exceptions
+
+
+async def _run_nodes(
+    names: list[str],
+    receivers: int,
+    seconds: float,
+    decoders: int,
+    nice: int,
+    common: list[str],
+    hosts: dict[str, Host],
+    terminals: list[SyntheticTerminal],
+) -> dict[str, Any]:
+    """Starts the nodes into ``hosts`` and the peers into ``terminals`` (the caller closes
+    both), then measures."""
     try:
         home = names[0]
         hosts[home] = await start_host(
@@ -165,14 +241,6 @@ async def nodes_point(
         return point
     except TerminalError as exc:
         raise BenchError(f"sfu: the service refused a synthetic terminal: {exc}") from exc
-    finally:
-        await _close_all([t.close() for t in terminals])
-        await _stop_all(hosts)
-        try:
-            await _delete_prefix(redis, prefix)
-        finally:
-            await redis.aclose()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 async def _measure_nodes(
@@ -232,6 +300,14 @@ async def _measure_nodes(
                 "server_loop": host.info["loop"],
             }
         )
+    for node in per_node:  # a receiver served elsewhere than assigned would skew the split
+        expected = node["receivers"] + (1 if node["home"] else 0)
+        if node["media"]["peers"] != expected:
+            print(
+                f"bench: {node['node']} serves {node['media']['peers']} media peers, "
+                f"{expected} assigned (was an edge node missing from the registry?)",
+                file=sys.stderr,
+            )
     cpu_total = sum(cpu1[n] - cpu0[n] for n in names) / elapsed
     everyone = _receiver_figures(
         every,

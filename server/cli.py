@@ -122,6 +122,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 nice=args.nice,
                 nodes=args.nodes,
                 redis_url=args.redis_url,
+                database_url=args.database_url,
             )
         )
     except (ValueError, BenchError) as exc:
@@ -231,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--redis-url",
         default="redis://127.0.0.1:6379/0",
         help="with --nodes: the Redis the nodes share (a fresh key prefix, removed after)",
+    )
+    bench.add_argument(
+        "--database-url",
+        default="",
+        help="with --nodes: a postgresql+asyncpg:// server URL; each point creates a fresh "
+        "database there (dropped after). Default: a fresh shared SQLite file",
     )
     bench.add_argument("--json", type=Path, help="write the report here")
     bench.set_defaults(func=_cmd_bench)

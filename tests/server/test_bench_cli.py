@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
 from server.bench import format_point, format_summary, parse_counts, run_bench
 from server.bench_nodes import REDIS_URL, format_nodes_point
@@ -54,9 +57,19 @@ def test_bad_receiver_counts_are_refused_with_a_clear_error(
     assert not (tmp_path / "r.json").exists()
 
 
+POSTGRES_URL = os.environ.get(
+    "TONGKE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+
 @pytest.mark.redis
 @pytest.mark.timeout(300)
-async def test_two_nodes_report_figures_per_node_and_one_relay_per_producer() -> None:
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+async def test_two_nodes_report_figures_per_node_and_one_relay_per_producer(
+    database: str,
+) -> None:
     client = connect_redis(REDIS_URL, socket_timeout=5.0)
     try:
         await client.ping()
@@ -64,8 +77,22 @@ async def test_two_nodes_report_figures_per_node_and_one_relay_per_producer() ->
         pytest.skip(f"Redis at {REDIS_URL} is not reachable: {exc}")
     finally:
         await client.aclose()
-    report = await run_bench([4], seconds=2.0, naive=[1], decoders=2, nodes=2)
+    database_url = ""
+    if database == "postgres":
+        url = make_url(POSTGRES_URL)
+        try:
+            connection = await asyncpg.connect(
+                host=url.host, port=url.port, user=url.username, database=url.database
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            pytest.skip(f"PostgreSQL is not reachable: {exc}")
+        await connection.close()
+        database_url = POSTGRES_URL  # the bench creates (and drops) its own database there
+    report = await run_bench(
+        [4], seconds=2.0, naive=[1], decoders=2, nodes=2, database_url=database_url
+    )
     assert report["nodes"] == 2 and report["naive"] == []  # the baseline is one process
+    assert report["database"] == ("postgresql" if database_url else "sqlite")
     (point,) = report["points"]
     assert point["nodes"] == 2 and point["receivers"] == 4
     a, b = point["per_node"]
@@ -108,4 +135,10 @@ def test_bad_node_counts_are_refused_with_a_clear_error(
     assert "--nodes must be 1 to 8" in capsys.readouterr().err
     assert main(["bench", "--nodes", "3", "--receivers", "2,10", "--json", str(out)]) == 1
     assert "at least 3 (one receiver per node" in capsys.readouterr().err
+    bad_db = ["--database-url", "sqlite:///x.db"]
+    assert main(["bench", "--nodes", "2", "--receivers", "4", *bad_db, "--json", str(out)]) == 1
+    assert "must be a postgresql+asyncpg:// URL" in capsys.readouterr().err
+    pg = ["--database-url", "postgresql+asyncpg://postgres@127.0.0.1/x"]
+    assert main(["bench", "--receivers", "4", *pg, "--json", str(out)]) == 1
+    assert "--database-url is for --nodes 2 or more" in capsys.readouterr().err
     assert not out.exists()

@@ -218,6 +218,16 @@ CASES: dict[str, tuple[Setup, dict[str, Expected]]] = {
         lambda d, r: Call("POST", "/api/cluster/undrain"),
         admin_only(404) | {"admin": (404, "cluster_disabled")},
     ),
+    # Fault drills are off here: the admin is let through and told so.
+    # tests/signaling/test_faults_api.py drives them on a node started with TONGKE_FAULTS.
+    "set faults": (
+        lambda d, r: Call("PUT", f"/api/lessons/{d.lesson()['id']}/faults/p1", {}),
+        admin_only(409) | {"admin": (409, "faults_disabled")},
+    ),
+    "clear faults": (
+        lambda d, r: Call("DELETE", f"/api/lessons/{d.lesson()['id']}/faults/p1"),
+        admin_only(409) | {"admin": (409, "faults_disabled")},
+    ),
 }
 
 
@@ -262,6 +272,8 @@ def test_every_state_changing_api_route_is_in_the_matrix(district: District) -> 
         "POST /api/library/{recording_id}/nominate",
         "POST /api/library/{recording_id}/review",
         "POST /api/cluster/drain", "POST /api/cluster/undrain",
+        "PUT /api/lessons/{lesson_id}/faults/{peer_id}",
+        "DELETE /api/lessons/{lesson_id}/faults/{peer_id}",
     }  # fmt: skip
     schema = district.client.get("/openapi.json").json()
     routes = {

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from media import aiortc_hooks as hooks
-from media.faults import NO_FAULTS, FaultInjector, NoFaults
 from media.negotiation import IncomingTrack, OutgoingTrack
 from media.quality import QualityMeter
 from media.router import RouterError
@@ -55,7 +54,6 @@ class PeerSession:
     wanted: tuple[str, ...] = ()
     layers: dict[str, str] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    faults: FaultInjector | NoFaults = NO_FAULTS
     quality: QualityMeter = field(default_factory=QualityMeter)
 
     def validate_tracks(self, sdp: str, tracks: Sequence[TrackSpec]) -> dict[str, TrackSpec]:

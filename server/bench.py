@@ -348,27 +348,43 @@ def _watched_ssrcs(publisher: SyntheticPublisher) -> list[int]:
     ]
 
 
+async def start_lead(
+    host: Host, base: str, terminals: list[SyntheticTerminal]
+) -> SyntheticTerminal:
+    """The synthetic lead on ``base`` (kept in ``terminals`` to close): it starts the lesson
+    and publishes; the host's probe watches its main camera and mic."""
+    lead = SyntheticTerminal(base, host.info["lead"], host_addresses=LOOPBACK)
+    terminals.append(lead)
+    await lead.start(start_lesson=True)
+    assert lead.publisher is not None
+    await host.call(op="probe_watch", ssrcs=_watched_ssrcs(lead.publisher))
+    return lead
+
+
+async def join_receiver(
+    base: str, code: str, decode: bool, terminals: list[SyntheticTerminal]
+) -> Joined:
+    """A receiver (no publishing) joined with ``code`` on ``base``, timed from the start of
+    its join; kept in ``terminals`` to close."""
+    terminal = SyntheticTerminal(base, code, host_addresses=LOOPBACK, publish=False, decode=decode)
+    terminals.append(terminal)
+    started = now_ms()
+    await terminal.start()
+    return Joined(lambda: terminal.receiver, started, decode)
+
+
 async def _sfu_point(receivers: int, seconds: float, decoders: int, nice: int) -> dict[str, Any]:
     host = await start_host("sfu", receivers, nice)
     base = f"http://127.0.0.1:{host.info['http_port']}"
-    lead = SyntheticTerminal(base, host.info["lead"], host_addresses=LOOPBACK)
-    terminals: list[SyntheticTerminal] = [lead]
+    terminals: list[SyntheticTerminal] = []
     try:
-        await lead.start(start_lesson=True)
-        assert lead.publisher is not None
-        await host.call(op="probe_watch", ssrcs=_watched_ssrcs(lead.publisher))
+        lead = await start_lead(host, base, terminals)
         joined: list[Joined] = []
         codes: list[str] = host.info["receivers"]
         for index, code in enumerate(codes):
             # The last receivers to join decode: their first frame is timed under full load.
             decode = index >= len(codes) - decoders
-            terminal = SyntheticTerminal(
-                base, code, host_addresses=LOOPBACK, publish=False, decode=decode
-            )
-            terminals.append(terminal)
-            started = now_ms()
-            await terminal.start()
-            joined.append(Joined(lambda t=terminal: t.receiver, started, decode))
+            joined.append(await join_receiver(base, code, decode, terminals))
         point = await _measure("sfu", host, joined, seconds, probe=True)
         point["server_loop"] = host.info["loop"]
         if point["fps"]["min"] == 0 or point["join_to_first_frame_ms"]["missing"]:

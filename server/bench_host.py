@@ -37,6 +37,7 @@ import socket
 import sys
 import tempfile
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,19 @@ from server.settings import Settings
 LOOPBACK = ["127.0.0.1"]
 
 
-async def seed_bench_lesson(settings: Settings, receivers: int) -> tuple[str, list[str], list[str]]:
-    """A lesson starting now with ``receivers`` receiving classrooms: the lead's code, the
-    receivers' codes and their classroom ids (in the same order)."""
+@dataclass
+class BenchLesson:
+    """Join codes of a seeded bench lesson (receivers' codes and classroom ids in order)."""
+
+    lead: str
+    receivers: list[str] = field(default_factory=list)
+    rooms: list[str] = field(default_factory=list)
+    patrols: list[str] = field(default_factory=list)
+
+
+async def seed_bench_lesson(settings: Settings, receivers: int, patrols: int = 0) -> BenchLesson:
+    """A lesson starting now with ``receivers`` receiving classrooms and ``patrols`` patrol
+    links (of one inspector). Also the lesson of tests/signaling/test_join_load.py."""
     from server.api.links import make_link
     from server.db import open_database
     from server.db.models import (
@@ -84,7 +95,13 @@ async def seed_bench_lesson(settings: Settings, receivers: int) -> tuple[str, li
             role=AccountRole.TEACHER.value,
             password_hash="!",
         )
-        session.add_all([lead, *rooms, teacher])
+        inspector = Account(
+            username="bench-inspector",
+            display_name="bench",
+            role=AccountRole.INSPECTOR.value,
+            password_hash="!",
+        )
+        session.add_all([lead, *rooms, teacher, *([inspector] if patrols else [])])
         await session.flush()
         start = utcnow()
         lesson = Lesson(
@@ -104,12 +121,17 @@ async def seed_bench_lesson(settings: Settings, receivers: int) -> tuple[str, li
                     for n, room in enumerate(rooms)
                 ],
             )
-        lead_code = (await make_link(session, lesson, Role.LEAD, classroom_id=lead.id)).code
-        codes = [
-            (await make_link(session, lesson, Role.RECEIVER, classroom_id=room.id)).code
-            for room in rooms
-        ]
-    return lead_code, codes, [str(room.id) for room in rooms]
+        seeded = BenchLesson(
+            lead=(await make_link(session, lesson, Role.LEAD, classroom_id=lead.id)).code,
+            rooms=[str(room.id) for room in rooms],
+        )
+        for room in rooms:
+            link = await make_link(session, lesson, Role.RECEIVER, classroom_id=room.id)
+            seeded.receivers.append(link.code)
+        for _ in range(patrols):
+            link = await make_link(session, lesson, Role.PATROL, account_id=inspector.id)
+            seeded.patrols.append(link.code)
+    return seeded
 
 
 def _relayed_ssrcs(media: Any) -> list[int]:
@@ -191,7 +213,8 @@ async def main(receivers: int, loop_name: str, cluster: argparse.Namespace | Non
     )
     try:
         seeds = cluster is None or bool(cluster.media_nodes)
-        lead, codes, rooms = await seed_bench_lesson(settings, receivers) if seeds else ("", [], [])
+        seeded = await seed_bench_lesson(settings, receivers) if seeds else BenchLesson("")
+        lead, codes, rooms = seeded.lead, seeded.receivers, seeded.rooms
         media_nodes: list[str] = []
         if cluster is not None and cluster.media_nodes:
             # Receiver i's media on node i mod N: the home's picker reads these edges.

@@ -12,7 +12,8 @@ and the layer it ends on. The outage point drops every media packet in both dire
 3 s (the WebSocket stays up) and times the first decoded video frame and the first audio
 packet after the link returns.
 
-``live_service`` and ``LiveService`` are also the harness of tests/media/test_poor_network.py.
+``live_service`` and ``LiveService`` are also the harness of tests/media/test_poor_network.py
+and tests/media/test_lesson_media.py.
 """
 
 from __future__ import annotations

@@ -37,10 +37,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from media.aiortc_hooks import now_ms
 from media.synthetic.terminal import SyntheticTerminal, TerminalError
 from server.bench import (
-    LOOPBACK,
     WARMUP_S,
     BenchError,
     Host,
@@ -52,9 +50,10 @@ from server.bench import (
     _receiver_figures,
     _totals,
     _wait_for_first_frames,
-    _watched_ssrcs,
     format_point,
+    join_receiver,
     start_host,
+    start_lead,
 )
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -204,12 +203,8 @@ async def _run_nodes(
         )
         a = hosts[home]
         base = f"http://127.0.0.1:{a.info['http_port']}"
-        lead = SyntheticTerminal(base, a.info["lead"], host_addresses=LOOPBACK)
-        terminals.append(lead)
         # A is the only node registered: the lead's join link places the lesson there.
-        await lead.start(start_lesson=True)
-        assert lead.publisher is not None
-        await a.call(op="probe_watch", ssrcs=_watched_ssrcs(lead.publisher))
+        await start_lead(a, base, terminals)
         started = await asyncio.gather(
             *(start_host("sfu", 0, nice, [*common, "--node-id", n]) for n in names[1:]),
             return_exceptions=True,
@@ -226,13 +221,7 @@ async def _run_nodes(
         for index, (code, node) in enumerate(zip(codes, a.info["media_nodes"], strict=True)):
             decode = index >= len(codes) - decoders
             # Every link is opened on A: the receivers' signaling is the home's.
-            terminal = SyntheticTerminal(
-                base, code, host_addresses=LOOPBACK, publish=False, decode=decode
-            )
-            terminals.append(terminal)
-            begun = now_ms()
-            await terminal.start()
-            by_node[node].append(Joined(lambda t=terminal: t.receiver, begun, decode))
+            by_node[node].append(await join_receiver(base, code, decode, terminals))
         point = await _measure_nodes(hosts, by_node, seconds)
         if any(n["join_to_first_frame_ms"]["missing"] for n in point["per_node"]):
             for name, host in hosts.items():

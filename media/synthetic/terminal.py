@@ -216,6 +216,10 @@ class SyntheticTerminal:
     async def _media_up(self) -> None:
         if self._start_lesson and self.joined["lesson"]["state"] != "live":
             await self.request({"type": "start_lesson"})
+        await self._fresh_media(resumed=False)
+
+    async def _fresh_media(self, *, resumed: bool) -> None:
+        """After a join or resume: a new receiver, then publish what the role allows."""
         ice = ice_servers_from(self.joined)
         self.receiver = SyntheticReceiver(
             ice_servers=ice,
@@ -224,10 +228,9 @@ class SyntheticTerminal:
             relay_only=self.relay_only,
         )
         self._receiver_ready.set()
-        allowed = set(self.joined["you"]["publish"])
-        if self.publish and allowed:
+        if self.publish and set(self.joined["you"]["publish"]):
             await self.publish_media(ice)
-        self._went_live(resumed=False)
+        self._went_live(resumed=resumed)
 
     async def resume(self) -> Message:
         """Come back as the same peer after the connection was lost: a new WebSocket,
@@ -241,17 +244,7 @@ class SyntheticTerminal:
         await self._open(self._ws_url)
         self.joined = await self.request({"type": "resume", "version": 1, "resume_token": token})
         self._spawn(self._ping(float(self.joined["heartbeat_interval_s"])))
-        ice = ice_servers_from(self.joined)
-        self.receiver = SyntheticReceiver(
-            ice_servers=ice,
-            host_addresses=self.host_addresses,
-            decode=self.decode,
-            relay_only=self.relay_only,
-        )
-        self._receiver_ready.set()
-        if self.publish and set(self.joined["you"]["publish"]):
-            await self.publish_media(ice)
-        self._went_live(resumed=True)
+        await self._fresh_media(resumed=True)
         return self.joined
 
     # -- coming back by itself (auto_reconnect) --------------------------------------------

@@ -275,13 +275,7 @@ class ClusterMediaPort:
                     self.service.relay_offer(link.out_id, link.lesson_id, wanted)
                 )
                 link.out_open = True
-                while offer is not None:
-                    reply = await self._call(
-                        link.node, "relay_accept", relay_id=link.out_id,
-                        lesson_id=link.lesson_id, offer=offer.to_dict(),
-                    )  # fmt: skip
-                    link.out_map = dict(reply["producers"])
-                    offer = await self._relay(self.service.relay_answer(link.out_id, reply["sdp"]))
+                await self._offer_out(link, offer)
             except MediaError as exc:
                 log.warning("relay %s failed: %s; closing it", link.out_id, exc.message)
                 await self._close_out(link)
@@ -293,16 +287,21 @@ class ClusterMediaPort:
                 return
             try:
                 offer = await self._relay(self.service.relay_resync(link.out_id))
-                while offer is not None:
-                    reply = await self._call(
-                        link.node, "relay_accept", relay_id=link.out_id,
-                        lesson_id=link.lesson_id, offer=offer.to_dict(),
-                    )  # fmt: skip
-                    link.out_map = dict(reply["producers"])
-                    offer = await self._relay(self.service.relay_answer(link.out_id, reply["sdp"]))
+                await self._offer_out(link, offer)
             except MediaError as exc:
                 log.warning("relay %s resync failed: %s; closing it", link.out_id, exc.message)
                 await self._close_out(link)
+
+    async def _offer_out(self, link: _Link, offer: RelayOffer | None) -> None:
+        """Sends relay A->B's offer to B and applies B's answers until no follow-up offer is
+        left. Under ``link.lock``."""
+        while offer is not None:
+            reply = await self._call(
+                link.node, "relay_accept", relay_id=link.out_id,
+                lesson_id=link.lesson_id, offer=offer.to_dict(),
+            )  # fmt: skip
+            link.out_map = dict(reply["producers"])
+            offer = await self._relay(self.service.relay_answer(link.out_id, reply["sdp"]))
 
     async def _sync_in(self, link: _Link, resync: bool = False) -> None:
         """Makes relay B->A carry what B's peers publish (driven from here, over the RPC)."""

@@ -11,26 +11,28 @@ receivers B serves.
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import sys
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from cluster_support import REDIS_URL, MakeBus
-from test_two_nodes import SECRET, Node, admin_token, codes, free_port
+from cluster_support import (
+    MakeBus,
+    Node,
+    admin_headers,
+    codes,
+    gauge,
+    seed_district,
+    start_node,
+    until,
+)
 
 from media.sfu import MediaError, MediaService
 from media.synthetic.peers import SyntheticPublisher, SyntheticReceiver
 from media.synthetic.terminal import SyntheticTerminal
 from server.cluster.media_port import ClusterMediaPort
 from server.cluster.media_rpc import ListenerTee, MediaRpc, request_channel
-from server.db import open_database
-from server.demo import DemoDistrict, seed_demo
-from server.settings import Settings
+from server.demo import DemoDistrict
 from signaling.grants import Role, Source
 from signaling.media_port import PeerInfo, SubscriptionOffer, TrackOffer
 from signaling.policy import Layer, ProducerRef
@@ -41,72 +43,13 @@ pytestmark = [pytest.mark.redis, pytest.mark.timeout(300)]
 LOOPBACK = ["127.0.0.1"]
 
 
-async def start_node(name: str, tmp: Path, database_url: str, prefix: str, **extra: str) -> Node:
-    port = free_port()
-    env = {
-        **os.environ,
-        "TONGKE_REDIS_URL": REDIS_URL,
-        "TONGKE_REDIS_PREFIX": prefix,
-        "TONGKE_NODE_ID": name,
-        "TONGKE_NODE_TTL_S": "3",
-        "TONGKE_DATABASE_URL": database_url,
-        "TONGKE_DATA_DIR": str(tmp / name),
-        "TONGKE_SECRET_KEY": SECRET,
-        "TONGKE_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "TONGKE_MEDIA_ADDRESSES": "127.0.0.1",
-        **extra,
-    }
-    log = tmp / f"{name}.log"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--no-demo",
-        env=env, stdout=log.open("wb"), stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    node = Node(name, port, proc, log)
-    deadline = asyncio.get_running_loop().time() + 90
-    async with httpx.AsyncClient() as http:
-        while True:
-            assert proc.returncode is None, f"{name} exited:\n{log.read_text()[-3000:]}"
-            try:
-                if (await http.get(f"{node.url}/readyz")).status_code == 200:
-                    return node
-            except httpx.TransportError:
-                pass
-            assert asyncio.get_running_loop().time() < deadline, log.read_text()[-3000:]
-            await asyncio.sleep(0.2)
-
-
 @pytest.fixture
-async def district(tmp_path: Path) -> AsyncIterator[tuple[str, DemoDistrict]]:
-    database_url = f"sqlite+aiosqlite:///{(tmp_path / 'shared.db').resolve()}"
-    settings = Settings(data_dir=tmp_path, database_url=database_url, secret_key=SECRET)
-    async with open_database(settings) as db:
-        demo = await seed_demo(db, settings)
-    yield database_url, demo
-
-
-async def gauge(node: Node, name: str) -> float:
-    async with httpx.AsyncClient() as http:
-        text = (await http.get(f"{node.url}/metrics")).text
-    found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
-    assert found is not None, f"{name} missing from {node.name}'s /metrics"
-    return float(found.group(1))
+async def district(tmp_path: Path) -> tuple[str, DemoDistrict]:
+    return await seed_district(tmp_path)
 
 
 async def gauge_is(node: Node, name: str, value: float) -> bool:
     return await gauge(node, name) == value
-
-
-async def until(what: str, check: Callable[[], object], within_s: float = 60.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
 
 
 async def test_receivers_get_the_lead_media_through_node_b(
@@ -114,14 +57,14 @@ async def test_receivers_get_the_lead_media_through_node_b(
 ) -> None:
     database_url, demo = district
     links = codes(demo)
-    a = await start_node("node-a", tmp_path, database_url, prefix, TONGKE_CASCADE_AFTER_PEERS="1")
+    a = await start_node(
+        "node-a", tmp_path, database_url, prefix, env={"TONGKE_CASCADE_AFTER_PEERS": "1"}
+    )
     b = await start_node("node-b", tmp_path, database_url, prefix)
     terminals: list[SyntheticTerminal] = []
     try:
-        token = await admin_token(b, demo)
-        async with httpx.AsyncClient(
-            base_url=b.url, headers={"Authorization": f"Bearer {token}"}
-        ) as admin:
+        headers = await admin_headers(b, demo)
+        async with httpx.AsyncClient(base_url=b.url, headers=headers) as admin:
             # B drains while the lesson is placed, so its home is A.
             assert (await admin.post("/api/cluster/drain")).json()["draining"] is True
             lead = SyntheticTerminal(a.url, links["lead"][0], host_addresses=LOOPBACK)

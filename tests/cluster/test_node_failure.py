@@ -18,103 +18,38 @@ import itertools
 import os
 import shutil
 import signal
-import socket
-import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from cluster_support import REDIS_URL, MakeNode
+from cluster_support import (
+    REDIS_URL,
+    MakeNode,
+    Node,
+    admin_headers,
+    codes,
+    free_port,
+    gauge,
+    seed_district,
+    start_node,
+    until,
+)
 from redis.asyncio import Redis
 
 from media.synthetic.terminal import SyntheticTerminal
-from server.db import open_database
-from server.demo import DemoDistrict, seed_demo
-from server.settings import Settings
+from server.demo import DemoDistrict
 from signaling.redis_bus import TRANSIENT, connect_redis
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(300)]
 
 LOOPBACK = ["127.0.0.1"]
-SECRET = "node-failure-secret-0123456789abcdef0123456789abcdef"
 TTL_S = 3.0
+NODE_ENV = {"TONGKE_NODE_TTL_S": str(TTL_S), "TONGKE_RESUME_WINDOW_S": "10"}
 # What the issue's "bounded time" is here: the heartbeat TTL (the dead home is noticed),
 # the reconnect backoff (at most 2 s between tries), then a join, ICE and a keyframe.
 FAILOVER_BOUND_S = 15.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Node:
-    name: str
-    port: int
-    proc: asyncio.subprocess.Process
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-
-async def start_node(
-    name: str,
-    tmp: Path,
-    database_url: str,
-    prefix: str,
-    redis_url: str,
-    extra_env: dict[str, str] | None = None,
-) -> Node:
-    port = free_port()
-    env = {
-        **os.environ,
-        "TONGKE_REDIS_URL": redis_url,
-        "TONGKE_REDIS_PREFIX": prefix,
-        "TONGKE_NODE_ID": name,
-        "TONGKE_NODE_TTL_S": str(TTL_S),
-        "TONGKE_DATABASE_URL": database_url,
-        "TONGKE_DATA_DIR": str(tmp / name),
-        "TONGKE_SECRET_KEY": SECRET,
-        "TONGKE_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "TONGKE_MEDIA_ADDRESSES": "127.0.0.1",
-        "TONGKE_RESUME_WINDOW_S": "10",
-        **(extra_env or {}),
-    }
-    log = tmp / f"{name}.log"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--no-demo",
-        env=env, stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    node = Node(name, port, proc, log)
-    deadline = time.monotonic() + 90
-    async with httpx.AsyncClient() as http:
-        while True:
-            assert proc.returncode is None, f"{name} exited:\n{log.read_text()[-3000:]}"
-            with contextlib.suppress(httpx.TransportError):
-                if (await http.get(f"{node.url}/readyz")).status_code == 200:
-                    return node
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            await asyncio.sleep(0.2)
-
-
-async def until(condition: Callable[[], bool], within_s: float, what: str) -> float:
-    """Waits for `condition` (polled); returns the seconds it took."""
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < within_s, f"not within {within_s:g}s: {what}"
-        await asyncio.sleep(0.1)
-    return time.monotonic() - start
 
 
 def decoded(terminal: SyntheticTerminal) -> int:
@@ -130,41 +65,9 @@ def on_node(terminal: SyntheticTerminal, node: Node, since: float = 0.0) -> bool
     )
 
 
-def codes(demo: DemoDistrict) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for link in demo.links:
-        role = link.label.split(" ")[1]  # "主讲 lead · ..." -> lead
-        found.setdefault(role, []).append(link.url.rsplit("/", 1)[-1].rsplit("=", 1)[-1])
-    return found
-
-
-async def admin_headers(node: Node, demo: DemoDistrict) -> dict[str, str]:
-    admin = next(a for a in demo.accounts if a.role == "admin")
-    async with httpx.AsyncClient(base_url=node.url) as http:
-        response = await http.post(
-            "/api/auth/login", json={"username": admin.username, "password": admin.password}
-        )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
-
-
-async def metric(node: Node, name: str) -> float:
-    async with httpx.AsyncClient(base_url=node.url) as http:
-        text = (await http.get("/metrics")).text
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in {node.name}'s metrics")
-
-
 @pytest.fixture
 async def district(tmp_path: Path) -> tuple[str, DemoDistrict]:
-    """One SQLite database both nodes use, migrated and seeded here once."""
-    database_url = f"sqlite+aiosqlite:///{(tmp_path / 'shared.db').resolve()}"
-    settings = Settings(data_dir=tmp_path, database_url=database_url, secret_key=SECRET)
-    async with open_database(settings) as db:
-        demo = await seed_demo(db, settings)
-    return database_url, demo
+    return await seed_district(tmp_path)
 
 
 class Cluster:
@@ -181,7 +84,14 @@ class Cluster:
     async def __call__(
         self, name: str, redis_url: str = REDIS_URL, env: dict[str, str] | None = None
     ) -> Node:
-        node = await start_node(name, self.tmp, self.database_url, self.prefix, redis_url, env)
+        node = await start_node(
+            name,
+            self.tmp,
+            self.database_url,
+            self.prefix,
+            redis_url=redis_url,
+            env={**NODE_ENV, **(env or {})},
+        )
         self.nodes.append(node)
         return node
 
@@ -241,7 +151,7 @@ async def lesson_on(
     cluster.terminals.append(receiver)
     await receiver.start()
     assert on_node(lead, home) and on_node(receiver, home)
-    await until(lambda: decoded(receiver) >= 10, 60, "the receiver decodes the lead")
+    await until("the receiver decodes the lead", lambda: decoded(receiver) >= 10, 60)
     return lead, receiver
 
 
@@ -288,21 +198,21 @@ async def test_killing_the_home_node_moves_the_lesson_and_media_resumes(
     peer_id = receiver.joined["peer_id"]
     assert receiver._ws is not None
     receiver._ws.transport.abort()
-    await until(lambda: receiver.reconnects == 1, 15, "the receiver resumed on A")
+    await until("the receiver resumed on A", lambda: receiver.reconnects == 1, 15)
     assert receiver.joins[-1][1:] == (a.ws_url, True) and receiver.joined["peer_id"] == peer_id
 
     a.proc.kill()  # SIGKILL: no goodbye, no release; its registry entry just stops beating
     killed = time.monotonic()
     await a.proc.wait()
     moved_s = await until(
+        "both classrooms rejoined on node B",
         lambda: on_node(lead, b, killed) and on_node(receiver, b, killed),
         FAILOVER_BOUND_S,
-        "both classrooms rejoined on node B",
     )
     await until(
+        "the receiver decodes the lead again, on node B",
         lambda: decoded(receiver) >= 10,
         FAILOVER_BOUND_S - (time.monotonic() - killed),
-        "the receiver decodes the lead again, on node B",
     )
     media_s = time.monotonic() - killed
     print(f"kill -9 of the home: both rejoined on B in {moved_s:.1f}s, media in {media_s:.1f}s")
@@ -364,17 +274,17 @@ async def test_a_node_that_missed_its_heartbeats_hands_its_room_to_the_new_home(
     # A's next heartbeat finds the lesson homed on B: A closes its room (4301) and the
     # classrooms follow their join links to B.
     await until(
+        "both classrooms moved to node B",
         lambda: on_node(lead, b, woke) and on_node(receiver, b, woke),
         FAILOVER_BOUND_S,
-        "both classrooms moved to node B",
     )
-    await until(lambda: decoded(receiver) >= 10, FAILOVER_BOUND_S, "media again, on B")
+    await until("media again, on B", lambda: decoded(receiver) >= 10, FAILOVER_BOUND_S)
     print(f"the stalled home handed its room over in {time.monotonic() - woke:.1f}s")
-    assert await metric(a, "tongke_lessons_moved_away_total") == 1
+    assert await gauge(a, "tongke_lessons_moved_away_total") == 1
     # Closed with 4301 (the lesson moved), so they went straight to the link, not resume.
     assert [code for _, code in lead.drops] == [4301] and not lead.joins[-1][2]
     assert [code for _, code in receiver.drops] == [4301] and not receiver.joins[-1][2]
-    assert await metric(a, "tongke_live_lessons") == 0
+    assert await gauge(a, "tongke_live_lessons") == 0
     assert await redis.hget(f"{prefix}lesson:{demo.lesson_id}", "node") == b"node-b"
     assert a.proc.returncode is None  # A itself lives on and takes other lessons
     # A's part of the recording was stopped and catalogued (the library keeps it).
@@ -484,7 +394,7 @@ async def test_a_redis_restart_keeps_media_flowing_and_signaling_recovers(
             ready = await http.get("/readyz")
         assert grant["ws_url"] == a.ws_url
         assert ready.status_code == 200, ready.text
-        await until(lambda: decoded(receiver) > frames + 10, 10, "media goes on")
+        await until("media goes on", lambda: decoded(receiver) > frames + 10, 10)
         # Nobody had to reconnect: Redis is not on the media or the signaling path.
         assert lead.reconnects == 0 and receiver.reconnects == 0
         assert len(lead.joins) == 1 and len(receiver.joins) == 1

@@ -10,87 +10,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
-import socket
-import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
-from cluster_support import REDIS_URL, fresh_postgres_database
+from cluster_support import (
+    Node,
+    admin_headers,
+    codes,
+    fresh_postgres_database,
+    seed_district,
+    start_node,
+)
 from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
 from media.synthetic.terminal import SyntheticTerminal
-from server.db import open_database
-from server.demo import DemoDistrict, seed_demo
-from server.settings import Settings
+from server.demo import DemoDistrict
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(240)]
 
 LOOPBACK = ["127.0.0.1"]
-SECRET = "two-nodes-secret-0123456789abcdef0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Node:
-    name: str
-    port: int
-    proc: asyncio.subprocess.Process
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-
-async def start_node(name: str, tmp: Path, database_url: str, prefix: str) -> Node:
-    port = free_port()
-    env = {
-        **os.environ,
-        "TONGKE_REDIS_URL": REDIS_URL,
-        "TONGKE_REDIS_PREFIX": prefix,
-        "TONGKE_NODE_ID": name,
-        "TONGKE_NODE_TTL_S": "3",
-        "TONGKE_DATABASE_URL": database_url,
-        "TONGKE_DATA_DIR": str(tmp / name),
-        "TONGKE_SECRET_KEY": SECRET,
-        "TONGKE_PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "TONGKE_MEDIA_ADDRESSES": "127.0.0.1",
-        "TONGKE_RESUME_WINDOW_S": "1",
-        "TONGKE_DRAIN_TIMEOUT_S": "120",
-    }
-    log = tmp / f"{name}.log"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--no-demo",
-        env=env, stdout=log.open("wb"), stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    node = Node(name, port, proc, log)
-    deadline = asyncio.get_running_loop().time() + 90
-    async with httpx.AsyncClient() as http:
-        while True:
-            assert proc.returncode is None, f"{name} exited:\n{log.read_text()[-3000:]}"
-            try:
-                if (await http.get(f"{node.url}/readyz")).status_code == 200:
-                    return node
-            except httpx.TransportError:
-                pass
-            assert asyncio.get_running_loop().time() < deadline, log.read_text()[-3000:]
-            await asyncio.sleep(0.2)
+# Quick resumes; a draining node waits for its lesson to end.
+NODE_ENV = {"TONGKE_RESUME_WINDOW_S": "1", "TONGKE_DRAIN_TIMEOUT_S": "120"}
 
 
 async def stop(node: Node, sig: int = signal.SIGINT) -> int:
@@ -103,38 +48,15 @@ async def stop(node: Node, sig: int = signal.SIGINT) -> int:
 async def district(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[str, DemoDistrict]]:
-    """One database both nodes use, migrated and seeded once here (nodes starting together
-    would race on the migrations; docker/compose.yaml runs them once too)."""
+    """One database both nodes use, seeded once (cluster_support.seed_district)."""
     async with contextlib.AsyncExitStack() as stack:
-        if request.param == "sqlite":
-            database_url = f"sqlite+aiosqlite:///{(tmp_path / 'shared.db').resolve()}"
-        else:
+        database_url = ""
+        if request.param == "postgres":
             try:
                 database_url = await stack.enter_async_context(fresh_postgres_database())
             except (OSError, asyncpg.PostgresError) as exc:
                 pytest.skip(f"PostgreSQL is not reachable: {exc}")
-        settings = Settings(data_dir=tmp_path, database_url=database_url, secret_key=SECRET)
-        async with open_database(settings) as db:
-            district = await seed_demo(db, settings)
-        yield database_url, district
-
-
-def codes(demo: DemoDistrict) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for link in demo.links:
-        role = link.label.split(" ")[1]  # "主讲 lead · ..." -> lead
-        found.setdefault(role, []).append(link.url.rsplit("/", 1)[-1].rsplit("=", 1)[-1])
-    return found
-
-
-async def admin_token(node: Node, demo: DemoDistrict) -> str:
-    admin = next(a for a in demo.accounts if a.role == "admin")
-    async with httpx.AsyncClient(base_url=node.url) as http:
-        response = await http.post(
-            "/api/auth/login", json={"username": admin.username, "password": admin.password}
-        )
-    assert response.status_code == 200, response.text
-    return str(response.json()["token"])
+        yield await seed_district(tmp_path, database_url)
 
 
 async def test_a_receiver_sent_from_node_b_gets_the_lead_media_on_node_a(
@@ -142,12 +64,11 @@ async def test_a_receiver_sent_from_node_b_gets_the_lead_media_on_node_a(
 ) -> None:
     database_url, demo = district
     links = codes(demo)
-    a = await start_node("node-a", tmp_path, database_url, prefix)
-    b = await start_node("node-b", tmp_path, database_url, prefix)
+    a = await start_node("node-a", tmp_path, database_url, prefix, env=NODE_ENV)
+    b = await start_node("node-b", tmp_path, database_url, prefix, env=NODE_ENV)
     terminals: list[SyntheticTerminal] = []
     try:
-        token = await admin_token(b, demo)
-        auth = {"Authorization": f"Bearer {token}"}
+        auth = await admin_headers(b, demo)
         async with httpx.AsyncClient(base_url=b.url, headers=auth) as admin_b:
             view = (await admin_b.get("/api/cluster")).json()
             assert sorted(n["id"] for n in view["nodes"]) == ["node-a", "node-b"]

@@ -29,24 +29,26 @@ def udp() -> Iterator[tuple[socket.socket, socket.socket]]:
     client.close()
 
 
-def prime(probe: ForwardProbe, server: socket.socket, client: socket.socket) -> None:
-    """Turn the socket's kernel timestamps on and give the kernel a moment: until then a
-    datagram may carry no stamp (the probe counts that sample as an error, and the bench
-    drops its warm-up samples)."""
+def primed(udp: tuple[socket.socket, socket.socket], capacity: int, every: int) -> ForwardProbe:
+    """A probe watching WATCHED, with the socket's kernel timestamps on and a moment given
+    to the kernel: until then a datagram may carry no stamp (the probe counts that sample
+    as an error, and the bench drops its warm-up samples)."""
+    server, client = udp
+    probe = ForwardProbe(capacity=capacity, every=every)
+    probe.watch([WATCHED])
     probe.enable_timestamps(server.fileno())
     time.sleep(0.05)
     client.sendto(b"warm-up", server.getsockname())
     server.recv(2048)
     time.sleep(0.05)
+    return probe
 
 
 def test_delay_counts_the_wait_in_the_socket_buffer_and_the_handling(
     udp: tuple[socket.socket, socket.socket],
 ) -> None:
     server, client = udp
-    probe = ForwardProbe(capacity=8, every=1)
-    probe.watch([WATCHED])
-    prime(probe, server, client)
+    probe = primed(udp, capacity=8, every=1)
     handled: list[bytes] = []
 
     def handle(data: bytes, component: int) -> None:
@@ -71,9 +73,7 @@ def test_copies_sent_while_sampling_give_the_mean_copy_delay(
     udp: tuple[socket.socket, socket.socket],
 ) -> None:
     server, client = udp
-    probe = ForwardProbe(capacity=8, every=1)
-    probe.watch([WATCHED])
-    prime(probe, server, client)
+    probe = primed(udp, capacity=8, every=1)
     sent: list[bytes] = []
     send = probe.wrap_send(lambda data, addr: sent.append(data))
 
@@ -99,9 +99,7 @@ def test_only_watched_rtp_is_sampled_one_in_every(
     udp: tuple[socket.socket, socket.socket],
 ) -> None:
     server, client = udp
-    probe = ForwardProbe(capacity=4, every=3)
-    probe.watch([WATCHED])
-    prime(probe, server, client)
+    probe = primed(udp, capacity=4, every=3)
     handled: list[bytes] = []
     probed = probe.wrap(lambda data, component: handled.append(data), server.fileno)
     rtcp = bytes([0x80, 200]) + bytes(6) + WATCHED.to_bytes(4, "big")

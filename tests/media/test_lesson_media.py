@@ -14,9 +14,7 @@ stage and not muted, or explicitly unmuted).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,24 +22,16 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-import uvicorn
-from sqlalchemy import select
 
 from media import aiortc_hooks as hooks
 from media.synthetic.peers import StreamCounters, SyntheticPublisher
 from media.synthetic.terminal import SyntheticTerminal, TerminalError
-from server.settings import Settings
+from server.bench_loss import live_service
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 LOOPBACK = ["127.0.0.1"]
 Message = dict[str, Any]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def wait_until(
@@ -82,66 +72,26 @@ class Lesson:
             )
 
 
-async def _seed(settings: Settings) -> dict[str, list[str]]:
-    from server.db import open_database
-    from server.db.models import JoinLink
-    from server.demo import seed_demo
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    async with open_database(settings) as db:
-        district = await seed_demo(db, settings)
-        async with db.sessions.begin() as session:
-            links = (await session.scalars(select(JoinLink))).all()
-    codes: dict[str, list[str]] = {}
-    for link in links:
-        if link.lesson_id == district.lesson_id and link.revoked_at is None:
-            codes.setdefault(link.role, []).append(link.code)
-    return codes
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def lesson(
     tmp_path_factory: pytest.TempPathFactory, clip_cache: Path
 ) -> AsyncIterator[Lesson]:
-    from server.app import create_app
-
-    port = free_port()
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("lesson-media"),
-        host="127.0.0.1",
-        port=port,
-        seed_demo=False,
-        secret_key="test-secret-0123456789abcdef0123456789abcdef",
-        media_addresses=LOOPBACK,
-    )
-    codes = await _seed(settings)
-    assert len(codes["receiver"]) == 3 and codes["lead"] and codes["patrol"]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    serving = asyncio.create_task(server.serve())
-    await wait_until(lambda: server.started or serving.done(), what="the service starts")
-    assert server.started
-    base = f"http://127.0.0.1:{port}"
-    # The lead counts frames without decoding (three grid streams); receivers decode what
-    # they get, to prove the forwarded media is valid.
-    lead = SyntheticTerminal(base, codes["lead"][0], host_addresses=LOOPBACK)
-    receivers = [
-        SyntheticTerminal(base, code, host_addresses=LOOPBACK, decode=True)
-        for code in codes["receiver"]
-    ]
+    # The bench's in-process service with the demo lesson, without fault injection.
     try:
-        await lead.start(start_lesson=True)
-        for receiver in receivers:
-            await receiver.start()
-        yield Lesson(base, codes, lead, receivers)
+        async with live_service(tmp_path_factory.mktemp("lesson-media"), faults=False) as live:
+            codes = live.codes
+            assert len(codes["receiver"]) == 3 and codes["lead"] and codes["patrol"]
+            # The lead counts frames without decoding (three grid streams); receivers decode
+            # what they get, to prove the forwarded media is valid.
+            lead = live.terminal("lead")
+            receivers = [
+                live.terminal("receiver", n, decode=True) for n in range(len(codes["receiver"]))
+            ]
+            await lead.start(start_lesson=True)
+            for receiver in receivers:
+                await receiver.start()
+            yield Lesson(live.base_url, codes, lead, receivers)
     finally:
-        for terminal in (lead, *receivers):
-            with contextlib.suppress(Exception):
-                await terminal.close()
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(serving, 15)
         # Whatever is still running now outlives the lesson; the module's event loop cancels
         # it at close, and a task that ignores that would hang the run after the last test
         # (outside pytest-timeout). Name such tasks so a hang can be traced.

@@ -18,27 +18,13 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
 from signal_harness import LEAD_ROOM, LESSON_ID, Signal, lesson_info
 
 from media.synthetic.terminal import SyntheticTerminal, TerminalError
-from server.api.links import make_link
-from server.db import open_database
-from server.db.models import (
-    Account,
-    AccountRole,
-    Classroom,
-    ClassroomKind,
-    Lesson,
-    School,
-    SchoolKind,
-    lesson_receivers,
-    utcnow,
-)
+from server.bench_host import seed_bench_lesson
 from server.settings import Settings
 from signaling.grants import Role
 from signaling.hooks import LessonInfo
@@ -61,69 +47,6 @@ ANSWER_WITHIN_S = 60.0
 # The receivers share this process's event loop with the burst's 105 clients (and the lead's
 # sender), so this loop's own lag is added on top: that part is this process's doing.
 MAX_MEDIA_GAP_S = 5.0
-
-
-@dataclass
-class Codes:
-    lead: str
-    receivers: list[str] = field(default_factory=list)
-    patrols: list[str] = field(default_factory=list)
-    lesson_id: str = ""
-
-
-async def _seed(settings: Settings, patrols: int) -> Codes:
-    """One lesson: a lead classroom, RECEIVERS receiving classrooms, `patrols` patrol links."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    async with open_database(settings) as db, db.sessions.begin() as session:
-        central = School(name="城关中心校", kind=SchoolKind.CENTRAL.value, district="示范县")
-        point = School(name="石门教学点", kind=SchoolKind.TEACHING_POINT.value, district="示范县")
-        session.add_all([central, point])
-        await session.flush()
-        lead = Classroom(school_id=central.id, name="录播教室", kind=ClassroomKind.LEAD.value)
-        rooms = [
-            Classroom(school_id=point.id, name=f"教室{n}", kind=ClassroomKind.RECEIVING.value)
-            for n in range(RECEIVERS)
-        ]
-        # Nobody signs in here: the links are the credentials, so no password hashing.
-        teacher = Account(
-            username="t", display_name="王老师", role=AccountRole.TEACHER.value, password_hash="!"
-        )
-        inspector = Account(
-            username="i",
-            display_name="李巡课员",
-            role=AccountRole.INSPECTOR.value,
-            password_hash="!",
-        )
-        session.add_all([lead, *rooms, teacher, inspector])
-        await session.flush()
-        start = utcnow()
-        lesson = Lesson(
-            title="负载",
-            teacher_id=teacher.id,
-            lead_classroom_id=lead.id,
-            scheduled_start=start,
-            scheduled_end=start + timedelta(minutes=45),
-        )
-        session.add(lesson)
-        await session.flush()
-        await session.execute(
-            lesson_receivers.insert(),
-            [
-                {"lesson_id": lesson.id, "classroom_id": room.id, "position": n}
-                for n, room in enumerate(rooms)
-            ],
-        )
-        codes = Codes(
-            lead=(await make_link(session, lesson, Role.LEAD, classroom_id=lead.id)).code,
-            lesson_id=lesson.id,
-        )
-        for room in rooms:
-            link = await make_link(session, lesson, Role.RECEIVER, classroom_id=room.id)
-            codes.receivers.append(link.code)
-        for _ in range(patrols):
-            link = await make_link(session, lesson, Role.PATROL, account_id=inspector.id)
-            codes.patrols.append(link.code)
-    return codes
 
 
 def _free_port() -> int:
@@ -216,7 +139,10 @@ async def test_a_hundred_peers_join_at_once_and_the_node_refuses_past_capacity(
         max_peers=CAPACITY,
     )
     burst_size = CAPACITY - 1 - MEDIA_RECEIVERS + EXTRA
-    codes = await _seed(settings, patrols=burst_size - (RECEIVERS - MEDIA_RECEIVERS))
+    # One lesson: a lead classroom, RECEIVERS receiving classrooms, the rest patrol links.
+    codes = await seed_bench_lesson(
+        settings, RECEIVERS, patrols=burst_size - (RECEIVERS - MEDIA_RECEIVERS)
+    )
     async with _service(settings) as (base, pid), httpx.AsyncClient(base_url=base) as http:
 
         async def metrics(name: str) -> dict[str, float]:

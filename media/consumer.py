@@ -97,7 +97,8 @@ class ConsumerStats:
     nacks_throttled: int = 0  # asked again within an RTT of the last resend: not resent
     key_frame_requests_received: int = 0
     fraction_lost: float = 0.0
-    packets_lost: int = 0
+    packets_lost: int = 0  # cumulative, from the last receiver report
+    highest_sequence: int = 0  # extended highest sequence number of that report
     jitter_ms: float = 0.0
     rtt_ms: float | None = None
     remb_bps: int | None = None
@@ -394,6 +395,7 @@ class Consumer:
         stats = self._stats
         stats.fraction_lost = block.fraction_lost / 256
         stats.packets_lost = block.packets_lost
+        stats.highest_sequence = block.highest_sequence
         stats.jitter_ms = block.jitter * 1000 / self._clock_rate
         if block.lsr and self._last_sr is not None:
             now = ntp_middle32(ntp_from_ms(self._clock() + self._wall_offset_ms))

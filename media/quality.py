@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from media.consumer import Consumer
+from media.consumer import Consumer, ConsumerStats
 from media.producer import Producer
 
 LEVELS = ("poor", "fair", "good")
@@ -58,12 +58,20 @@ class QualityMeter:
         self._last_ms = -1
         self._bytes_in = 0
         self._bytes_out = 0
+        # Per consumer: (cumulative lost, extended highest seq) of the last report seen.
+        self._reports: dict[str, tuple[int, int]] = {}
 
     def sample(
         self, now_ms: int, producers: Iterable[Producer], consumers: Iterable[Consumer]
     ) -> PeerQuality:
         up_streams = [p.stats() for p in producers if not p.closed]
-        down = [c.stats() for c in consumers if not c.closed]
+        open_consumers = [c for c in consumers if not c.closed]
+        down = [c.stats() for c in open_consumers]
+        last, self._reports = self._reports, {}  # closed consumers are forgotten
+        down_loss = [
+            self._interval_loss(c.id, s, last.get(c.id))
+            for c, s in zip(open_consumers, down, strict=True)
+        ]
         bytes_in = sum(s.bytes_received for s in up_streams)
         bytes_out = sum(s.bytes_sent for s in down)
         rate_in = rate_out = 0
@@ -80,7 +88,7 @@ class QualityMeter:
         )
         rtts = [s.rtt_ms for s in down if s.rtt_ms is not None]
         downstream = StreamQuality(
-            loss=max((s.fraction_lost for s in down), default=0.0),
+            loss=max(down_loss, default=0.0),
             jitter_ms=max((s.jitter_ms for s in down), default=0.0),
             rtt_ms=max(rtts) if rtts else None,
             bitrate_bps=rate_out,
@@ -88,3 +96,19 @@ class QualityMeter:
         )
         level = LEVELS[min(level_of(upstream), level_of(downstream))]
         return PeerQuality(upstream, downstream, level)
+
+    def _interval_loss(
+        self, consumer_id: str, stats: ConsumerStats, last: tuple[int, int] | None
+    ) -> float:
+        """The loss over every report since the last sample, from the reports' cumulative
+        counters; a burst then a clean report (a capped link the SFU already moved to the
+        low layer) still shows. With no new report, the last report's fraction."""
+        now = (stats.packets_lost, stats.highest_sequence)
+        self._reports[consumer_id] = now
+        if last is None:
+            return stats.fraction_lost
+        expected = (now[1] - last[1]) & 0xFFFFFFFF
+        if expected == 0 or expected >= 0x80000000:
+            return stats.fraction_lost
+        lost = max(0, now[0] - last[0])
+        return min(1.0, lost / expected)

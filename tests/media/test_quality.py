@@ -45,3 +45,25 @@ def test_closed_streams_are_left_out():
     producer.close()
     q = QualityMeter().sample(clock.now, [producer], [])
     assert q.upstream.streams == 0 and q.level == "good"
+
+
+def test_downstream_loss_covers_every_report_since_the_last_sample():
+    """A burst in one report and a clean one after it (the link was moved to the low layer)
+    still reads as loss over the sample's interval."""
+    clock = Clock()
+    router = Router("r", clock=clock)
+    router.create_producer("p", "video", "camera", "main", params(), RecordingSink())
+    consumer = router.create_consumer("c", "p", params(ssrc=5000), RecordingSink())
+    meter = QualityMeter()
+    consumer.receive_receiver_report(RtcpReportBlock(5000, packets_lost=0, highest_sequence=1000))
+    assert meter.sample(clock.advance(2000), [], [consumer]).downstream.loss == 0.0
+    # 60 of 200 lost, then a report with no new loss and fraction 0.
+    consumer.receive_receiver_report(
+        RtcpReportBlock(5000, fraction_lost=77, packets_lost=60, highest_sequence=1200)
+    )
+    consumer.receive_receiver_report(
+        RtcpReportBlock(5000, fraction_lost=0, packets_lost=60, highest_sequence=1300)
+    )
+    assert meter.sample(clock.advance(2000), [], [consumer]).downstream.loss == 0.2
+    # No report since: the last report's fraction.
+    assert meter.sample(clock.advance(2000), [], [consumer]).downstream.loss == 0.0

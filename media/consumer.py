@@ -161,9 +161,10 @@ class Consumer:
         self._guard_seq = 0
         self._segments: list[Segment] = []  # newest last
         self._last_sr: tuple[int, int] | None = None  # (compact NTP, now_ms) of our last SR
-        # When each outgoing seq was last resent (a ring by seq; see RESEND_RING).
-        self._resent_seq = [-1] * RESEND_RING
-        self._resent_at = [0] * RESEND_RING
+        # When each outgoing seq was last resent (a ring by seq; see RESEND_RING), made at
+        # the first NACK: most consumers (audio, clean links) never need its 8 KB.
+        self._resent_seq: list[int] = []
+        self._resent_at: list[int] = []
 
     @staticmethod
     def mismatch(params: RtpParameters, producer: Producer) -> str:
@@ -333,6 +334,8 @@ class Consumer:
         interval = (
             max(RESEND_MIN_INTERVAL_MS, rtt) if rtt is not None else RESEND_DEFAULT_INTERVAL_MS
         )
+        if not self._resent_seq:
+            self._resent_seq, self._resent_at = [-1] * RESEND_RING, [0] * RESEND_RING
         resent_seq, resent_at = self._resent_seq, self._resent_at
         for out_seq in seqs:
             stats.nacks_received += 1

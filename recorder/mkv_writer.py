@@ -36,6 +36,11 @@ def track_suffix(mime_type: str) -> str:
     return ".webm" if mime_type.lower() in WEBM_CODECS else ".mkv"
 
 
+def container_format(mime_type: str) -> str:
+    """The FFmpeg muxer for a track file of this codec: ``webm`` or ``matroska``."""
+    return "webm" if mime_type.lower() in WEBM_CODECS else "matroska"
+
+
 class CodecLike(Protocol):
     """What the recorder needs of a codec (media.codecs.CodecInfo fits)."""
 
@@ -149,7 +154,7 @@ class MkvWriter:
             width, height = access_unit_dimensions(frame.data)
             kwargs = {"width": width, "height": height}
         options = {"cluster_time_limit": str(self._cluster_ms), "flush_packets": "1"}
-        kind = "webm" if self._mime in WEBM_CODECS else "matroska"
+        kind = container_format(self._mime)
         self._container = av.open(str(self._path), "w", format=kind, options=options)
         self._synced_at = frame.arrival
         rate = self._clock_rate if self._mime.startswith("audio/") else None

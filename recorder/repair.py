@@ -18,7 +18,7 @@ from pathlib import Path
 
 import av
 
-from recorder.mkv_writer import WEBM_CODECS
+from recorder.mkv_writer import container_format
 from recorder.sidecar import (
     RecordingState,
     file_sha256,
@@ -62,8 +62,7 @@ def repair(sidecar: Path) -> RepairResult:
     path = sidecar.with_name(data["file"])
     tmp = path.with_name(path.stem + ".repair" + path.suffix)
     packets, duration, error = 0, 0.0, None
-    mime = str((data.get("codec") or {}).get("mime_type", "")).lower()
-    kind = "webm" if mime in WEBM_CODECS else "matroska"
+    kind = container_format(str((data.get("codec") or {}).get("mime_type", "")))
     if path.exists() and path.stat().st_size > 0:
         try:
             packets, duration = _remux(path, tmp, kind)

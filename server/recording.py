@@ -106,9 +106,6 @@ class RecordingController:
         self._peers.setdefault(lesson_id, {})[peer_id] = (classroom_id, role)
         self._reconcile(lesson_id)
 
-    def forget_peer(self, lesson_id: str, peer_id: str) -> None:
-        self._peers.get(lesson_id, {}).pop(peer_id, None)
-
     def producer_added(self, info: ProducerInfo) -> None:
         self._reconcile(info.lesson_id)
 

@@ -89,10 +89,6 @@ class IceServerIssuer:
             settings.turn_ttl_s,
         )
 
-    @property
-    def issues_turn(self) -> bool:
-        return bool(self._turn_urls)
-
     def for_user(self, user: str) -> list[IceServer]:
         servers = list(self._static)
         if self._turn_urls:

@@ -105,6 +105,14 @@ class MediaPort(Protocol):
         """Releases every transport, producer and consumer of the peer. Idempotent."""
         ...
 
+    def last_heard_ms(self, peer_id: str) -> int | None:
+        """Monotonic ms of the peer's last incoming packet; None when it sends no media."""
+        ...
+
+    def clear_faults(self, peer_id: str) -> None:
+        """Drops a fault drill's media faults of the peer (it left for good). Idempotent."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -126,6 +134,12 @@ class NullMediaPort:
         raise MediaError(ErrorCode.MEDIA_UNAVAILABLE, "No media plane runs on this node.")
 
     async def close_peer(self, peer: PeerInfo) -> None:
+        return None
+
+    def last_heard_ms(self, peer_id: str) -> int | None:
+        return None
+
+    def clear_faults(self, peer_id: str) -> None:
         return None
 
     async def close(self) -> None:

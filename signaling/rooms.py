@@ -150,10 +150,9 @@ class RoomManager:
     def media_silence_s(self, session: Session) -> float | None:
         """Seconds since the session's peer last sent media (None: no media to judge by)."""
         peer = session.peer
-        heard = getattr(self.media, "last_heard_ms", None)
-        if peer is None or heard is None:
+        if peer is None:
             return None
-        last = heard(peer.peer_id)
+        last = self.media.last_heard_ms(peer.peer_id)
         return None if last is None else max(0.0, (now_ms() - last) / 1000.0)
 
     async def session_ended(self, session: Session) -> None:
@@ -259,9 +258,7 @@ class RoomManager:
         self.stats.peers[peer.role.value] -= 1
         if self.faults is not None:  # a drill's faults outlive a resume, not the peer
             self.faults.clear(peer.peer_id)
-        clear_media = getattr(self.media, "clear_faults", None)
-        if clear_media is not None:
-            clear_media(peer.peer_id)
+        self.media.clear_faults(peer.peer_id)
 
     def _room_changed(self, room: Room) -> None:
         if room.state is LessonState.ENDED:

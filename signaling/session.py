@@ -61,6 +61,10 @@ class SessionHandler(Protocol):
 
     async def session_ended(self, session: Session) -> None: ...
 
+    def media_silence_s(self, session: Session) -> float | None:
+        """Seconds since the session's peer last sent media; None: no media to judge by."""
+        ...
+
 
 class TokenBucket:
     def __init__(self, rate_per_s: float, burst: int, now: float) -> None:
@@ -208,9 +212,8 @@ class Session:
         loop = self._loop
         started = loop.time()
         timeout = self.config.heartbeat_timeout_s
-        quick = getattr(self.config, "silence_timeout_s", 0.0)
-        media_silence = getattr(handler, "media_silence_s", None)
-        if media_silence is None or not 0 < quick < timeout:
+        quick = self.config.silence_timeout_s
+        if not 0 < quick < timeout:
             quick = 0.0
         while True:
             waited = loop.time() - started
@@ -224,7 +227,7 @@ class Session:
             if done:
                 return
             if quick and loop.time() - started >= quick:
-                silent = media_silence(self)
+                silent = handler.media_silence_s(self)
                 if silent is not None and silent >= quick:
                     raise TimeoutError
 

@@ -95,9 +95,7 @@ class SfuMediaPort:
         self._observers.append(observer)
 
     async def publish(self, peer: PeerInfo, sdp: str, tracks: Sequence[TrackOffer]) -> str:
-        self._peers[peer.peer_id] = peer
-        for observer in self._observers:
-            self._safely(observer.peer_seen, peer)
+        self.remember(peer)
         specs = [TrackSpec(t.mid, t.source.value, t.layer.value) for t in tracks]
         try:
             result = await self.service.publish(peer.lesson_id, peer.peer_id, sdp, specs)
@@ -141,8 +139,8 @@ class SfuMediaPort:
         return pid
 
     def remember(self, peer: PeerInfo) -> None:
-        """A peer whose media lives on another node (server/cluster/media_port.py): its
-        producers relayed here are announced to the room with its role and classroom."""
+        """A publisher (here, or on another node: server/cluster/media_port.py): its producers
+        are announced to the room with its role and classroom."""
         self._peers[peer.peer_id] = peer
         for observer in self._observers:
             self._safely(observer.peer_seen, peer)
@@ -216,12 +214,13 @@ class SfuMediaPort:
                 info.peer_id,
                 source,
                 asked.get((info.peer_id, source), Layer(info.layer)),
-                self._classroom_of(info.peer_id),
+                self.classroom_of(info.peer_id),
             )
             consumers.append(OfferedConsumer(consumer.id, consumer.mid, ref))
         return SubscriptionOffer(result.sdp, tuple(consumers))
 
-    def _classroom_of(self, peer_id: str) -> str | None:
+    def classroom_of(self, peer_id: str) -> str | None:
+        """The classroom of a peer this port has seen publish, subscribe or be remembered."""
         peer = self._peers.get(peer_id)
         return peer.classroom_id if peer is not None else None
 

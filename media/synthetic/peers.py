@@ -408,23 +408,23 @@ class SyntheticReceiver:
             stats.first_packet_ms = hooks.now_ms()
         stats.packets += 1
         stats.bytes += len(data)
+        key = False
         if stats.kind == "video":
             key = self._detectors.get(ssrc, vp8_starts_keyframe)(data[offset:])
             stats.keyframes += key
             if stats.first_frame_keyframe is None:
                 stats.first_frame_keyframe = key
-            if key and stats.first_frame_ms < 0:
-                stats.key_start = -2  # set to this packet's extended seq below
-        if data[1] & 0x80:
+        marker = bool(data[1] & 0x80)
+        if marker:
             stats.frames += 1
         self._add_seq(stats, seq)
-        if stats.first_frame_ms < 0 and stats.key_start != -1:
-            self._check_first_frame(stats, seq, bool(data[1] & 0x80))
+        if stats.first_frame_ms < 0 and (key or stats.key_start >= 0):
+            self._check_first_frame(stats, seq, key, marker)
 
     @staticmethod
-    def _check_first_frame(stats: StreamCounters, seq: int, marker: bool) -> None:
-        extended = stats.cycles * 65536 + seq
-        if stats.key_start == -2:
+    def _check_first_frame(stats: StreamCounters, seq: int, key: bool, marker: bool) -> None:
+        extended = stats.cycles * 65536 + seq  # as _add_seq just stored it
+        if key:
             stats.key_start = extended
         if marker and all(s in stats.seqs for s in range(stats.key_start, extended + 1)):
             stats.first_frame_ms = hooks.now_ms()

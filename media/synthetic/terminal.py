@@ -26,6 +26,7 @@ from aiortc import RTCIceServer
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from media.sfu_types import ice_servers_from
 from media.synthetic.peers import SyntheticPublisher, SyntheticReceiver
 
 Message = dict[str, Any]
@@ -42,6 +43,10 @@ FINAL_ERRORS = frozenset(
         "link_not_found", "link_revoked", "link_expired",
     }
 )  # fmt: skip
+# A request unanswered this long fails (a slow join under load included).
+REQUEST_TIMEOUT_S = 30.0
+# The longest wait between two reconnect attempts.
+MAX_BACKOFF_S = 2.0
 # What a node that is down, restarting or unreachable raises on the way in.
 _UNREACHABLE = (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, httpx.HTTPError)
 
@@ -61,14 +66,6 @@ def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def ice_servers_from(joined: Message) -> list[RTCIceServer]:
-    """The ``joined`` reply's ICE servers (STUN/TURN with credentials) as aiortc objects."""
-    return [
-        RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
-        for s in joined.get("ice_servers", [])
-    ]
-
-
 class SyntheticTerminal:
     """One synthetic terminal. ``publish=False`` joins without sending media."""
 
@@ -81,11 +78,9 @@ class SyntheticTerminal:
         publish: bool = True,
         decode: bool = False,
         codec: str = "vp8",
-        request_timeout_s: float = 30.0,
         relay_only: bool = False,
         auto_reconnect: bool = False,
         fallback_urls: Sequence[str] = (),
-        max_backoff_s: float = 2.0,
         connect_timeout_s: float | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -98,9 +93,8 @@ class SyntheticTerminal:
         # On a dropped connection (or close 4301, the lesson moved): resume on the same node
         # while the resume window allows, else open the join link again (which names the
         # lesson's current home, placed again if its node died), join, republish and
-        # resubscribe; with backoff up to max_backoff_s. `events` run on across connections.
+        # resubscribe; with backoff up to MAX_BACKOFF_S. `events` run on across connections.
         self.auto_reconnect = auto_reconnect
-        self.max_backoff_s = max_backoff_s
         self.reconnects = 0
         # Every successful join or resume: (monotonic time, WebSocket URL, resumed).
         self.joins: list[tuple[float, str, bool]] = []
@@ -113,7 +107,6 @@ class SyntheticTerminal:
         self.publish = publish
         self.decode = decode
         self.codec = codec
-        self.request_timeout_s = request_timeout_s
         # Media only through the TURN servers of ``joined.ice_servers`` (iceTransportPolicy relay).
         self.relay_only = relay_only
         self.publisher: SyntheticPublisher | None = None
@@ -131,7 +124,6 @@ class SyntheticTerminal:
         self._start_lesson = False
         # True from a completed join/resume (media up) until the connection drops.
         self._live = False
-        self._lost_at = 0.0
         self._closing = False
         self._reader: asyncio.Task[None] | None = None
         self._reconnector: asyncio.Task[None] | None = None
@@ -220,7 +212,8 @@ class SyntheticTerminal:
 
     async def _fresh_media(self, *, resumed: bool) -> None:
         """After a join or resume: a new receiver, then publish what the role allows."""
-        ice = ice_servers_from(self.joined)
+        # The ``joined`` reply's STUN/TURN servers, credentials included.
+        ice = ice_servers_from(self.joined.get("ice_servers", []))
         self.receiver = SyntheticReceiver(
             ice_servers=ice,
             host_addresses=self.host_addresses,
@@ -259,8 +252,7 @@ class SyntheticTerminal:
         if not self._live:
             return  # a join or resume in progress: whoever runs it sees the failure
         self._live = False
-        self._lost_at = time.monotonic()
-        self.drops.append((self._lost_at, self.closed_code))
+        self.drops.append((time.monotonic(), self.closed_code))
         if not self.auto_reconnect or self._closing or self.closed_code in FINAL_CLOSE_CODES:
             return
         if self._reconnector is None or self._reconnector.done():
@@ -269,7 +261,7 @@ class SyntheticTerminal:
     def _may_resume(self) -> bool:
         window = float(self.joined.get("resume_window_s", 0))
         return bool(self.joined.get("resume_token")) and (
-            time.monotonic() - self._lost_at < window - 0.5
+            time.monotonic() - self.drops[-1][0] < window - 0.5
         )
 
     async def _reconnect(self) -> None:
@@ -281,7 +273,7 @@ class SyntheticTerminal:
             # After 4301 the old node has no room for us any more: straight to the link.
             moved = moved or self.closed_code == MOVED_CLOSE_CODE
             attempt += 1
-            delay = min(self.max_backoff_s, 0.1 * 2 ** (attempt - 1))
+            delay = min(MAX_BACKOFF_S, 0.1 * 2 ** (attempt - 1))
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # jitter: no thundering herd
             try:
                 await self._come_back(resume=not moved and self._may_resume())
@@ -341,7 +333,7 @@ class SyntheticTerminal:
         future = self._waiting[ident] = asyncio.get_running_loop().create_future()
         try:
             await self.send({**message, "id": ident})
-            reply = await asyncio.wait_for(future, self.request_timeout_s)
+            reply = await asyncio.wait_for(future, REQUEST_TIMEOUT_S)
         finally:
             self._waiting.pop(ident, None)
         if reply["type"] == "error":

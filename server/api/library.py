@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from recorder.mkv_writer import WEBM_CODECS  # Matroska with these codecs is WebM
 from server.api.errors import ErrorResponse, not_found
 from server.auth import CurrentPrincipal, State
 from server.db.models import (
@@ -34,9 +35,6 @@ router = APIRouter(prefix="/library", tags=["library"])
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 416, 422)
 }
-
-# Matroska with these codecs is what WebM allows: browsers play it as video/webm.
-WEBM_CODECS = {"video/vp8", "video/vp9", "audio/opus"}
 
 
 class RecordingOut(BaseModel):

@@ -109,7 +109,7 @@ async def join_cascade(
             await watcher
 
     stack.push_async_callback(stop_watching)
-    collector = CascadeCollector(port.service, port)
+    collector = CascadeCollector(port)
     metrics.registry.register(collector)
     stack.callback(metrics.registry.unregister, collector)
     return rpc

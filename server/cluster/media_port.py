@@ -74,7 +74,6 @@ class _Link:
     out_id: str
     in_id: str
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    out_map: dict[str, str] = field(default_factory=dict)  # home id -> edge id
     out_open: bool = False
     in_open: bool = False
 
@@ -86,7 +85,6 @@ class ClusterMediaPort:
         self.rpc: MediaRpc | None = None
         self._pick: Picker | None = None
         self._listener: MediaListener | None = None
-        self._infos: dict[str, PeerInfo] = {}
         self._local_peers: set[str] = set()
         self._remotes: dict[str, _Remote] = {}
         self._links: dict[tuple[str, str], _Link] = {}
@@ -180,9 +178,13 @@ class ClusterMediaPort:
         # A peer served elsewhere is judged by its heartbeats alone.
         return None if peer_id in self._remotes else self.local.last_heard_ms(peer_id)
 
+    def clear_faults(self, peer_id: str) -> None:
+        # RoomManager clears a gone peer's drill faults through the port (the admin API
+        # sets them on this node's MediaService); without this a cluster node kept them.
+        self.local.clear_faults(peer_id)
+
     async def close_peer(self, peer: PeerInfo) -> None:
         self._local_peers.discard(peer.peer_id)
-        self._infos.pop(peer.peer_id, None)
         remote = self._remotes.pop(peer.peer_id, None)
         if remote is None:
             await self.local.close_peer(peer)
@@ -212,7 +214,6 @@ class ClusterMediaPort:
     # Where a peer's media lives ------------------------------------------------------------
 
     async def _remote(self, peer: PeerInfo) -> _Remote | None:
-        self._infos[peer.peer_id] = peer
         remote = self._remotes.get(peer.peer_id)
         if remote is not None or peer.peer_id in self._local_peers:
             return remote
@@ -300,7 +301,6 @@ class ClusterMediaPort:
                 link.node, "relay_accept", relay_id=link.out_id,
                 lesson_id=link.lesson_id, offer=offer.to_dict(),
             )  # fmt: skip
-            link.out_map = dict(reply["producers"])
             offer = await self._relay(self.service.relay_answer(link.out_id, reply["sdp"]))
 
     async def _sync_in(self, link: _Link, resync: bool = False) -> None:
@@ -335,7 +335,6 @@ class ClusterMediaPort:
 
     async def _close_out(self, link: _Link) -> None:
         link.out_open = False
-        link.out_map = {}
         await self.service.close_relay(link.out_id)
         await self._quietly(link.node, "close_relay", relay_id=link.out_id)
 
@@ -445,12 +444,12 @@ class ClusterMediaPort:
             return None
         consumers = []
         for c in raw["consumers"]:
-            peer = self._infos.get(c["peer_id"])
+            # Its publisher went through publish() here, so the local port knows it.
             ref = ProducerRef(
                 c["peer_id"],
                 Source(c["source"]),
                 Layer(c["layer"]),
-                None if peer is None else peer.classroom_id,
+                self.local.classroom_of(c["peer_id"]),
             )
             consumers.append(OfferedConsumer(c["consumer_id"], c["mid"], ref))
         return SubscriptionOffer(raw["sdp"], tuple(consumers))
@@ -472,12 +471,11 @@ class ClusterMediaPort:
 class CascadeCollector(Collector):
     """Relay figures on /metrics: a home node sends one stream per relayed producer."""
 
-    def __init__(self, service: MediaService, port: ClusterMediaPort) -> None:
-        self.service = service
+    def __init__(self, port: ClusterMediaPort) -> None:
         self.port = port
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        stats = self.service.stats()
+        stats = self.port.service.stats()
         for key, text in (
             ("relays_out", "Cascade relays from this node (home end)"),
             ("relays_in", "Cascade relays into this node (edge end)"),

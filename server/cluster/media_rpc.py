@@ -91,7 +91,6 @@ class MediaRpc:
         self.accepted: dict[str, str] = {}  # edge ends here: relay -> the home driving it
         self._tasks: set[asyncio.Task[Any]] = set()
         self._readers: list[asyncio.Task[None]] = []
-        self.calls = 0
         self.timeouts = 0
         self._closed = False
 
@@ -171,7 +170,6 @@ class MediaRpc:
         rid = uuid.uuid4().hex
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[rid] = future
-        self.calls += 1
         try:
             await self.bus.publish(
                 request_channel(node_id),
@@ -309,7 +307,7 @@ class MediaRpc:
         parsed = RelayOffer.from_dict(offer)
         self.accepted[relay_id] = origin
         answer = await self.service.relay_accept(relay_id, lesson_id, parsed.sdp, parsed.tracks)
-        return {"sdp": answer, "producers": self.relay_map(relay_id)}
+        return {"sdp": answer}
 
     async def op_close_relay(self, origin: str, relay_id: str) -> None:
         self.drivers.pop(relay_id, None)
@@ -318,10 +316,6 @@ class MediaRpc:
 
     async def op_stats(self, origin: str) -> dict[str, int]:
         return self.service.stats()
-
-    def relay_map(self, relay_id: str) -> dict[str, str]:
-        """The edge end's home producer id -> local producer id."""
-        return {o: i.id for o, i in self.service.relay_producers(relay_id).items()}
 
     # -- the local service's events (through ListenerTee) -----------------------------------
 

@@ -9,7 +9,6 @@ twice returns the existing row: crash repair and a normal stop may both see it.
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,10 +23,6 @@ from recorder.rendition import TitleCard
 from recorder.sidecar import RecordingState, read_sidecar
 from server.db import Database
 from server.db.models import Classroom, Lesson, LibraryRecording
-
-log = logging.getLogger("tongke.library")
-
-RENDITION_VIDEO = "rendition/lesson.mp4"
 
 
 @dataclass(frozen=True, slots=True)

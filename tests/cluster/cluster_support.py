@@ -13,17 +13,15 @@ import re
 import socket
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from redis.asyncio import Redis
-from sqlalchemy.engine import make_url
+from shared_support import new_database_name, postgres_admin, postgres_database_url
 
 from server.db import open_database
 from server.demo import DemoDistrict, seed_demo
@@ -31,33 +29,19 @@ from server.settings import Settings
 from signaling.redis_bus import RedisBus
 
 REDIS_URL = os.environ.get("TONGKE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-POSTGRES_URL = os.environ.get(
-    "TONGKE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 # The secret every node of a test and its seeded district share (join links are signed).
 SECRET = "cluster-secret-0123456789abcdef0123456789abcdef"
-
-
-async def _postgres_admin(statement: str) -> None:
-    url = make_url(POSTGRES_URL)
-    connection = await asyncpg.connect(
-        host=url.host, port=url.port, user=url.username, database=url.database
-    )
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 @asynccontextmanager
 async def fresh_postgres_database() -> AsyncIterator[str]:
     """A new, empty PostgreSQL database (dropped afterwards); raises OSError if unreachable."""
-    name = f"tongke_cluster_{uuid.uuid4().hex[:12]}"
-    await _postgres_admin(f'CREATE DATABASE "{name}"')
+    name = new_database_name("tongke_cluster")
+    await postgres_admin(f'CREATE DATABASE "{name}"')
     try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        yield postgres_database_url(name)
     finally:
-        await _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def delete_prefix(redis: Redis, prefix: str) -> None:

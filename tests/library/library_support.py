@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -12,10 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
-import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import make_url
+from shared_support import fresh_postgres_database
 
 from server.accounts_cli import create_account
 from server.app import create_app
@@ -26,9 +23,6 @@ from server.state import AppState
 T = TypeVar("T")
 
 PASSWORD = "correct horse battery"
-POSTGRES_URL = os.environ.get(
-    "TONGKE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 
 
 def settings_for(data_dir: Path, database_url: str = "") -> Settings:
@@ -41,31 +35,13 @@ def settings_for(data_dir: Path, database_url: str = "") -> Settings:
     )
 
 
-async def _admin(statement: str) -> None:
-    url = make_url(POSTGRES_URL)
-    connection = await asyncpg.connect(
-        host=url.host, port=url.port, user=url.username, database=url.database
-    )
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @contextmanager
 def database_url(backend: str, data_dir: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield ""
         return
-    name = f"tongke_library_{uuid.uuid4().hex[:12]}"
-    try:
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}")
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_postgres_database("tongke_library") as url:
+        yield url
 
 
 @dataclass

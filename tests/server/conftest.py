@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -12,11 +11,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import make_url
+from shared_support import fresh_postgres_database
 
 from server.accounts_cli import create_account
 from server.app import create_app
@@ -26,11 +24,6 @@ from server.state import AppState
 T = TypeVar("T")
 
 PASSWORD = "correct horse battery"
-
-# The server the tests may create databases on (trust auth, database `test`).
-POSTGRES_URL = os.environ.get(
-    "TONGKE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -45,31 +38,6 @@ def _light_argon2() -> Iterator[None]:
             PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
         )
         yield
-
-
-async def _admin_execute(statement: str) -> None:
-    url = make_url(POSTGRES_URL)
-    connection = await asyncpg.connect(
-        host=url.host, port=url.port, user=url.username, database=url.database
-    )
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-@contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database for one test (or module); dropped afterwards."""
-    name = f"tongke_test_{uuid.uuid4().hex[:12]}"
-    try:
-        asyncio.run(_admin_execute(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}")
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @contextmanager

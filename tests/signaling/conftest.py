@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from signal_harness import FAST, Signal
+from signal_harness import FAST, RecordingMedia, Signal
 
 from signaling.rooms import RoomConfig
 
@@ -30,3 +30,14 @@ async def make_signal() -> AsyncIterator[Callable[..., Signal]]:
     yield make
     for s in made:
         await s.aclose()
+
+
+@pytest.fixture
+def media() -> RecordingMedia:
+    return RecordingMedia()
+
+
+@pytest.fixture
+def lesson(make_signal: Callable[..., Signal], media: RecordingMedia) -> Signal:
+    """A lesson whose media plane is the RecordingMedia stand-in."""
+    return make_signal(media=media)

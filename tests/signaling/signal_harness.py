@@ -205,6 +205,12 @@ class RecordingMedia:
         self.closed.append(peer.peer_id)
         self.subscriptions.pop(peer.peer_id, None)
 
+    def last_heard_ms(self, peer_id: str) -> int | None:
+        return None  # no media flows here: peers are judged by their WebSocket alone
+
+    def clear_faults(self, peer_id: str) -> None:
+        return None
+
     async def close(self) -> None:
         return None
 

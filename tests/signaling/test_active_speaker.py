@@ -6,20 +6,7 @@ tests/media/test_lesson_media.py drives the same path from real audio levels.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import pytest
 from signal_harness import LESSON_ID, RecordingMedia, Signal
-
-
-@pytest.fixture
-def media() -> RecordingMedia:
-    return RecordingMedia()
-
-
-@pytest.fixture
-def lesson(make_signal: Callable[..., Signal], media: RecordingMedia) -> Signal:
-    return make_signal(media=media)
 
 
 def speakers(messages: list[dict]) -> list[tuple[str | None, str | None]]:

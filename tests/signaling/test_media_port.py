@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -32,16 +31,6 @@ LEAD_TRACKS = [
     {"mid": "2", "source": "mic"},
 ]
 RECEIVER_TRACKS = [{"mid": "0", "source": "camera"}, {"mid": "1", "source": "mic"}]
-
-
-@pytest.fixture
-def media() -> RecordingMedia:
-    return RecordingMedia()
-
-
-@pytest.fixture
-def lesson(make_signal: Callable[..., Signal], media: RecordingMedia) -> Signal:
-    return make_signal(media=media)
 
 
 async def test_a_publish_is_answered_and_the_receivers_are_offered_the_lead(

@@ -114,6 +114,7 @@ export function topbar({ title = "", account = undefined, onLogout } = {}) {
   );
   if (account === null) right.append(h("a", { class: "btn", href: "/login/", "data-i18n": "nav.login" }));
   if (account) {
+    right.append(h("a", { href: "/library/", "data-i18n": "nav.library" }));
     right.append(h("span", { class: "muted small" }, account.display_name));
     right.append(h("button", { type: "button", id: "logout", "data-i18n": "nav.logout", onclick: onLogout }));
   }

@@ -11,8 +11,10 @@ What is hooked, and why:
   queue, so aiortc's DTLS loop keeps working (handshake, close alerts). SRTP that arrives
   before this side's handshake has produced the keys is held (aiortc would drop it) and
   handed over, in order, ahead of the first packet after the keys exist.
-- Sending: ``RTCDtlsTransport._tx_srtp.protect`` / ``protect_rtcp`` and the nominated candidate
-  pair's datagram transport (``Connection._nominated[1].protocol.transport.sendto``), all sync.
+- Sending: ``RTCDtlsTransport._tx_srtp`` and the nominated candidate pair's datagram transport
+  (``Connection._nominated[1].protocol.transport.sendto``), all sync. RTP is protected through
+  pylibsrtp's session internals (``_srtp``, ``_cdata``, ``_buffer``; pylibsrtp pinned too):
+  its public ``protect`` allocates and checks per call, a third of its cost per copy.
 - ``RTCRtpSender.send`` / ``RTCRtpReceiver.receive`` (instance attributes) are replaced so the
   server never starts aiortc's encode/decode loops nor its own SR/RR for those streams.
 - aioice skips 127.0.0.1 when gathering host candidates (``aioice.ice.get_host_addresses``);
@@ -22,6 +24,8 @@ What is hooked, and why:
 
 from __future__ import annotations
 
+import asyncio
+import importlib.metadata
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -33,10 +37,13 @@ from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
 from aiortc.sdp import MediaDescription, SessionDescription
+from pylibsrtp._binding import ffi as srtp_ffi
+from pylibsrtp._binding import lib as srtp_lib
 
 logger = logging.getLogger(__name__)
 
 AIORTC_VERSION = "1.16.0"
+PYLIBSRTP_VERSION = "1.0.0"
 
 RtpHandler = Callable[[bytes, int], None]
 RtcpHandler = Callable[[bytes], None]
@@ -47,6 +54,11 @@ def check_version() -> None:
     if aiortc.__version__ != AIORTC_VERSION:
         raise RuntimeError(
             f"tongke's media hooks need aiortc {AIORTC_VERSION}, found {aiortc.__version__}."
+        )
+    found = importlib.metadata.version("pylibsrtp")
+    if found != PYLIBSRTP_VERSION:
+        raise RuntimeError(
+            f"tongke's media hooks need pylibsrtp {PYLIBSRTP_VERSION}, found {found}."
         )
 
 
@@ -181,8 +193,45 @@ forward_probe: Any = None
 EARLY_PACKETS = 512
 
 
+# libsrtp's SRTP_MAX_TRAILER_LEN: what protect may append (tag and MKI).
+SRTP_TRAILER_MAX = 144
+
+
 def _no_sendto(data: bytes, addr: Any) -> None:
     return None
+
+
+class RtpProtector:
+    """``protect`` of one outgoing pylibsrtp Session without its per-call allocation.
+
+    pylibsrtp's ``Session.protect`` builds a new ``int *`` and checks its argument on every
+    call; on the fan-out path that is ~0.6 of ~1.9 µs per copy. This keeps one length cell and
+    calls libsrtp on the session's own buffer (the session is used only by this event loop's
+    thread, one call at a time, as pylibsrtp itself requires).
+    """
+
+    __slots__ = ("_buffer", "_cdata", "_length", "_room", "_srtp", "session")
+
+    def __init__(self, session: pylibsrtp.Session) -> None:
+        self.session = session
+        self._srtp = session._srtp[0]  # type: ignore[attr-defined]
+        self._cdata = session._cdata  # type: ignore[attr-defined]
+        self._buffer = session._buffer  # type: ignore[attr-defined]
+        self._room = len(self._buffer) - SRTP_TRAILER_MAX
+        self._length = srtp_ffi.new("int *")
+
+    def protect(self, data: bytes) -> bytes:
+        n = len(data)
+        if n > self._room:
+            raise ValueError("RTP packet is too long to protect.")
+        buffer = self._buffer
+        buffer[0:n] = data
+        length = self._length
+        length[0] = n
+        status = srtp_lib.srtp_protect(self._srtp, self._cdata, length)
+        if status:
+            raise pylibsrtp.Error(f"srtp_protect failed with status {status}.")
+        return buffer[0 : length[0]]
 
 
 class SrtpLink:
@@ -200,6 +249,7 @@ class SrtpLink:
         "_early",
         "_nominated",
         "_pair",
+        "_protector",
         "_sendto",
         "dropped_early",
         "dropped_not_connected",
@@ -212,6 +262,7 @@ class SrtpLink:
         self._connection = dtls.transport._connection
         self._nominated: dict[int, Any] = self._connection._nominated
         self._pair: Any = None
+        self._protector: RtpProtector | None = None
         self._sendto: Callable[[bytes, Any], None] = _no_sendto
         self._addr: tuple[str, int] = ("", 0)
         self.dropped_not_connected = 0
@@ -321,7 +372,10 @@ class SrtpLink:
             return
         if pair is not self._pair:
             self._route()
-        self._sendto(tx.protect(data), self._addr)
+        protector = self._protector
+        if protector is None or protector.session is not tx:
+            protector = self._protector = RtpProtector(tx)
+        self._sendto(protector.protect(data), self._addr)
 
     def send_rtcp(self, data: bytes) -> None:
         tx = self._dtls._tx_srtp
@@ -434,3 +488,42 @@ def set_audio_level_source(sender: RTCRtpSender, level_dbov: Callable[[], int]) 
 async def send_raw_rtcp(dtls: RTCDtlsTransport, data: bytes) -> None:
     """Send hand-made RTCP (e.g. a PLI or REMB from a synthetic receiver) through aiortc's DTLS."""
     await dtls._send_rtp(data)
+
+
+class VideoPacer:
+    """Spreads a publisher's video packets in time, as a browser's pacer does.
+
+    libwebrtc never sends a frame's packets back to back: its pacer releases them at a
+    multiple (2.5) of the target bitrate, so a 15 KB keyframe at 1 Mbit/s leaves over ~50 ms.
+    aiortc sends every packet of a frame at once. Synthetic publishers standing in for a
+    browser install this on their send transport (``RTCDtlsTransport._send_rtp``); audio and
+    RTCP are never held. ``enabled = False`` sends video at once again (aiortc's bursts).
+    """
+
+    def __init__(self, dtls: RTCDtlsTransport, video_ssrcs: set[int], rate_bps: float) -> None:
+        if rate_bps <= 0:
+            raise ValueError("A pacer needs a positive rate.")
+        self.enabled = True
+        self._ssrcs = frozenset(video_ssrcs)
+        self._bytes_per_s = rate_bps / 8
+        self._next = 0.0  # loop time the next video packet may leave
+        self._lock = asyncio.Lock()  # one queue: packets leave in the order they were given
+        self._send = dtls._send_rtp
+        dtls._send_rtp = self.send  # type: ignore[method-assign]
+
+    async def send(self, data: bytes) -> None:
+        if (
+            not self.enabled
+            or len(data) < 12
+            or 192 <= data[1] <= 208  # RTCP
+            or int.from_bytes(data[8:12], "big") not in self._ssrcs
+        ):
+            await self._send(data)
+            return
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            wait = self._next - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._next = max(self._next, loop.time()) + len(data) / self._bytes_per_s
+            await self._send(data)

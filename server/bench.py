@@ -338,6 +338,24 @@ async def _measure(
     return point
 
 
+async def _unpaced_delay(
+    host: Host, lead: SyntheticTerminal, seconds: float
+) -> dict[str, Any] | None:
+    """Forwarding delay with the lead's pacer off: aiortc sends a frame's packets back to back,
+    so each waits at the server behind the whole fan-out of those before it (a keyframe is
+    ~14 packets). Browsers pace (media/aiortc_hooks.py VideoPacer); this is the worst case."""
+    pacer = lead.publisher.pacer if lead.publisher is not None else None
+    if pacer is None:
+        return None
+    pacer.enabled = False
+    try:
+        await host.call(op="probe_read", reset=True)
+        await asyncio.sleep(seconds)
+        return _delay_figures(await host.call(op="probe_read", reset=True))
+    finally:
+        pacer.enabled = True
+
+
 def _watched_ssrcs(publisher: SyntheticPublisher) -> list[int]:
     """The lead's main camera and mic SSRCs: the streams every receiver is sent."""
     by_mid = {str(t.mid): t for t in publisher.pc.getTransceivers()}
@@ -386,6 +404,7 @@ async def _sfu_point(receivers: int, seconds: float, decoders: int, nice: int) -
             decode = index >= len(codes) - decoders
             joined.append(await join_receiver(base, code, decode, terminals))
         point = await _measure("sfu", host, joined, seconds, probe=True)
+        point["forwarding_delay_unpaced_ms"] = await _unpaced_delay(host, lead, seconds)
         point["server_loop"] = host.info["loop"]
         if point["fps"]["min"] == 0 or point["join_to_first_frame_ms"]["missing"]:
             print(
@@ -544,8 +563,11 @@ async def run_bench(
                 p["receivers"] for p in baseline if p["fps"]["mean"] < KEPT_UP_FPS
             ],
         },
-        # The largest N's figure (the worst case the run measured).
+        # The largest N's figures (the worst case the run measured).
         "forwarding_delay_ms": points[-1]["forwarding_delay_ms"] if points else None,
+        "forwarding_delay_unpaced_ms": points[-1].get("forwarding_delay_unpaced_ms")
+        if points
+        else None,
         "nodes": nodes,
         "database": "postgresql" if database_url else "sqlite",
         "machine": {
@@ -584,6 +606,12 @@ def format_point(p: dict[str, Any]) -> str:
             f"handling {delay['handling_p50']}/{delay['handling_p99']}, "
             f"of it CPU {delay['handling_cpu_p50']}/{delay['handling_cpu_p99']})"
         )
+    unpaced = p.get("forwarding_delay_unpaced_ms")
+    if unpaced:
+        text += (
+            f" unpaced lead: p50/p99={unpaced['p50']}/{unpaced['p99']} ms "
+            f"(socket wait {unpaced['socket_wait_p50']}/{unpaced['socket_wait_p99']})"
+        )
     return text + f" load={p['load_average_1m']}"
 
 
@@ -595,6 +623,9 @@ def format_summary(report: dict[str, Any]) -> str:
         if delay
         else "not measured"
     )
+    unpaced = report.get("forwarding_delay_unpaced_ms")
+    if unpaced:
+        forwarding += f" (unpaced lead: p50={unpaced['p50']} p99={unpaced['p99']} ms)"
     saturated = c["naive_saturated_at"]
     cascade = ""
     if report.get("nodes", 1) > 1 and report["points"]:

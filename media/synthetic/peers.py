@@ -181,6 +181,7 @@ class SyntheticPublisher:
         codec: str = "vp8",
         speaking: bool = True,
         relay_only: bool = False,
+        pacing_factor: float = 2.5,
     ) -> None:
         if codec not in ("vp8", "h264"):
             raise ValueError(f"Synthetic publisher codec must be vp8 or h264, got {codec!r}.")
@@ -208,6 +209,11 @@ class SyntheticPublisher:
             hooks.set_audio_level_source(sender, atrack.level_dbov)
             self._senders.append((sender, "audio", "mic", "main"))
         self.tracks: list[PublishedTrack] = []
+        # Like a browser, video leaves at pacing_factor x its bitrate (0: aiortc's bursts).
+        self._pacing_bps = pacing_factor * sum(
+            (specs[0] if layer == "main" else specs[1]).bitrate for layer in layers
+        )
+        self.pacer: hooks.VideoPacer | None = None
 
     def _sender_rtcp(self, track: ClipVideoTrack):  # type: ignore[no-untyped-def]
         from aiortc.rtp import (
@@ -240,6 +246,11 @@ class SyntheticPublisher:
 
     async def accept_answer(self, sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        dtls = hooks.dtls_transport_of(self.pc)
+        if self._pacing_bps and self.pacer is None and dtls is not None:
+            video = [sender for sender, kind, *_ in self._senders if kind == "video"]
+            ssrcs = {ssrc for sender in video for ssrc in hooks.sender_ssrcs(sender)}
+            self.pacer = hooks.VideoPacer(dtls, ssrcs, self._pacing_bps)
 
     async def close(self) -> None:
         await self.pc.close()

@@ -5,6 +5,7 @@ import inspect
 import aioice.ice
 import aiortc
 import pylibsrtp
+import pytest
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
@@ -198,3 +199,30 @@ def test_candidate_pair_sdp_and_msid_internals_are_where_the_hooks_expect() -> N
     assert "transceiver._codecs = common" in inspect.getsource(
         aiortc.RTCPeerConnection.setRemoteDescription
     )
+
+
+def test_rtp_protector_matches_pylibsrtp_and_its_pinned_internals() -> None:
+    """RtpProtector calls libsrtp on pylibsrtp's session internals: same bytes as protect()."""
+    import importlib.metadata
+    import os
+
+    from aiortc.rtcdtlstransport import SRTP_AEAD_AES_256_GCM as PROFILE
+    from pylibsrtp import Policy, Session
+
+    assert importlib.metadata.version("pylibsrtp") == hooks.PYLIBSRTP_VERSION == "1.0.0"
+    key = os.urandom(PROFILE.key_length + PROFILE.salt_length)
+
+    def session(direction: int) -> Session:
+        return Session(Policy(key=key, ssrc_type=direction, srtp_profile=PROFILE.libsrtp_profile))
+
+    ours, theirs = session(Policy.SSRC_ANY_OUTBOUND), session(Policy.SSRC_ANY_OUTBOUND)
+    receiver = session(Policy.SSRC_ANY_INBOUND)
+    protector = hooks.RtpProtector(ours)
+    for seq in range(1, 200):
+        plain = bytes([0x80, 96]) + seq.to_bytes(2, "big") + bytes(4) + b"\x00\x00\x04\xd2"
+        plain += os.urandom(seq * 6)
+        protected = protector.protect(plain)
+        assert protected == theirs.protect(plain)
+        assert receiver.unprotect(protected) == plain
+    with pytest.raises(ValueError, match="too long"):
+        protector.protect(bytes(1500))

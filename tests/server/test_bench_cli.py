@@ -40,7 +40,12 @@ async def test_one_receiver_point_reports_every_field_and_receives_frames() -> N
     assert report["naive"] == [] and report["cpu_per_receiver"]["naive_over_sfu"] is None
     assert len(report["machine"]["load_average_start"]) == 3
     assert 0 < delay["mean_copy_p50"] <= delay["p99"]
+    # The same probe again with the lead's pacer off (its frames' packets back to back).
+    unpaced = point["forwarding_delay_unpaced_ms"]
+    assert unpaced["samples"] > 0 and 0 < unpaced["p50"] <= unpaced["p99"] <= unpaced["max"]
+    assert report["forwarding_delay_unpaced_ms"] == unpaced
     assert "fwd delay (last copy) p50/p99" in format_point(point)
+    assert "unpaced lead: p50/p99=" in format_point(point)
     assert "forwarding delay at the server: p50=" in format_summary(report)
     json.dumps(report)  # the --json file must be writable
 

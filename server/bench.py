@@ -338,20 +338,21 @@ async def _measure(
     return point
 
 
-async def _unpaced_delay(
-    host: Host, lead: SyntheticTerminal, seconds: float
-) -> dict[str, Any] | None:
-    """Forwarding delay with the lead's pacer off: aiortc sends a frame's packets back to back,
-    so each waits at the server behind the whole fan-out of those before it (a keyframe is
-    ~14 packets). Browsers pace (media/aiortc_hooks.py VideoPacer); this is the worst case."""
+async def unpaced_delays(
+    hosts: Sequence[Host], lead: SyntheticTerminal, seconds: float
+) -> list[dict[str, Any] | None]:
+    """Each host's forwarding delay with the lead's pacer off: aiortc sends a frame's packets
+    back to back, so each waits at the server behind the whole fan-out of those before it (a
+    keyframe is ~14 packets). Browsers pace (media/aiortc_hooks.py VideoPacer): the worst case."""
     pacer = lead.publisher.pacer if lead.publisher is not None else None
     if pacer is None:
-        return None
+        return [None for _ in hosts]
     pacer.enabled = False
     try:
-        await host.call(op="probe_read", reset=True)
+        for host in hosts:
+            await host.call(op="probe_read", reset=True)
         await asyncio.sleep(seconds)
-        return _delay_figures(await host.call(op="probe_read", reset=True))
+        return [_delay_figures(await host.call(op="probe_read", reset=True)) for host in hosts]
     finally:
         pacer.enabled = True
 
@@ -404,7 +405,7 @@ async def _sfu_point(receivers: int, seconds: float, decoders: int, nice: int) -
             decode = index >= len(codes) - decoders
             joined.append(await join_receiver(base, code, decode, terminals))
         point = await _measure("sfu", host, joined, seconds, probe=True)
-        point["forwarding_delay_unpaced_ms"] = await _unpaced_delay(host, lead, seconds)
+        (point["forwarding_delay_unpaced_ms"],) = await unpaced_delays([host], lead, seconds)
         point["server_loop"] = host.info["loop"]
         if point["fps"]["min"] == 0 or point["join_to_first_frame_ms"]["missing"]:
             print(

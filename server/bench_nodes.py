@@ -54,6 +54,7 @@ from server.bench import (
     join_receiver,
     start_host,
     start_lead,
+    unpaced_delays,
 )
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -204,7 +205,7 @@ async def _run_nodes(
         a = hosts[home]
         base = f"http://127.0.0.1:{a.info['http_port']}"
         # A is the only node registered: the lead's join link places the lesson there.
-        await start_lead(a, base, terminals)
+        lead = await start_lead(a, base, terminals)
         started = await asyncio.gather(
             *(start_host("sfu", 0, nice, [*common, "--node-id", n]) for n in names[1:]),
             return_exceptions=True,
@@ -223,6 +224,10 @@ async def _run_nodes(
             # Every link is opened on A: the receivers' signaling is the home's.
             by_node[node].append(await join_receiver(base, code, decode, terminals))
         point = await _measure_nodes(hosts, by_node, seconds)
+        unpaced = await unpaced_delays(list(hosts.values()), lead, seconds)
+        for node, figures in zip(point["per_node"], unpaced, strict=True):
+            node["forwarding_delay_unpaced_ms"] = figures
+        point["forwarding_delay_unpaced_ms"] = unpaced[0]  # the home's, as the paced figure
         if any(n["join_to_first_frame_ms"]["missing"] for n in point["per_node"]):
             for name, host in hosts.items():
                 print(f"bench: receivers without video; {name}'s log", end="", file=sys.stderr)

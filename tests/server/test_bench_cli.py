@@ -113,8 +113,9 @@ async def test_two_nodes_report_figures_per_node_and_one_relay_per_producer(
         # The last two receivers to join decode: one on each node.
         decoded = node["join_to_first_decoded_frame_ms"]
         assert decoded["receivers"] == 1 and decoded["decode_errors"] == 0
-        delay = node["forwarding_delay_ms"]
-        assert delay["samples"] > 0 and 0 < delay["p50"] <= delay["p99"] <= delay["max"]
+        for key in ("forwarding_delay_ms", "forwarding_delay_unpaced_ms"):
+            delay = node[key]
+            assert delay["samples"] > 0 and 0 < delay["p50"] <= delay["p99"] <= delay["max"]
     # A serves the lead and its two receivers; B serves its two, fed by one relay from A.
     assert a["media"]["peers"] == 3 and b["media"]["peers"] == 2
     assert b["media"]["relays_in"] == 1 and b["media"]["relayed_in_producers"] == 3
@@ -126,6 +127,7 @@ async def test_two_nodes_report_figures_per_node_and_one_relay_per_producer(
     assert point["fps"]["min"] > 0 and point["join_to_first_frame_ms"]["missing"] == 0
     assert point["server_cpu_s_per_s"] >= a["server_cpu_s_per_s"]
     assert point["forwarding_delay_ms"] == a["forwarding_delay_ms"]
+    assert point["forwarding_delay_unpaced_ms"] == a["forwarding_delay_unpaced_ms"]
     text = format_nodes_point(point)
     assert "node-a (home)" in text and "node-b:" in text and "A sends 3 streams" in text
     assert "relayed streams per edge node" in format_summary(report)

@@ -61,6 +61,18 @@ class DatabaseLessonHooks:
                     selectinload(Lesson.receivers).selectinload(Classroom.school),
                 )
             )
+            live = lesson is not None and lesson.state == LessonStatus.LIVE.value
+            # Where a live lesson's last room left off (a restart or a fail-over carries on).
+            stage = (
+                await session.scalar(
+                    select(StageEvent.classroom_id)
+                    .where(StageEvent.lesson_id == lesson_id)
+                    .order_by(StageEvent.at.desc(), StageEvent.id.desc())
+                    .limit(1)
+                )
+                if live
+                else None
+            )
         if lesson is None:
             return None
         return LessonInfo(
@@ -74,6 +86,8 @@ class DatabaseLessonHooks:
             teacher=lesson.teacher.display_name,
             school=lesson.lead_classroom.school.name,
             started_at=lesson.started_at,
+            stage=stage,
+            recording=live and lesson.recording,
         )
 
     async def lesson_started(self, lesson_id: str, at: datetime) -> None:
@@ -108,6 +122,13 @@ class DatabaseLessonHooks:
             lesson.recording = on
             session.add(RecordingEvent(lesson_id=lesson_id, on=on, at=at))
         await self._tell_recorder("start" if on else "stop", lesson_id)
+
+    async def lesson_restored(self, lesson_id: str, stage: str | None, recording: bool) -> None:
+        # The database already says so; the recorder of this process must hear it. Starting
+        # opens a new session: the one the stopped process left is repaired by recovery.
+        await self._tell_recorder("set_stage", lesson_id, stage)
+        if recording:
+            await self._tell_recorder("start", lesson_id)
 
     async def stage_changed(self, lesson_id: str, classroom_id: str | None, at: datetime) -> None:
         async with self.db.sessions.begin() as session:

@@ -27,7 +27,10 @@ class ClassroomInfo:
 
 @dataclass(frozen=True, slots=True)
 class LessonInfo:
-    """The durable facts of a lesson the room needs: roster and state."""
+    """The durable facts of a lesson the room needs: roster and state.
+
+    For a live lesson also where its last room left off (``stage``, ``recording``): a room
+    built again after a restart or a fail-over carries on with them."""
 
     id: str
     title: str
@@ -39,6 +42,8 @@ class LessonInfo:
     teacher: str = ""
     school: str = ""
     started_at: datetime | None = None
+    stage: str | None = None
+    recording: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,11 @@ class LessonHooks(Protocol):
 
     async def recording_changed(self, lesson_id: str, on: bool, at: datetime) -> None: ...
 
+    async def lesson_restored(self, lesson_id: str, stage: str | None, recording: bool) -> None:
+        """A live lesson's room was built again (restart, fail-over) with this stage and
+        recording switch: what follows them (the recorder) picks up from here."""
+        ...
+
     async def stage_changed(
         self, lesson_id: str, classroom_id: str | None, at: datetime
     ) -> None: ...
@@ -90,6 +100,9 @@ class NullLessonHooks:
         return None
 
     async def recording_changed(self, lesson_id: str, on: bool, at: datetime) -> None:
+        return None
+
+    async def lesson_restored(self, lesson_id: str, stage: str | None, recording: bool) -> None:
         return None
 
     async def stage_changed(self, lesson_id: str, classroom_id: str | None, at: datetime) -> None:

@@ -87,11 +87,13 @@ class Room:
         self.state = info.state
         self.started_at = info.started_at
         self.roster = {c.id: c for c in info.receivers}
-        self.stage: str | None = None
+        live = info.state is LessonState.LIVE
+        # A live lesson's room built again (restart, fail-over) carries on where it was.
+        self.stage: str | None = info.stage if live and info.stage in self.roster else None
         self.hands: list[str] = []
         # The lead's explicit audio choices: classroom id -> heard by the lead.
         self.audio: dict[str, bool] = {}
-        self.recording = False
+        self.recording = live and info.recording
         # The media plane's loudest publisher (peer id), told to lead and patrol peers.
         self.active_speaker: str | None = None
         self.peers: dict[str, Peer] = {}
@@ -292,6 +294,23 @@ class Room:
         self._on_peer_gone(peer)
         self.sync()
         self._on_changed(self)
+
+    def carry_on(self) -> None:
+        """A room built again for a live lesson (restart, fail-over) kept its stage or
+        recording: the hooks hear it (the recorder starts a new session) and the staged
+        classroom has the resume window to come back, as a dropped one would."""
+        self.spawn(
+            self.hooks.lesson_restored(self.lesson_id, self.stage, self.recording), "restore hook"
+        )
+        if self.stage is not None:
+            asyncio.get_running_loop().call_later(
+                self.config.resume_window_s, self._stage_back_or_cleared, self.stage
+            )
+
+    def _stage_back_or_cleared(self, classroom_id: str) -> None:
+        if not self.closed and self.stage == classroom_id and classroom_id not in self.classrooms:
+            self.set_stage(None)
+            self.sync()
 
     def _release_media(self, peer: Peer) -> None:
         peer.tracks = ()

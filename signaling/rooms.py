@@ -237,6 +237,8 @@ class RoomManager:
             )
             self.rooms[lesson_id] = room
             self._refresh_live()
+            if room.stage is not None or room.recording:
+                room.carry_on()
             return room
 
     def _resume_peer(self, session: Session, message: Resume) -> None:

@@ -40,7 +40,7 @@ async def join_cluster(
     async def lost(lesson_id: str) -> None:
         # This node missed heartbeats and the lesson was placed on another node meanwhile:
         # its peers here are sent to the new home (close 4301), and this node's part of the
-        # recording is closed and catalogued (the new home records the rest when switched on).
+        # recording is closed and catalogued (the new home's room records on into a new session).
         rooms.evict(lesson_id)
         if recording is not None and recording.recording(lesson_id):
             await recording.stop(lesson_id)

@@ -5,7 +5,9 @@ real signaling; the lead starts the lesson, turns recording on and puts the clas
 stage. After ~7 s of recording the whole service is killed with SIGKILL and started again
 on the same data folder. Then, through the API only: the lesson is in the library marked
 interrupted, every track file it lists is playable (PyAV decodes it), at most ~2 s before
-the kill are missing, and the rendition job runs to the end after the restart.
+the kill are missing, and the rendition job runs to the end after the restart. Then the
+lead and the classroom join again: the live lesson carries on as it was, on stage and
+recording (a new session, beside the interrupted one).
 """
 
 from __future__ import annotations
@@ -265,6 +267,42 @@ async def test_a_sigkilled_service_leaves_an_interrupted_playable_lesson_that_re
             assert [s.codec_context.name for s in container.streams.audio] == ["aac"]
             assert abs(container.duration / 1_000_000 - entry["duration_s"]) <= 0.5
             assert sum(1 for _ in container.decode(video=0)) > 0
+
+        await carries_on_recording(service, codes, run["room"], http)
+
+
+async def carries_on_recording(
+    service: Service, codes: dict[str, list[str]], room_id: str, http: httpx.AsyncClient
+) -> None:
+    """The restarted service rebuilds the live lesson's room from the database: the stage
+    stays and recording goes on into a new session without anybody switching it again."""
+    lead = SyntheticTerminal(service.url, codes["lead"][0], host_addresses=LOOPBACK, codec="h264")
+    room = SyntheticTerminal(service.url, codes["receiver"][0], host_addresses=LOOPBACK)
+    try:
+        await lead.start()
+        await room.start()
+        assert lead.joined["recording"] is True and lead.joined["stage"] == room_id
+        lesson_id = lead.joined["lesson"]["id"]
+        status = (await http.get(f"/api/library/recording-status/{lesson_id}")).json()
+        assert status["recording"] is True, status
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            live = [
+                m
+                for m in service.recording_root.glob("*/*/lesson.json")
+                if json.loads(m.read_text())["state"] == "recording"
+            ]
+            files = [p for m in live for p in m.parent.iterdir() if p.suffix in (".mkv", ".webm")]
+            if len(files) >= 4 and all(p.stat().st_size > 4096 for p in files):
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError(f"the new session did not record all four tracks: {files}")
+        assert len(live) == 1 and len(list(service.recording_root.glob("*/*/lesson.json"))) == 2
+        assert room.joined["stage"] == room_id
+    finally:
+        await lead.close()
+        await room.close()
 
 
 def datetime_to_unix(value: str) -> float:

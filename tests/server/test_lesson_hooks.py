@@ -155,6 +155,50 @@ async def test_recording_and_stage_changes_append_to_their_timelines(roster: Ros
     assert (await _lesson(roster)).recording is False
 
 
+class RecorderCalls:
+    """Stands where the RecordingController sits: keeps what the hooks tell it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, ...]] = []
+
+    def set_stage(self, lesson_id: str, classroom_id: str | None) -> None:
+        self.calls.append(("set_stage", lesson_id, classroom_id))
+
+    async def start(self, lesson_id: str) -> bool:
+        self.calls.append(("start", lesson_id))
+        return True
+
+
+async def test_a_live_lessons_info_says_where_its_last_room_left_off(roster: Roster) -> None:
+    recorder = RecorderCalls()
+    hooks = DatabaseLessonHooks(roster.db, recorder)  # type: ignore[arg-type]
+    t0 = utcnow()
+    on_stage = roster.receiver_ids[1]
+    await hooks.stage_changed(roster.lesson_id, on_stage, t0)  # before going live: not kept
+    info = await hooks.lesson_info(roster.lesson_id)
+    assert info is not None and (info.stage, info.recording) == (None, False)
+    await hooks.lesson_started(roster.lesson_id, t0)
+    await hooks.recording_changed(roster.lesson_id, True, t0 + timedelta(seconds=1))
+    await hooks.stage_changed(roster.lesson_id, None, t0 + timedelta(seconds=2))
+    await hooks.stage_changed(roster.lesson_id, on_stage, t0 + timedelta(seconds=3))
+    info = await hooks.lesson_info(roster.lesson_id)
+    assert info is not None and (info.stage, info.recording) == (on_stage, True)
+    # A room built again (restart, fail-over) tells this process's recorder to carry on.
+    recorder.calls.clear()
+    await hooks.lesson_restored(roster.lesson_id, on_stage, True)
+    assert recorder.calls == [
+        ("set_stage", roster.lesson_id, on_stage),
+        ("start", roster.lesson_id),
+    ]
+    recorder.calls.clear()
+    await hooks.lesson_restored(roster.lesson_id, on_stage, False)
+    assert recorder.calls == [("set_stage", roster.lesson_id, on_stage)]
+    # Once ended, nothing carries on.
+    await hooks.lesson_ended(roster.lesson_id, t0 + timedelta(seconds=4))
+    info = await hooks.lesson_info(roster.lesson_id)
+    assert info is not None and (info.stage, info.recording) == (None, False)
+
+
 async def test_notes_are_stored_with_their_offset_and_scores(roster: Roster) -> None:
     hooks = DatabaseLessonHooks(roster.db)
     note = Note(

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from signal_harness import FAST, LEAD_ROOM, LESSON_ID, Client, Signal
+from signal_harness import FAST, LEAD_ROOM, LESSON_ID, Client, Signal, lesson_info
 
 from signaling.errors import CloseCode
 from signaling.grants import Role
+from signaling.hooks import LessonInfo, LessonState, NullLessonHooks
 
 
 async def test_joined_describes_the_lesson_the_peer_and_its_grants(signal: Signal) -> None:
@@ -179,6 +182,56 @@ async def test_recording_is_switched_by_the_lead_while_live(signal: Signal) -> N
     assert (await r1.expect("recording_changed"))["on"] is True
     await lead.request("set_recording", on=False)
     assert (await r1.expect("recording_changed"))["on"] is False
+
+
+class RestoreHooks(NullLessonHooks):
+    def __init__(self, info: LessonInfo) -> None:
+        super().__init__({info.id: info})
+        self.restored: list[tuple[str, str | None, bool]] = []
+
+    async def lesson_restored(self, lesson_id: str, stage: str | None, recording: bool) -> None:
+        self.restored.append((lesson_id, stage, recording))
+
+
+async def test_a_live_lessons_room_built_again_carries_on_with_stage_and_recording(
+    make_signal: Callable[..., Signal],
+) -> None:
+    """After a restart or a fail-over the room is built from the database: the lesson records
+    on and its stage stays, the staged classroom having the resume window to come back."""
+    signal = make_signal(replace(FAST, resume_window_s=0.6))
+    info = replace(lesson_info(state=LessonState.LIVE), stage="r2", recording=True)
+    signal.rooms.hooks = signal.hooks = hooks = RestoreHooks(info)
+    lead = await signal.lead()
+    assert (lead.joined["stage"], lead.joined["recording"]) == ("r2", True)
+    await lead.settle()  # the hook runs beside the join
+    assert hooks.restored == [(LESSON_ID, "r2", True)]
+    r2 = await signal.receiver("r2")  # back within the window: still on stage
+    assert r2.joined["stage"] == "r2"
+    await asyncio.sleep(0.8)
+    assert signal.rooms.rooms[LESSON_ID].stage == "r2"
+    assert (await lead.request("set_recording", on=False))["type"] == "ok"
+
+
+async def test_a_restored_stage_whose_classroom_never_comes_back_is_cleared(
+    make_signal: Callable[..., Signal],
+) -> None:
+    signal = make_signal(replace(FAST, resume_window_s=0.3))
+    info = replace(lesson_info(state=LessonState.LIVE), stage="r3")
+    signal.rooms.hooks = signal.hooks = hooks = RestoreHooks(info)
+    lead = await signal.lead()
+    assert (lead.joined["stage"], lead.joined["recording"]) == ("r3", False)
+    changed = await lead.expect("stage_changed", wait_s=2.0)
+    assert (changed["classroom_id"], changed["previous"]) == (None, "r3")
+    assert hooks.restored == [(LESSON_ID, "r3", False)]
+
+
+async def test_a_scheduled_lessons_room_starts_clean(make_signal: Callable[..., Signal]) -> None:
+    signal = make_signal()
+    info = replace(lesson_info(), stage="r2", recording=True)  # stale facts, not live
+    signal.rooms.hooks = signal.hooks = hooks = RestoreHooks(info)
+    lead = await signal.lead()
+    assert (lead.joined["stage"], lead.joined["recording"]) == (None, False)
+    assert hooks.restored == []
 
 
 async def test_notes_reach_the_lead_and_patrol_only_with_an_offset_since_start(

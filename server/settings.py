@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     # Empty means SQLite at <data_dir>/tongke.db.
     database_url: str = ""
+    # A request waits at most this long for a pooled database connection, then gets 503
+    # `busy` (retry) instead of hanging: SQLAlchemy's own default is 30 s.
+    database_pool_timeout_s: float = Field(default=10.0, gt=0)
     # Empty means one node with the in-process bus. Set (redis://host:6379/0): many nodes.
     redis_url: str = ""
     # Many nodes (docs/operations.md "Many nodes"): every key under this prefix; nodes that

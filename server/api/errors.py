@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,6 +10,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -48,6 +50,10 @@ def forbidden(message: str = "Your account may not do this.") -> ApiError:
 def error_json(status: int, code: str, message: str, **kwargs: Any) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, **kwargs)
 
+
+log = logging.getLogger("tongke.api")
+
+RETRY_AFTER = {"Retry-After": "2"}
 
 # Codes for the plain HTTP errors Starlette raises itself (unknown route, wrong method).
 _HTTP_CODES = {
@@ -105,6 +111,18 @@ class ApiNotFoundMiddleware:
         await self.app(scope, receive, guarded_send)
 
 
+def database_unreachable(exc: sa_exc.DBAPIError) -> bool:
+    """The database could not be reached or dropped the connection (retry later), as opposed
+    to a statement failing (a constraint, a bug). Drivers report the first as operational or
+    interface errors, or, for a failed connect that asyncpg does not classify, the bare
+    DBAPIError; SQLAlchemy marks a lost connection ``connection_invalidated``."""
+    return (
+        isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError))
+        or type(exc) is sa_exc.DBAPIError
+        or exc.connection_invalidated
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that give every /api error the common shape."""
 
@@ -124,7 +142,28 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return error_json(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
+    async def on_pool_timeout(request: Request, exc: Exception) -> Response:
+        # Every pooled connection stayed busy past database_pool_timeout_s: 503, try again.
+        log.warning("no database connection for %s within the pool timeout", request.url.path)
+        return error_json(
+            503, "busy", "The service is busy; try again shortly.", headers=RETRY_AFTER
+        )
+
+    async def on_database(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, sa_exc.DBAPIError)
+        if not database_unreachable(exc):
+            raise exc  # a statement's own error is a bug: 500, with its traceback logged
+        log.error("database unavailable for %s: %s", request.url.path, exc.orig)
+        return error_json(
+            503,
+            "database_unavailable",
+            "The database cannot be reached; try again shortly.",
+            headers=RETRY_AFTER,
+        )
+
     app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(sa_exc.TimeoutError, on_pool_timeout)
+    app.add_exception_handler(sa_exc.DBAPIError, on_database)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_middleware(ApiNotFoundMiddleware)

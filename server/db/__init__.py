@@ -26,9 +26,9 @@ class Database:
     sessions: async_sessionmaker[AsyncSession]
 
 
-def make_engine(url: str) -> AsyncEngine:
+def make_engine(url: str, pool_timeout_s: float = 10.0) -> AsyncEngine:
     """An engine that enforces foreign keys on SQLite too (off there by default)."""
-    engine = create_async_engine(async_url(url))
+    engine = create_async_engine(async_url(url), pool_timeout=pool_timeout_s)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -45,7 +45,7 @@ async def open_database(settings: Settings) -> AsyncIterator[Database]:
     url = settings.effective_database_url
     # Alembic is synchronous; its env.py runs its own event loop in this worker thread.
     await asyncio.to_thread(upgrade, url)
-    engine = make_engine(url)
+    engine = make_engine(url, settings.database_pool_timeout_s)
     try:
         yield Database(engine, async_sessionmaker(engine, expire_on_commit=False))
     finally:

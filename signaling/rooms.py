@@ -352,6 +352,18 @@ class RoomManager:
             return
         room.send_offer(peer, offer)
 
+    def media_lost(self, lesson_id: str, peer_id: str) -> None:
+        """Its media node died: close its connection with 4301 (MOVED). The client opens its
+        join link again, as after a moved lesson; its new join replaces this peer, whose
+        transports are gone, and gets media from a live node."""
+        room = self.rooms.get(lesson_id)
+        peer = room.peers.get(peer_id) if room is not None else None
+        if peer is None or peer.session is None:
+            return
+        log.warning("peer %s of lesson %s lost its media node: asked to join again",
+                    peer_id, lesson_id)  # fmt: skip
+        peer.session.close(CloseCode.MOVED, "media node gone; join again")
+
     async def close(self) -> None:
         """Shutdown: close every connection and room; idempotent."""
         if self._closed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 from media.sfu import MediaService
@@ -54,31 +55,43 @@ def picker(settings: Settings, node: ClusterNode, service: MediaService) -> Pick
     return pick
 
 
-async def watch_homes(rpc: MediaRpc, node: ClusterNode, interval_s: float) -> None:
-    """Closes what a dead home node drove here (its peers' media, its relays). A node counts
-    as dead when two registry reads in a row, ``interval_s`` apart, lack it: one read right
-    after a Redis restart may miss nodes that have not rewritten their entry yet."""
+async def watch_nodes(
+    in_use: Callable[[], set[str]],
+    on_gone: Callable[[set[str]], Awaitable[object]],
+    node: ClusterNode,
+    interval_s: float,
+) -> None:
+    """Calls ``on_gone`` with the nodes this node works with (``in_use()``) that left the
+    registry. A node counts as gone when two registry reads in a row, ``interval_s`` apart,
+    lack it: one read right after a Redis restart may miss nodes that have not rewritten
+    their entry yet."""
     missing_before: set[str] = set()
     while True:
         await asyncio.sleep(interval_s)
-        homes = {h for h, _ in rpc.served.values()} | set(rpc.drivers.values())
-        homes |= set(rpc.accepted.values())
-        if not homes:
+        others = in_use() - {node.node_id}
+        if not others:
             missing_before = set()
             continue
         try:
             live = {n.id for n in await node.nodes()}
         except TRANSIENT as exc:
-            log.info("registry unreadable (%s): homes checked later", exc)
+            log.info("registry unreadable (%s): nodes checked later", exc)
             continue
-        missing = homes - live - {node.node_id}
+        missing = others - live
         gone = missing & missing_before
         missing_before = missing
         if gone:
             try:
-                await rpc.forget_nodes(homes - gone)
+                await on_gone(gone)
             except Exception:  # the watch goes on; the next round tries again
-                log.exception("closing what %s drove here failed", sorted(gone))
+                log.exception("closing what went with %s failed", sorted(gone))
+
+
+def homes_of(rpc: MediaRpc) -> set[str]:
+    """The home nodes that drive media here (their peers, their relays)."""
+    return (
+        {h for h, _ in rpc.served.values()} | set(rpc.drivers.values()) | set(rpc.accepted.values())
+    )
 
 
 async def join_cascade(
@@ -99,14 +112,30 @@ async def join_cascade(
     stack.push_async_callback(port.close_links)
     port.service.set_listener(ListenerTee(port.local, rpc))
     port.attach(rpc, picker(settings, node, port.service))
-    watcher = asyncio.get_running_loop().create_task(
-        watch_homes(rpc, node, settings.node_ttl_s), name="cascade-home-watch"
-    )
+    # What a dead home drove here is closed; a dead edge's peers are asked to join again.
+    loop = asyncio.get_running_loop()
+    watchers = [
+        loop.create_task(
+            watch_nodes(
+                lambda: homes_of(rpc),
+                lambda gone: rpc.forget_nodes(homes_of(rpc) - gone),
+                node,
+                settings.node_ttl_s,
+            ),
+            name="cascade-home-watch",
+        ),
+        loop.create_task(
+            watch_nodes(port.edge_nodes, port.nodes_gone, node, settings.node_ttl_s),
+            name="cascade-edge-watch",
+        ),
+    ]
 
     async def stop_watching() -> None:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        for watcher in watchers:
+            watcher.cancel()
+        for watcher in watchers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
 
     stack.push_async_callback(stop_watching)
     collector = CascadeCollector(port)

@@ -228,6 +228,27 @@ class ClusterMediaPort:
         remote = self._remotes[peer.peer_id] = _Remote(peer, node)
         return remote
 
+    def edge_nodes(self) -> set[str]:
+        """The other nodes serving media for this node's lessons now."""
+        return {r.node for r in self._remotes.values()} | {n for _, n in self._links}
+
+    async def nodes_gone(self, gone: set[str]) -> None:
+        """Edge nodes that died: drop their relays here without asking them, and tell the
+        room each of their peers lost its media (it is asked to join again)."""
+        for link in [k for k in self._links.values() if k.node in gone]:
+            self._links.pop((link.lesson_id, link.node), None)
+            async with link.lock:
+                link.out_open = link.in_open = False
+                # The relayed-in producers close with their relay: the room hears the peers'
+                # tracks are gone and the other subscribers are offered without them.
+                await self.service.close_relay(link.out_id)
+                await self.service.close_relay(link.in_id)
+        for remote in [r for r in self._remotes.values() if r.node in gone]:
+            self._remotes.pop(remote.info.peer_id, None)
+            log.warning("node %s serving %s's media is gone", remote.node, remote.info.peer_id)
+            if self._listener is not None:
+                self._listener.media_lost(remote.info.lesson_id, remote.info.peer_id)
+
     def media_node(self, peer_id: str) -> str | None:
         """The node serving the peer's media, None when it is this one (tests, admin)."""
         remote = self._remotes.get(peer_id)

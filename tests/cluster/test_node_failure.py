@@ -3,6 +3,8 @@
 - kill -9 the home node of a live lesson: once its heartbeat key expires (TTL 3 s here) the
   classrooms, which reconnect by themselves (auto_reconnect), open their join link on the
   surviving node, the lesson is placed there, and the receiver decodes the lead again;
+- kill -9 an edge node serving a classroom's media: the home asks that classroom to join
+  again (close 4301) and serves its media itself;
 - a node that stalled past its TTL while its lesson was placed elsewhere closes its copy of
   the room (close 4301) when it wakes up, and its classrooms follow the link to the new home;
 - a Redis restart (a private redis-server, not the shared one on 6379): media never stops,
@@ -236,6 +238,40 @@ async def test_killing_the_home_node_moves_the_lesson_and_media_resumes(
     )
 
 
+async def test_killing_the_edge_node_serving_a_classroom_brings_its_media_home(
+    cluster: Cluster, district: tuple[str, DemoDistrict]
+) -> None:
+    """A's lesson, the receiver's media served by B (cascade): B dies. Once B's heartbeat
+    key has gone (two registry reads), A asks the receiver to join again (close 4301); it
+    does, and its media is now served by A, which is the only node left."""
+    _, demo = district
+    a = await cluster("node-a", env={"TONGKE_CASCADE_AFTER_PEERS": "1"})
+    b = await cluster("node-b")
+    lead, receiver = await lesson_on(cluster, demo, a, b)
+    assert await gauge(a, "tongke_cascade_remote_peers") == 1  # the receiver's media: B
+    assert await gauge(b, "tongke_media_peers") == 1
+    b.proc.kill()
+    killed = time.monotonic()
+    await b.proc.wait()
+    frames = decoded(receiver)
+    asked_s = await until(
+        "A asked the receiver to join again",
+        lambda: any(code == 4301 for _, code in receiver.drops),
+        4 * TTL_S + 5,
+    )
+    await until(
+        "the receiver decodes the lead again, its media on A",
+        lambda: decoded(receiver) >= frames + 10 and on_node(receiver, a, killed),
+        FAILOVER_BOUND_S,
+    )
+    media_s = time.monotonic() - killed
+    print(f"kill -9 of the edge: 4301 after {asked_s:.1f}s, media from A after {media_s:.1f}s")
+    assert await gauge(a, "tongke_cascade_remote_peers") == 0
+    assert await gauge(a, "tongke_media_peers") == 2  # the lead and the receiver
+    assert lead.reconnects == 0  # the lead's media was on A all along
+    assert receiver.receiver is not None and receiver.receiver.decode_errors == 0
+
+
 async def test_a_node_that_missed_its_heartbeats_hands_its_room_to_the_new_home(
     cluster: Cluster,
     district: tuple[str, DemoDistrict],
@@ -291,6 +327,16 @@ async def test_a_node_that_missed_its_heartbeats_hands_its_room_to_the_new_home(
     async with httpx.AsyncClient(headers=headers) as http:
         status = (await http.get(status_url)).json()
     assert status["recording"] is False and status["recording_id"] is not None, status
+    # The new home rebuilt the room from the database: it records on (a new session there).
+    assert lead.joins[-1][1] == b.ws_url and lead.joined["recording"] is True
+    status_b = f"{b.url}/api/library/recording-status/{demo.lesson_id}"
+    headers_b = await admin_headers(b, demo)
+    async with httpx.AsyncClient(headers=headers_b) as http:
+
+        async def recording_on_b() -> bool:
+            return bool((await http.get(status_b)).json()["recording"])
+
+        await until("the new home records", recording_on_b, 10)
 
 
 class PrivateRedis:

@@ -62,6 +62,8 @@ class Cascade:
         self._host_addresses = host_addresses
         self.senders: dict[str, RelaySender] = {}
         self.receivers: dict[str, RelayReceiver] = {}
+        # Packet counters of relay transports closed so far (WebRtcTransport.stats).
+        self.closed_counts: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _transport(self, relay_id: str, direction: str) -> WebRtcTransport:
@@ -187,6 +189,7 @@ class Cascade:
         if receiver is None or (transport is not None and receiver.transport is not transport):
             return
         del self.receivers[relay_id]
+        self._count_closed(receiver.transport)
         for mid in list(receiver.producers):
             entry = receiver.forget(mid)
             if entry is not None:
@@ -199,8 +202,13 @@ class Cascade:
         """Close either end (idempotent). Closing A's end makes B's close too (DTLS close)."""
         sender = self.senders.pop(relay_id, None)
         if sender is not None:
+            self._count_closed(sender.transport)
             await sender.close()
         await self.close_receiver(relay_id)
+
+    def _count_closed(self, transport: WebRtcTransport) -> None:
+        for key, value in transport.stats().items():
+            self.closed_counts[key] = self.closed_counts.get(key, 0) + value
 
     async def close_lesson(self, lesson_id: str) -> None:
         ends = [*self.senders.values(), *self.receivers.values()]

@@ -60,6 +60,7 @@ class QualityMeter:
         self._bytes_out = 0
         # Per consumer: (cumulative lost, extended highest seq) of the last report seen.
         self._reports: dict[str, tuple[int, int]] = {}
+        self.last: PeerQuality | None = None  # the latest sample (metrics read it)
 
     def sample(
         self, now_ms: int, producers: Iterable[Producer], consumers: Iterable[Consumer]
@@ -95,7 +96,8 @@ class QualityMeter:
             streams=len(down),
         )
         level = LEVELS[min(level_of(upstream), level_of(downstream))]
-        return PeerQuality(upstream, downstream, level)
+        self.last = PeerQuality(upstream, downstream, level)
+        return self.last
 
     def _interval_loss(
         self, consumer_id: str, stats: ConsumerStats, last: tuple[int, int] | None

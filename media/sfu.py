@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from aiortc import RTCIceServer
@@ -40,6 +40,7 @@ from aiortc import RTCIceServer
 from media import aiortc_hooks as hooks
 from media.cascade import Cascade, RelayOffer, RelayTrack
 from media.faults import NO_FAULTS, AnyFaults, FaultInjector
+from media.quality import PeerQuality
 from media.router import Router
 from media.sfu_peer import PeerSession
 from media.sfu_types import (
@@ -54,7 +55,12 @@ from media.sfu_types import (
     TrackSpec,
     ice_servers_from,
 )
-from media.transport import TransportError, TransportState, WebRtcTransport
+from media.transport import (
+    TRANSPORT_COUNTERS,
+    TransportError,
+    TransportState,
+    WebRtcTransport,
+)
 
 __all__ = [
     "ConsumerInfo",
@@ -88,6 +94,7 @@ class MediaService:
         hooks.check_version()
         self._quality_interval_s = quality_interval_s
         self._quality_task: asyncio.Task[None] | None = None
+        self._closed_counts: dict[str, int] = {}
         self._ice_servers = ice_servers_from(ice_servers)
         self._host_addresses = list(host_addresses) if host_addresses is not None else None
         self._listener: MediaListener = listener or NullMediaListener()
@@ -463,6 +470,11 @@ class MediaService:
         peer = self._peers.pop(peer_id, None)
         if peer is None:
             return
+        # Its transports' counters stay in the totals (metrics counters never go back).
+        for transport in (peer.send, peer.recv):
+            if transport is not None:
+                for key, value in transport.stats().items():
+                    self._closed_counts[key] = self._closed_counts.get(key, 0) + value
         for info, producer in list(peer.producers.values()):
             self._drop_producer(info, producer)
             producer.close()
@@ -530,8 +542,15 @@ class MediaService:
         else:
             entry[1].resume()
 
+    def peer_qualities(self) -> Iterator[tuple[str, str, PeerQuality]]:
+        """(lesson id, peer id, latest quality sample) of every peer sampled so far."""
+        for peer in self._peers.values():
+            if peer.quality.last is not None:
+                yield peer.lesson_id, peer.id, peer.quality.last
+
     def stats(self) -> dict[str, int]:
-        """Process-wide counts for metrics (gauges and counters)."""
+        """Process-wide counts for metrics: gauges of what is open now, and the transports'
+        packet counters (``TRANSPORT_COUNTERS``) since start, closed peers' included."""
         transports = [t for p in self._peers.values() for t in (p.send, p.recv) if t is not None]
         relays = [*self.cascade.senders.values(), *self.cascade.receivers.values()]
         transports += [r.transport for r in relays]
@@ -545,6 +564,8 @@ class MediaService:
             ),
             "transports": len(transports),
         }
+        for key in TRANSPORT_COUNTERS:
+            totals[key] = self._closed_counts.get(key, 0) + self.cascade.closed_counts.get(key, 0)
         for transport in transports:
             for key, value in transport.stats().items():
                 totals[key] = totals.get(key, 0) + value

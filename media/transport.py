@@ -48,6 +48,17 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# What ``WebRtcTransport.stats`` counts: packets that could not be used, and why.
+TRANSPORT_COUNTERS = (
+    "rtp_parse_errors",
+    "rtcp_parse_errors",
+    "unknown_ssrc_packets",
+    "dropped_not_connected",
+    "dropped_before_keys",
+    "unprotect_errors",
+    "handler_errors",
+)
+
 RTCP_INTERVAL_S = 1.0
 
 
@@ -433,6 +444,7 @@ class WebRtcTransport:
             raise TransportError("transport_closed", f"Transport {self.id} is closed.")
 
     def stats(self) -> dict[str, int]:
+        """The packet counters (``TRANSPORT_COUNTERS``) since this transport was made."""
         link = self._link
         return {
             "rtp_parse_errors": self.rtp_parse_errors,
@@ -440,6 +452,7 @@ class WebRtcTransport:
             "unknown_ssrc_packets": self.unknown_ssrc_packets,
             "dropped_not_connected": self.dropped_not_connected
             + (link.dropped_not_connected if link else 0),
+            "dropped_before_keys": link.dropped_early if link else 0,
             "unprotect_errors": link.unprotect_errors if link else 0,
             "handler_errors": link.handler_errors if link else 0,
         }

@@ -17,6 +17,7 @@ from server.cluster.cascade_wiring import cascade_port, join_cascade
 from server.cluster.wiring import join_cluster, node_id_for
 from server.db import open_database
 from server.lesson_hooks import DatabaseLessonHooks
+from server.media_metrics import MediaCollector
 from server.metrics import CONTENT_TYPE, HttpMetricsMiddleware, Metrics
 from server.recording import RecordingController, RecordingObserver
 from server.settings import Settings
@@ -83,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
             recording.start_recovery()
             sfu_port = SfuMediaPort(media)
             sfu_port.add_observer(RecordingObserver(recording))
+            metrics.watch(MediaCollector(media, sfu_port.peer_info))
             # Many nodes: a peer's media may be served by another node (the cascade).
             media_port = cascade_port(settings, sfu_port)
             rooms = RoomManager(

@@ -190,6 +190,10 @@ class SfuMediaPort:
         if self._listener is not None:
             self._listener.active_speaker_changed(lesson_id, peer_id)
 
+    def peer_info(self, peer_id: str) -> PeerInfo | None:
+        """Who a peer with media here is (its role and classroom), if it joined here."""
+        return self._peers.get(peer_id)
+
     def peer_quality(self, lesson_id: str, peer_id: str, quality: Any) -> None:
         if self._listener is None:
             return

@@ -497,12 +497,10 @@ class CascadeCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         stats = self.port.service.stats()
-        for key, text in (
+        for key, text in (  # the media plane's own figures: server/media_metrics.py
             ("relays_out", "Cascade relays from this node (home end)"),
             ("relays_in", "Cascade relays into this node (edge end)"),
             ("relay_streams_out", "Streams this node sends over cascade relays"),
-            ("peers", "Peers with a media session on this node"),
-            ("consumers", "Consumers (streams sent to peers) on this node"),
         ):
             yield GaugeMetricFamily(f"tongke_media_{key}", text, value=stats.get(key, 0))
         yield GaugeMetricFamily(

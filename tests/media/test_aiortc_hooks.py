@@ -172,6 +172,8 @@ async def test_raw_rtp_flows_through_the_hooks_without_decoding(clip_cache) -> N
         link_out.attach(lambda data, ms: None, lambda data: None)
 
         await _wait_for(lambda: receiver.decoded["video"] >= 30, within=15)
+        # aiortc's first SR leaves 0.5-1.5 s after the start: it may trail 30 frames.
+        await _wait_for(lambda: bool(rtcp_in), within=5)
         assert set(seen) == set(offered_ssrcs)
         assert receiver.decode_errors == 0
         assert receiver.streams[out_ssrc].first_frame_keyframe is True

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -384,3 +386,58 @@ async def test_a_late_patrol_starts_on_a_keyframe_hears_the_speaker_and_cannot_p
         speak(lesson, *lesson.everyone)
         await publisher.close()
         await patrol.close()
+
+
+async def test_metrics_show_the_media_plane_and_each_peers_quality(lesson: Lesson) -> None:
+    """/metrics carries what the SFU holds and every peer's quality sample (the figures the
+    lead's `quality` events carry), labelled with lesson, classroom and role."""
+
+    async def scrape() -> str:
+        async with httpx.AsyncClient(base_url=lesson.base_url) as http:
+            return (await http.get("/metrics")).text
+
+    def value(text: str, name: str, **labels: str) -> float | None:
+        for line in text.splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+            if all(found.get(k) == v for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    lead_peer = lesson.lead.joined["peer_id"]
+    first = lesson.receivers[0]
+    classroom = lesson.classroom(first)
+    text = ""
+
+    def bitrate(peer: str, direction: str) -> float:
+        found = value(text, "tongke_peer_bitrate_bits_per_second", peer=peer, direction=direction)
+        return found or 0.0
+
+    # A quality sample every 2 s per peer; a peer's first one has no bitrate yet (no interval).
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while loop.time() < deadline:
+        text = await scrape()
+        if bitrate(lead_peer, "up") and bitrate(first.joined["peer_id"], "down"):
+            break
+        await asyncio.sleep(0.5)
+    assert value(text, "tongke_media_peers") == len(lesson.everyone)
+    assert (value(text, "tongke_media_producers") or 0) >= 3  # the lead's camera x2 and mic
+    assert (value(text, "tongke_media_consumers") or 0) >= 3 * len(lesson.receivers)
+    assert value(text, "tongke_media_packets_unusable_total", reason="unprotect_errors") == 0
+    # The lead sends (up) ~1 Mbit/s; the receiver gets the lead's camera and mic (down).
+    lead_up = value(text, "tongke_peer_bitrate_bits_per_second", peer=lead_peer, direction="up")
+    assert lead_up is not None and lead_up > 300_000, lead_up
+    got = value(
+        text,
+        "tongke_peer_bitrate_bits_per_second",
+        peer=first.joined["peer_id"],
+        classroom=classroom,
+        role="receiver",
+        direction="down",
+    )
+    assert got is not None and got > 0, got  # the layer it gets depends on earlier tests
+    loss = value(text, "tongke_peer_loss_ratio", peer=first.joined["peer_id"], direction="down")
+    assert loss is not None and 0 <= loss < 0.05
+    assert value(text, "tongke_peer_quality_level", peer=lead_peer, role="lead") == 2  # good

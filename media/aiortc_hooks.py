@@ -17,6 +17,8 @@ What is hooked, and why:
   its public ``protect`` allocates and checks per call, a third of its cost per copy.
 - ``RTCRtpSender.send`` / ``RTCRtpReceiver.receive`` (instance attributes) are replaced so the
   server never starts aiortc's encode/decode loops nor its own SR/RR for those streams.
+- Synthetic publishers only: ``RTCDtlsTransport._send_rtp`` of their send transport is wrapped
+  by :class:`VideoPacer` (video leaves paced, as a browser sends it).
 - aioice skips 127.0.0.1 when gathering host candidates (``aioice.ice.get_host_addresses``);
   :func:`use_host_addresses` makes a peer connection gather on the addresses it is given, which
   is how tests run ICE on loopback only, with ``RTCConfiguration(iceServers=[])``.
@@ -193,10 +195,6 @@ forward_probe: Any = None
 EARLY_PACKETS = 512
 
 
-# libsrtp's SRTP_MAX_TRAILER_LEN: what protect may append (tag and MKI).
-SRTP_TRAILER_MAX = 144
-
-
 def _no_sendto(data: bytes, addr: Any) -> None:
     return None
 
@@ -217,7 +215,7 @@ class RtpProtector:
         self._srtp = session._srtp[0]  # type: ignore[attr-defined]
         self._cdata = session._cdata  # type: ignore[attr-defined]
         self._buffer = session._buffer  # type: ignore[attr-defined]
-        self._room = len(self._buffer) - SRTP_TRAILER_MAX
+        self._room = len(self._buffer) - pylibsrtp.SRTP_MAX_TRAILER_LEN  # tag and MKI
         self._length = srtp_ffi.new("int *")
 
     def protect(self, data: bytes) -> bytes:

@@ -48,6 +48,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+PC_CLOSE_S = 10.0  # the most closing a transport's RTCPeerConnection may take
+
 # What ``WebRtcTransport.stats`` counts: packets that could not be used, and why.
 TRANSPORT_COUNTERS = (
     "rtp_parse_errors",
@@ -472,4 +474,10 @@ class WebRtcTransport:
         self._consumers_by_ssrc.clear()
         self._producers = ()
         self._consumers = ()
-        await self._pc.close()
+        # aiortc's close can hang on a peer that vanished mid-handshake (aiortc#283,
+        # aioice#12); one such peer must not hold up a leave, a lesson's end or shutdown.
+        try:
+            await asyncio.wait_for(self._pc.close(), PC_CLOSE_S)
+        except TimeoutError:
+            logger.warning("transport %s: the peer connection did not close in %.0f s",
+                           self.id, PC_CLOSE_S)  # fmt: skip

@@ -15,6 +15,7 @@ import contextlib
 import functools
 import itertools
 import json
+import logging
 import random
 import ssl
 import time
@@ -33,8 +34,11 @@ Message = dict[str, Any]
 
 # Close codes after which coming back is pointless: origin refused, replaced, lesson ended.
 FINAL_CLOSE_CODES = frozenset({4403, 4409, 4410})
+logger = logging.getLogger(__name__)
+
 # The lesson moved to another node (docs/protocol.md): join again from the link, no resume.
 MOVED_CLOSE_CODE = 4301
+CLOSE_STEP_S = 8.0  # the most one step of close() may take (see SyntheticTerminal._stop)
 # Refusals a reconnect cannot fix (the page's FATAL set, plus the join link's own errors).
 FINAL_ERRORS = frozenset(
     {
@@ -451,10 +455,23 @@ class SyntheticTerminal:
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
+        # Each step is bounded: aiortc's RTCPeerConnection.close() is known to hang now and
+        # then (aiortc#283, aioice#12), and a terminal that cannot let go must not hold up
+        # the caller (a test's teardown, the bench). What did not finish is logged.
         if self._ws is not None:
-            await self._ws.close()
+            await self._bounded(self._ws.close(), "WebSocket close")
         if self.publisher is not None:
-            await self.publisher.close()
+            await self._bounded(self.publisher.close(), "publisher close")
         if self.receiver is not None:
-            await self.receiver.close()
+            await self._bounded(self.receiver.close(), "receiver close")
         self.publisher = self.receiver = None
+
+    async def _bounded(self, step: Any, what: str) -> None:
+        try:
+            await asyncio.wait_for(step, CLOSE_STEP_S)
+        except TimeoutError:
+            logger.warning(
+                "%s of terminal %s did not finish in %.0f s", what, self.code, CLOSE_STEP_S
+            )
+        except Exception as exc:  # closing what already failed
+            logger.info("%s of terminal %s: %r", what, self.code, exc)

@@ -55,7 +55,7 @@ function wsUrl(path) {
  * Events: state(state, {attempt}), joined(msg), fatal(error), error(msg), and every message type.
  */
 export class LessonClient extends Emitter {
-  constructor({ getJoin, requestTimeoutMs = 10000, maxBackoffMs = 10000, label = "" }) {
+  constructor({ getJoin, requestTimeoutMs = 10000, maxBackoffMs = 4000, label = "" }) {
     super();
     this.getJoin = getJoin;
     this.requestTimeoutMs = requestTimeoutMs;
@@ -237,6 +237,8 @@ export class LessonClient extends Emitter {
     this.attempt += 1;
     this.state = "reconnecting"; // emitted on every attempt so the page can show its number
     this.emit("state", "reconnecting", { attempt: this.attempt, moved: this.moved });
+    // Capped at 4 s: after a node dies its classrooms are back within ~4 s of its heartbeat
+    // expiring; the ±20 % jitter spreads a school's worth of rejoins over that span.
     const base = Math.min(this.maxBackoffMs, 500 * 2 ** (this.attempt - 1));
     const delay = base * (0.8 + Math.random() * 0.4);
     clearTimeout(this.timers.retry);

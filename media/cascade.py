@@ -34,7 +34,7 @@ from aiortc import RTCIceServer
 from media.faults import NO_FAULTS, AnyFaults
 from media.relay import Producers, RelayOffer, RelayReceiver, RelaySender, RelayTrack
 from media.sfu_types import MediaError
-from media.transport import TransportError, TransportState, WebRtcTransport
+from media.transport import TransportError, TransportState, WebRtcTransport, add_counts
 
 __all__ = ["Cascade", "RelayOffer", "RelayReceiver", "RelaySender", "RelayTrack"]
 
@@ -189,7 +189,7 @@ class Cascade:
         if receiver is None or (transport is not None and receiver.transport is not transport):
             return
         del self.receivers[relay_id]
-        self._count_closed(receiver.transport)
+        add_counts(self.closed_counts, receiver.transport)
         for mid in list(receiver.producers):
             entry = receiver.forget(mid)
             if entry is not None:
@@ -202,13 +202,9 @@ class Cascade:
         """Close either end (idempotent). Closing A's end makes B's close too (DTLS close)."""
         sender = self.senders.pop(relay_id, None)
         if sender is not None:
-            self._count_closed(sender.transport)
+            add_counts(self.closed_counts, sender.transport)
             await sender.close()
         await self.close_receiver(relay_id)
-
-    def _count_closed(self, transport: WebRtcTransport) -> None:
-        for key, value in transport.stats().items():
-            self.closed_counts[key] = self.closed_counts.get(key, 0) + value
 
     async def close_lesson(self, lesson_id: str) -> None:
         ends = [*self.senders.values(), *self.receivers.values()]

@@ -60,6 +60,7 @@ from media.transport import (
     TransportError,
     TransportState,
     WebRtcTransport,
+    add_counts,
 )
 
 __all__ = [
@@ -473,8 +474,7 @@ class MediaService:
         # Its transports' counters stay in the totals (metrics counters never go back).
         for transport in (peer.send, peer.recv):
             if transport is not None:
-                for key, value in transport.stats().items():
-                    self._closed_counts[key] = self._closed_counts.get(key, 0) + value
+                add_counts(self._closed_counts, transport)
         for info, producer in list(peer.producers.values()):
             self._drop_producer(info, producer)
             producer.close()
@@ -567,6 +567,5 @@ class MediaService:
         for key in TRANSPORT_COUNTERS:
             totals[key] = self._closed_counts.get(key, 0) + self.cascade.closed_counts.get(key, 0)
         for transport in transports:
-            for key, value in transport.stats().items():
-                totals[key] = totals.get(key, 0) + value
+            add_counts(totals, transport)
         return totals

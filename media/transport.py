@@ -61,6 +61,13 @@ TRANSPORT_COUNTERS = (
     "handler_errors",
 )
 
+
+def add_counts(totals: dict[str, int], transport: WebRtcTransport) -> None:
+    """Adds ``transport``'s packet counters to ``totals`` (kept when it closes)."""
+    for key, value in transport.stats().items():
+        totals[key] = totals.get(key, 0) + value
+
+
 RTCP_INTERVAL_S = 1.0
 
 

@@ -4,7 +4,8 @@ coturn (Debian's ``turnserver``) is started per test on loopback with a temporar
 the form docs/operations.md shows (use-auth-secret + static-auth-secret). The e2e test joins a
 lesson through the real service: a lead publishes on loopback host candidates, a receiving
 classroom restricted to relay candidates (iceTransportPolicy relay) receives its media
-through TURN over UDP and over TCP.
+through TURN over UDP, over TCP and over TLS (``turns:``, coturn's certificate signed by a
+throwaway test CA that the classroom trusts).
 """
 
 from __future__ import annotations
@@ -59,11 +60,59 @@ def _free_port() -> int:
 @dataclass
 class Coturn:
     port: int
+    tls_port: int
+    ca_file: Path  # the test CA that signed coturn's certificate (for 127.0.0.1)
     process: subprocess.Popen[bytes]
     log: Path
 
     def url(self, transport: str) -> str:
+        """``udp`` and ``tcp``: plain TURN; ``tls``: TURN over TLS (``turns:``, as on 443)."""
+        if transport == "tls":
+            return f"turns:127.0.0.1:{self.tls_port}?transport=tcp"
         return f"turn:127.0.0.1:{self.port}?transport={transport}"
+
+
+def _tls_files(folder: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a certificate for 127.0.0.1 signed by it: (ca, cert, key) PEMs."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def build(subject: str, issuer: x509.Name | None, key: object, signer: object, ca: bool):
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(issuer or name)
+            .public_key(key.public_key())  # type: ignore[attr-defined]
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+            builder = builder.add_extension(san, critical=False)
+        return builder.sign(signer, hashes.SHA256())  # type: ignore[arg-type]
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = build("tongke test CA", None, ca_key, ca_key, ca=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = build("127.0.0.1", ca_cert.subject, key, ca_key, ca=False)
+    pem = serialization.Encoding.PEM
+    paths = folder / "ca.pem", folder / "turn-cert.pem", folder / "turn-key.pem"
+    paths[0].write_bytes(ca_cert.public_bytes(pem))
+    paths[1].write_bytes(cert.public_bytes(pem))
+    paths[2].write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return paths
 
 
 def _turnserver() -> str:
@@ -79,6 +128,8 @@ def _turnserver() -> str:
 def coturn(tmp_path: Path) -> Iterator[Coturn]:
     binary = _turnserver()
     port = _free_port()
+    tls_port = _free_port()
+    ca, cert, key = _tls_files(tmp_path)
     relay_low = 40000 + (port * 7) % 20000  # a spread-out relay range, unlikely to collide
     config = tmp_path / "turnserver.conf"
     config.write_text(
@@ -93,7 +144,9 @@ def coturn(tmp_path: Path) -> Iterator[Coturn]:
                 f"static-auth-secret={SECRET}",
                 f"realm={REALM}",
                 "fingerprint",
-                "no-tls",
+                f"tls-listening-port={tls_port}",
+                f"cert={cert}",
+                f"pkey={key}",
                 "no-dtls",
                 "no-cli",
                 # The SFU's candidates are on 127.0.0.1 here; never in production.
@@ -117,7 +170,7 @@ def coturn(tmp_path: Path) -> Iterator[Coturn]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"turnserver did not start:\n{log.read_text()[-2000:]}")
             time.sleep(0.05)
-        yield Coturn(port, process, log)
+        yield Coturn(port, tls_port, ca, process, log)
     finally:
         process.terminate()
         try:
@@ -284,15 +337,19 @@ async def _demo_codes(settings: Settings) -> dict[str, list[str]]:
     return codes
 
 
-@pytest.mark.parametrize("transport", ["udp", "tcp"])
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
 async def test_a_relay_only_classroom_receives_the_lead_through_turn(
     transport: str,
     coturn: Coturn,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """UDP, TCP, and TLS (``turns:``, the way through a school firewall that opens only 443):
+    the classroom's TURN client checks coturn's certificate against the test CA."""
     caplog.set_level(logging.DEBUG, logger="tongke")
     other = "tcp" if transport == "udp" else "udp"
+    monkeypatch.setenv("SSL_CERT_FILE", str(coturn.ca_file))  # OpenSSL's default trust
     settings = Settings(
         data_dir=tmp_path / "data",
         seed_demo=False,

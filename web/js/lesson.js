@@ -66,6 +66,18 @@ export function connectedClient(getJoin, { label = "", slot } = {}) {
   return client;
 }
 
+/**
+ * Keeps a roster (Map peer_id -> participant, read through `roster()`: `joined` replaces it)
+ * in step with the lesson's participant events, calling `changed()` after each.
+ */
+export function followParticipants(client, roster, changed) {
+  const upsert = (m) => { roster().set(m.participant.peer_id, m.participant); changed(); };
+  for (const type of ["participant_joined", "participant_updated", "participant_lost"]) {
+    client.on(type, upsert);
+  }
+  client.on("participant_left", (m) => { roster().delete(m.peer_id); changed(); });
+}
+
 /** A 16:9 video tile with a label row. setTrack(track|null), label(...nodes). */
 export function videoTile({ muted = true, placeholder = t("media.no_video"), id } = {}) {
   const video = h("video", { autoplay: true, playsInline: true, muted: true });

@@ -1,7 +1,7 @@
 // 主讲端: publish camera (main + low), board camera, screen and microphone; see every receiving
 // classroom; raised hands in order; stage, mute, recording, start and end the lesson.
 import { LessonMedia, listDevices, openCamera, openMic, openScreen } from "../client.js";
-import { audioSink, connectedClient, every, loadJoin, qualityPill, storedJoinSource, videoTile } from "../lesson.js";
+import { audioSink, connectedClient, every, followParticipants, loadJoin, qualityPill, storedJoinSource, videoTile } from "../lesson.js";
 import { apply, banner, catchAll, h, t, toast, topbar, userMessage } from "../ui.js";
 
 catchAll();
@@ -272,11 +272,7 @@ async function main() {
   media = new LessonMedia(client);
   window.tongke = { client, media, state: S };
   client.on("joined", applyJoined);
-  const upsert = (m) => { S.participants.set(m.participant.peer_id, m.participant); render(); };
-  client.on("participant_joined", upsert);
-  client.on("participant_updated", upsert);
-  client.on("participant_lost", upsert);
-  client.on("participant_left", (m) => { S.participants.delete(m.peer_id); render(); });
+  followParticipants(client, () => S.participants, render);
   client.on("stage_changed", (m) => { S.stage = m.classroom_id; S.muted = new Set(m.muted); render(); });
   client.on("hand_raised", (m) => { S.hands = m.hands; render(); toast(`${t("lead.hands")}：${nameOf(m.classroom_id)}`); });
   client.on("hand_lowered", (m) => { S.hands = m.hands; render(); });

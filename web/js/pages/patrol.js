@@ -3,7 +3,7 @@
 // try). Timestamped evaluation notes with scores (评课).
 import { api, me } from "../api.js";
 import { LessonClient, LessonMedia } from "../client.js";
-import { audioSink, every, exchange, loadJoin, qualityPill, videoTile } from "../lesson.js";
+import { audioSink, every, exchange, followParticipants, loadJoin, qualityPill, videoTile } from "../lesson.js";
 import { apply, banner, catchAll, fmtOffset, h, t, toast, topbar, userMessage } from "../ui.js";
 
 catchAll();
@@ -65,10 +65,7 @@ function addLesson(getJoin, info = {}) {
     if (!video.video.srcObject) video.setPlaceholder(t("media.no_video"));
     describe();
   });
-  const upsert = (m) => { entry.participants.set(m.participant.peer_id, m.participant); describe(); };
-  client.on("participant_joined", upsert);
-  client.on("participant_updated", upsert);
-  client.on("participant_left", (m) => { entry.participants.delete(m.peer_id); describe(); });
+  followParticipants(client, () => entry.participants, describe);
   client.on("note_added", (m) => { entry.notes.push(m.note); if (focused === entry) renderNotes(); });
   client.on("lesson_ended", () => { video.setTrack(null); video.setPlaceholder(t("err.lesson_ended")); });
   media.on("consumers", () => attach(entry));

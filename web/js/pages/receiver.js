@@ -1,7 +1,7 @@
 // 接收端: the lead's picture large, the on-stage classroom when there is one, this classroom's
 // own preview small; raise/lower hand; connection quality; reconnects by itself.
 import { LessonMedia, openCamera, openMic } from "../client.js";
-import { audioSink, connectedClient, every, loadJoin, qualityPill, storedJoinSource, videoTile } from "../lesson.js";
+import { audioSink, connectedClient, every, followParticipants, loadJoin, qualityPill, storedJoinSource, videoTile } from "../lesson.js";
 import { apply, banner, catchAll, h, t, topbar, userMessage } from "../ui.js";
 
 catchAll();
@@ -113,11 +113,7 @@ async function main() {
   media = new LessonMedia(client);
   window.tongke = { client, media, state: S };
   client.on("joined", applyJoined);
-  const upsert = (m) => { S.participants.set(m.participant.peer_id, m.participant); render(); };
-  client.on("participant_joined", upsert);
-  client.on("participant_updated", upsert);
-  client.on("participant_lost", upsert);
-  client.on("participant_left", (m) => { S.participants.delete(m.peer_id); render(); });
+  followParticipants(client, () => S.participants, render);
   client.on("stage_changed", (m) => { S.stage = m.classroom_id; render(); });
   client.on("hand_raised", (m) => { S.hands = m.hands; render(); });
   client.on("hand_lowered", (m) => { S.hands = m.hands; render(); });

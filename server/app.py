@@ -84,7 +84,8 @@ def create_app(settings: Settings) -> FastAPI:
             recording.start_recovery()
             sfu_port = SfuMediaPort(media)
             sfu_port.add_observer(RecordingObserver(recording))
-            metrics.watch(MediaCollector(media, sfu_port.peer_info))
+            media_metrics = MediaCollector(media, sfu_port.peer_info)
+            metrics.watch(media_metrics)
             # Many nodes: a peer's media may be served by another node (the cascade).
             media_port = cascade_port(settings, sfu_port)
             rooms = RoomManager(
@@ -114,7 +115,9 @@ def create_app(settings: Settings) -> FastAPI:
                 stack, settings, cluster_bus, rooms, media, metrics, recording=recording
             )
             if cluster is not None:
-                await join_cascade(stack, settings, cluster_bus, media_port, cluster, metrics)
+                rpc = await join_cascade(stack, settings, cluster_bus, media_port, cluster, metrics)
+                if rpc is not None:
+                    media_metrics.also_look_up(rpc.peer_info)
             app.state.cluster = cluster  # the draining server (SIGTERM) finds it here
             state = AppState(
                 settings=settings,

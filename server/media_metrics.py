@@ -2,8 +2,8 @@
 each peer's connection quality (the samples the lead and patrol get as ``quality`` events).
 
 Read at scrape time from ``MediaService`` (nothing is mirrored per packet). Per-peer series
-carry the lesson, peer, classroom and role; a peer whose media this node serves for another
-node's lesson (cascade edge) has no classroom or role here: its home knows them.
+carry the lesson, peer, classroom and role (for a peer served here for another node's lesson,
+as its home told the media RPC).
 """
 
 from __future__ import annotations
@@ -28,10 +28,24 @@ GAUGES = (
 PEER_LABELS = ["lesson", "peer", "classroom", "role"]
 
 
+PeerLookup = Callable[[str], PeerInfo | None]
+
+
 class MediaCollector(Collector):
-    def __init__(self, service: MediaService, peer_info: Callable[[str], PeerInfo | None]) -> None:
+    def __init__(self, service: MediaService, peer_info: PeerLookup) -> None:
         self._service = service
-        self._peer_info = peer_info
+        self._lookups = [peer_info]
+
+    def also_look_up(self, peer_info: PeerLookup) -> None:
+        """Another source of peers' roles and classrooms (a cascade edge: the media RPC)."""
+        self._lookups.append(peer_info)
+
+    def _peer_info(self, peer_id: str) -> PeerInfo | None:
+        for lookup in self._lookups:
+            info = lookup(peer_id)
+            if info is not None:
+                return info
+        return None
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         stats = self._service.stats()

@@ -56,6 +56,11 @@ QUICK_S = 3.0
 Picker = Callable[[PeerInfo], Awaitable[str | None]]
 
 
+def _labels(peer: PeerInfo) -> dict[str, str]:
+    """Who the peer is, for the serving node's metrics."""
+    return {"role": peer.role.value, "classroom": peer.classroom_id or ""}
+
+
 @dataclass(slots=True)
 class _Remote:
     info: PeerInfo
@@ -114,6 +119,7 @@ class ClusterMediaPort:
             remote.node, "publish", lesson_id=peer.lesson_id, peer_id=peer.peer_id, sdp=sdp,
             tracks=[{"mid": t.mid, "source": t.source.value, "layer": t.layer.value}
                     for t in tracks],
+            **_labels(peer),
         )  # fmt: skip
         remote.published = tuple(dict.fromkeys((*remote.published, *result["producers"])))
         # The relay into the home does not hold up the publisher's answer.
@@ -158,7 +164,12 @@ class ClusterMediaPort:
                 items.append({"relay": link.out_id, "origin": pid, "layer": layer})
         peer = remote.info
         offer = await self._call(
-            remote.node, "subscribe", lesson_id=peer.lesson_id, peer_id=peer.peer_id, items=items
+            remote.node,
+            "subscribe",
+            lesson_id=peer.lesson_id,
+            peer_id=peer.peer_id,
+            items=items,
+            **_labels(peer),
         )
         if remote.needs != needs:  # shrink after B stopped consuming what is no longer wanted
             remote.needs = needs

@@ -32,6 +32,8 @@ from typing import Any
 from media.relay import RelayOffer
 from media.sfu import MediaError, MediaService, SubscribeResult, TrackSpec
 from signaling.bus import GAP_TYPE
+from signaling.grants import Role
+from signaling.media_port import PeerInfo
 from signaling.redis_bus import BusUnavailable, RedisBus
 from signaling.sfu_port import quality_report
 
@@ -87,6 +89,7 @@ class MediaRpc:
         # Serving side: peers served for another node (peer -> (home node, lesson)), and
         # relays whose home end is here but driven by another node (relay -> that node).
         self.served: dict[str, tuple[str, str]] = {}
+        self.labels: dict[str, tuple[str, str]] = {}  # served peer -> (role, classroom)
         self.drivers: dict[str, str] = {}
         self.accepted: dict[str, str] = {}  # edge ends here: relay -> the home driving it
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -112,6 +115,7 @@ class MediaRpc:
             if home not in live:
                 log.info("home %s is gone: closing its peer %s here", home, peer_id)
                 self.served.pop(peer_id, None)
+                self.labels.pop(peer_id, None)
                 await self.service.close_peer(peer_id)
                 closed += 1
         for ends in (self.drivers, self.accepted):
@@ -247,19 +251,32 @@ class MediaRpc:
     # Peers served here for a lesson homed on `origin`.
 
     async def op_publish(
-        self, origin: str, lesson_id: str, peer_id: str, sdp: str, tracks: list[dict[str, str]]
+        self,
+        origin: str,
+        lesson_id: str,
+        peer_id: str,
+        sdp: str,
+        tracks: list[dict[str, str]],
+        role: str = "",
+        classroom: str = "",
     ) -> dict[str, Any]:
-        self.served[peer_id] = (origin, lesson_id)
+        self._remember_served(origin, lesson_id, peer_id, role, classroom)
         specs = [TrackSpec(t["mid"], t["source"], t.get("layer", "main")) for t in tracks]
         result = await self.service.publish(lesson_id, peer_id, sdp, specs)
         return {"sdp": result.sdp, "producers": [p.id for p in result.producers]}
 
     async def op_subscribe(
-        self, origin: str, lesson_id: str, peer_id: str, items: list[dict[str, str]]
+        self,
+        origin: str,
+        lesson_id: str,
+        peer_id: str,
+        items: list[dict[str, str]],
+        role: str = "",
+        classroom: str = "",
     ) -> Any:
         """``items``: {"id": producer id here, "layer"}; or {"relay", "origin", "layer"}: the
         producer relaying the home node's ``origin`` over ``relay`` (skipped if not there)."""
-        self.served[peer_id] = (origin, lesson_id)
+        self._remember_served(origin, lesson_id, peer_id, role, classroom)
         ids: list[str] = []
         layers: dict[str, str] = {}
         for item in items:
@@ -277,8 +294,28 @@ class MediaRpc:
     async def op_answer(self, origin: str, lesson_id: str, peer_id: str, sdp: str) -> Any:
         return offer_dict(self.service, lesson_id, await self.service.answer(peer_id, sdp))
 
+    def _remember_served(
+        self, origin: str, lesson_id: str, peer_id: str, role: str, classroom: str
+    ) -> None:
+        # role/classroom: for this node's metrics (a home of an older version sends none).
+        self.served[peer_id] = (origin, lesson_id)
+        if role:
+            self.labels[peer_id] = (role, classroom)
+
+    def peer_info(self, peer_id: str) -> PeerInfo | None:
+        """Who a peer served here for another node is, as far as its home said."""
+        served, labels = self.served.get(peer_id), self.labels.get(peer_id)
+        if served is None or labels is None:
+            return None
+        try:
+            role = Role(labels[0])
+        except ValueError:
+            return None
+        return PeerInfo(served[1], peer_id, role, labels[1] or None)
+
     async def op_close_peer(self, origin: str, peer_id: str) -> None:
         self.served.pop(peer_id, None)
+        self.labels.pop(peer_id, None)
         await self.service.close_peer(peer_id)
 
     # Relays: this node as the home end driven by `origin`, or as the edge end.

@@ -106,6 +106,23 @@ async def test_receivers_get_the_lead_media_through_node_b(
         back = await gauge(b, "tongke_media_relay_streams_out")
         assert back >= 3, back
         await until("the receivers' video at the lead", lambda: lead.frames("video") >= 30)
+        # B's /metrics label the classrooms it serves as their home told it (quality samples
+        # every 2 s).
+        wanted = (
+            f'peer="{first.joined["peer_id"]}"',
+            f'classroom="{first.joined["you"]["classroom_id"]}"',
+            'role="receiver"',
+        )
+
+        async def labelled_on_b() -> bool:
+            async with httpx.AsyncClient() as http:
+                text = (await http.get(f"{b.url}/metrics")).text
+            return any(
+                line.startswith("tongke_peer_quality_level{") and all(w in line for w in wanted)
+                for line in text.splitlines()
+            )
+
+        await until("B labels its served receiver", labelled_on_b, 10)
 
         # Stage and hands are A's signaling; the staged classroom's camera goes B->A to
         # the lead (relay into A), and to the other receivers on B directly.

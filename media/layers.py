@@ -123,6 +123,7 @@ class DualStreamSelector:
         self._probe_window_ms = probe_window_ms
         self._covered_since = -1  # since when the estimate covers main with the margin
         self._calm_since = -1  # since when nothing signals congestion on low
+        self._bearable_since = -1  # since when low's loss stays under down_loss
         self._up_at = -1  # when the bandwidth last allowed main again
         # After a probe up, the estimate still describes the low layer: REMB ramps up over
         # seconds (aiortc ~8%/s; browsers probe, but lag too), so only loss judges the try
@@ -193,6 +194,10 @@ class DualStreamSelector:
         so main is tried again;
         a try that fails within ``probe_window_ms`` doubles the wait (up to ``probe_max_ms``).
         During a try only loss fails it until the estimate has covered main once (it lags).
+        Loss between ``up_loss`` and ``down_loss`` on low is not calm (it may be congestion);
+        but a link that keeps it that long (``probe_max_ms``) without anything worse may just
+        lose packets at random (a rural radio link, where NACK repair serves main as well),
+        so main is tried then too, with the same doubling if it fails.
         """
         if main_bps:
             self._main_avg = (
@@ -210,7 +215,7 @@ class DualStreamSelector:
             )
             if lossy or short:
                 self._allowed = LOW
-                self._covered_since = self._calm_since = -1
+                self._covered_since = self._calm_since = self._bearable_since = -1
                 failed_try = self._up_at >= 0 and now_ms - self._up_at < self._probe_window_ms
                 self._probe_after_ms = (
                     min(self._probe_after_ms * 2, self._probe_max_ms)
@@ -229,18 +234,26 @@ class DualStreamSelector:
             self._covered_since = -1
         if low_bps:
             self._low_avg = low_bps if not self._low_avg else 0.75 * self._low_avg + 0.25 * low_bps
-        if quiet and (available_bps is None or available_bps >= self._low_avg):
+        low_fits = available_bps is None or available_bps >= self._low_avg
+        if quiet and low_fits:
             if self._calm_since < 0:
                 self._calm_since = now_ms
         else:
             self._calm_since = -1
+        if not lossy and low_fits:
+            if self._bearable_since < 0:
+                self._bearable_since = now_ms
+        else:
+            self._bearable_since = -1
         covered = self._covered_since >= 0 and now_ms - self._covered_since >= self._up_after_ms
         probe = self._calm_since >= 0 and now_ms - self._calm_since >= self._probe_after_ms
-        if covered or probe:
+        bearable_wait = max(self._probe_max_ms, self._probe_after_ms)
+        bearable = self._bearable_since >= 0 and now_ms - self._bearable_since >= bearable_wait
+        if covered or probe or bearable:
             self._allowed = MAIN
             self._remb_lags = not covered
             self._up_at = now_ms
-            self._covered_since = self._calm_since = -1
+            self._covered_since = self._calm_since = self._bearable_since = -1
         return self._retarget()
 
     def _choose(self) -> int:

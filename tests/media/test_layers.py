@@ -161,6 +161,29 @@ def test_congestion_while_on_low_keeps_it_low():
     assert s.update(2600, loss=0.0) is False
 
 
+def test_steady_moderate_loss_on_low_tries_main_after_the_longest_wait():
+    """5 % loss on low is not calm (it may be congestion), but a link that keeps losing
+    5 % for probe_max_ms and nothing worse gets main again (random loss, which NACK repairs
+    on main as well); main then holds while the loss stays under down_loss."""
+    s = DualStreamSelector(probe_after_ms=15_000, probe_max_ms=60_000)
+    assert s.update(0, loss=0.2) and s.target_layer == LOW
+    for t in range(1000, 61_000, 1000):
+        assert s.update(t, loss=0.05) is False, t  # never calm: no 15 s try
+    assert s.update(61_000, loss=0.05) is True and s.target_layer == MAIN
+    for t in range(62_000, 90_000, 1000):
+        assert s.update(t, loss=0.06) is False  # main holds: under down_loss
+
+
+def test_loss_reaching_down_loss_on_low_restarts_the_longest_wait():
+    s = DualStreamSelector(probe_after_ms=15_000, probe_max_ms=60_000)
+    s.update(0, loss=0.2)
+    s.update(1000, loss=0.05)
+    s.update(30_000, loss=0.12)  # heavy again: the wait starts over
+    s.update(31_000, loss=0.05)
+    assert s.update(90_000, loss=0.05) is False
+    assert s.update(91_000, loss=0.05) is True and s.target_layer == MAIN
+
+
 def test_a_tiny_main_bitrate_is_judged_against_the_floor():
     s = DualStreamSelector(main_bitrate_floor=300_000)
     assert s.update(0, available_bps=200_000, main_bps=10_000) is True

@@ -484,7 +484,8 @@ class WebRtcTransport:
         # aiortc's close can hang on a peer that vanished mid-handshake (aiortc#283,
         # aioice#12); one such peer must not hold up a leave, a lesson's end or shutdown.
         try:
-            await asyncio.wait_for(self._pc.close(), PC_CLOSE_S)
+            async with asyncio.timeout(PC_CLOSE_S):
+                await self._pc.close()
         except TimeoutError:
             logger.warning("transport %s: the peer connection did not close in %.0f s",
                            self.id, PC_CLOSE_S)  # fmt: skip

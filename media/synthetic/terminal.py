@@ -337,7 +337,10 @@ class SyntheticTerminal:
         future = self._waiting[ident] = asyncio.get_running_loop().create_future()
         try:
             await self.send({**message, "id": ident})
-            reply = await asyncio.wait_for(future, REQUEST_TIMEOUT_S)
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that
+            # arrives as the reply does, and a task that ignores close() never ends.
+            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                reply = await future
         finally:
             self._waiting.pop(ident, None)
         if reply["type"] == "error":
@@ -360,8 +363,8 @@ class SyntheticTerminal:
                     return message
             return None
 
-        async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(find), within_s)
+        async with self._changed, asyncio.timeout(within_s):
+            await self._changed.wait_for(find)
         found = find()
         assert found is not None
         return found
@@ -418,7 +421,8 @@ class SyntheticTerminal:
         while True:
             await asyncio.sleep(interval)
             try:
-                await asyncio.wait_for(self.request({"type": "ping"}), silent_s)
+                async with asyncio.timeout(silent_s):
+                    await self.request({"type": "ping"})
             except TimeoutError:
                 if self.auto_reconnect and self._ws is not None:
                     self._ws.transport.abort()
@@ -468,7 +472,8 @@ class SyntheticTerminal:
 
     async def _bounded(self, step: Any, what: str) -> None:
         try:
-            await asyncio.wait_for(step, CLOSE_STEP_S)
+            async with asyncio.timeout(CLOSE_STEP_S):
+                await step
         except TimeoutError:
             logger.warning(
                 "%s of terminal %s did not finish in %.0f s", what, self.code, CLOSE_STEP_S

@@ -254,10 +254,26 @@ async def test_a_hundred_peers_join_at_once_and_the_node_refuses_past_capacity(
             assert (await again.connect())["type"] == "joined"
             assert not any((await metrics("tongke_errors_logged_total")).values())
         finally:
-            async with asyncio.timeout(30):  # a stuck close fails here, not at pytest's timeout
-                await asyncio.gather(
-                    *(t.close() for t in [*burst, *media, lead]), return_exceptions=True
-                )
+            await _close_all([*burst, *media, lead])
+
+
+async def _close_all(terminals: list[SyntheticTerminal]) -> None:
+    """Closes every terminal; a close stuck past 30 s fails here (not at pytest's timeout),
+    naming the terminals and what every task still waits on."""
+    closing = {asyncio.ensure_future(t.close()): t for t in terminals}
+    _, stuck = await asyncio.wait(closing, timeout=30)
+    if stuck:
+        lines = [f"{len(stuck)} of {len(closing)} terminals did not close in 30 s:"]
+        lines += [
+            f"  {closing[task].code} (joined: {bool(closing[task].joined)})" for task in stuck
+        ]
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                frames = task.get_stack(limit=3)
+                where = " <- ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in frames)
+                lines.append(f"  task {task.get_name()}: {where}")
+        print("\n".join(lines))
+        raise AssertionError("\n".join(lines[:5]))
 
 
 async def _all_zero(samples: Awaitable[dict[str, float]]) -> bool:

@@ -1,5 +1,9 @@
 """The two fixed costs of one forwarded copy, in isolation: SRTP protect and a UDP send.
 
+SRTP is timed with AES-CM (libsrtp's default policy) and with AES-256-GCM, what two aiortc
+peers negotiate, both through pylibsrtp's public ``protect`` and through the product's
+``RtpProtector`` (media/aiortc_hooks.py), which skips its per-call allocation.
+
     .venv/bin/python benchmarks/copy_cost.py
 
 Compare with the per-copy CPU `tongke bench` reports (handling CPU / N at a point): what
@@ -13,7 +17,10 @@ import os
 import socket
 import time
 
+from aiortc.rtcdtlstransport import SRTP_AEAD_AES_256_GCM
 from pylibsrtp import Policy, Session
+
+from media.aiortc_hooks import RtpProtector
 
 PACKETS = 20_000
 PAYLOAD = 1100  # a full VP8 packet of the 1 Mbit/s camera
@@ -24,13 +31,21 @@ def rtp_packet(seq: int, payload: bytes) -> bytes:
     return header + payload
 
 
-def protect_us() -> float:
-    session = Session(policy=Policy(key=os.urandom(30), ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+def protect_us(gcm: bool = False, protector: bool = False) -> float:
+    outbound = Policy.SSRC_ANY_OUTBOUND
+    if gcm:
+        profile = SRTP_AEAD_AES_256_GCM
+        key = os.urandom(profile.key_length + profile.salt_length)
+        policy = Policy(key=key, ssrc_type=outbound, srtp_profile=profile.libsrtp_profile)
+    else:
+        policy = Policy(key=os.urandom(30), ssrc_type=outbound)
+    session = Session(policy=policy)
+    protect = RtpProtector(session).protect if protector else session.protect
     payload = os.urandom(PAYLOAD)
     packets = [rtp_packet(i, payload) for i in range(PACKETS)]
     start = time.perf_counter()
     for packet in packets:
-        session.protect(packet)
+        protect(packet)
     return (time.perf_counter() - start) / PACKETS * 1e6
 
 
@@ -61,4 +76,6 @@ def sendto_us() -> float:
 
 if __name__ == "__main__":
     print(f"SRTP protect: {protect_us():.1f} µs per packet")
+    print(f"SRTP protect, AES-256-GCM: {protect_us(gcm=True):.2f} µs per packet")
+    print(f"  the same through RtpProtector: {protect_us(gcm=True, protector=True):.2f} µs")
     print(f"loopback sendto: {sendto_us():.1f} µs per packet")

@@ -37,7 +37,8 @@ def freeze_startup_objects() -> None:
 
     Modules, classes and the app's own objects live as long as the process; a full
     collection still walked all of them: a 97 ms pause of the event loop with 50 receivers
-    (every packet waiting meanwhile), 13 ms after freezing (tongke bench, docs/benchmarks.md).
+    (every packet waiting meanwhile), 13 ms after freezing (a one-off timing in the bench
+    host, docs/benchmarks.md).
     Frozen objects are never collected, so this runs once per process, after the first start.
     """
     if gc.get_freeze_count() == 0:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from app_support import app_state, make_settings
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from shared_support import fresh_postgres_database
@@ -49,16 +50,6 @@ def database_url_for(backend: str, data_dir: Path) -> Iterator[str]:
         yield url
 
 
-def make_settings(data_dir: Path, database_url: str = "", **extra: Any) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        database_url=database_url,
-        seed_demo=False,
-        secret_key="test-secret-0123456789abcdef0123456789abcdef",
-        **extra,
-    )
-
-
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database on each backend."""
@@ -82,10 +73,6 @@ def settings(tmp_path: Path) -> Settings:
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as test_client:
         yield test_client
-
-
-def app_state(client: TestClient) -> AppState:
-    return client.app_state["app"]  # type: ignore[no-any-return]
 
 
 def run_in_app(client: TestClient, fn: Callable[[AppState], Awaitable[T]]) -> T:

@@ -7,22 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from app_support import app_state, make_settings
 from fastapi.testclient import TestClient
 from shared_support import fresh_postgres_database, postgres_admin
 from sqlalchemy.engine import make_url
 
 from server.app import create_app
-from server.settings import Settings
 from server.state import AppState
-
-
-def make_settings(data_dir: Path, **extra: Any) -> Settings:
-    secret = "test-secret-0123456789abcdef0123456789abcdef"
-    return Settings(data_dir=data_dir, seed_demo=False, secret_key=secret, **extra)
-
-
-def app_state(client: TestClient) -> AppState:
-    return client.app_state["app"]  # type: ignore[no-any-return]
 
 
 def test_every_pooled_connection_busy_answers_503_busy_and_recovers(tmp_path: Path) -> None:

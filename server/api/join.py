@@ -11,10 +11,18 @@ from sqlalchemy.orm import joinedload
 
 from server.api.errors import ApiError, ErrorResponse
 from server.api.lessons import classroom_ref
-from server.api.schemas import JoinOut, LessonSummary
+from server.api.schemas import JoinOut, LessonSummary, OutcomeOut, RecordingOutcome
 from server.auth import State
 from server.cluster.placement import PlacementError
-from server.db.models import Account, Classroom, JoinLink, Lesson, LessonStatus, utcnow
+from server.db.models import (
+    Account,
+    Classroom,
+    JoinLink,
+    Lesson,
+    LessonStatus,
+    LibraryRecording,
+    utcnow,
+)
 from server.state import AppState
 from signaling.grants import Role, default_grant
 from signaling.redis_bus import TRANSIENT
@@ -129,3 +137,68 @@ async def home_ws_url(state: AppState, lesson: Lesson) -> str:
         raise ApiError(
             503, "cluster_unavailable", "The lesson directory (Redis) is unreachable; try again."
         ) from None
+
+
+def usable_link(link: JoinLink | None) -> JoinLink:
+    """The link if it can be used, else 404 link_not_found or 410 revoked / expired (the
+    refusals of join, with its account loaded)."""
+    if link is None:
+        raise ApiError(404, "link_not_found", "This join link does not exist.")
+    if link.revoked_at is not None:
+        raise ApiError(410, "link_revoked", "This join link was revoked.")
+    if link.expires_at is not None and link.expires_at <= utcnow():
+        raise ApiError(410, "link_expired", "This join link has expired.")
+    if link.account is not None and not link.account.active:
+        raise ApiError(410, "link_revoked", "The account this link belongs to is deactivated.")
+    return link
+
+
+@router.get(
+    "/join/{code}/outcome",
+    responses={code: {"model": ErrorResponse} for code in (404, 410)},
+)
+async def outcome(code: str, state: State) -> OutcomeOut:
+    """How the link's lesson went: state, when it ran and for how long, and its recordings
+    with the rendition's progress and the replay page. The ended screens of the classroom
+    pages read it; the link is the credential, as for join. 404 link_not_found, 410
+    link_revoked or link_expired; an ended lesson is answered (that is the point)."""
+    async with state.db.sessions.begin() as session:
+        link = await session.scalar(
+            select(JoinLink)
+            .where(JoinLink.code == code)
+            .options(
+                joinedload(JoinLink.lesson).options(
+                    joinedload(Lesson.teacher),
+                    joinedload(Lesson.lead_classroom).joinedload(Classroom.school),
+                ),
+                joinedload(JoinLink.account),
+            )
+        )
+        lesson = usable_link(link).lesson
+        rows = list(
+            await session.scalars(
+                select(LibraryRecording)
+                .where(LibraryRecording.lesson_id == lesson.id)
+                .order_by(LibraryRecording.started_at)
+            )
+        )
+    duration = None
+    if lesson.started_at is not None and lesson.ended_at is not None:
+        duration = max(0.0, (lesson.ended_at - lesson.started_at).total_seconds())
+    return OutcomeOut(
+        lesson=lesson_summary(lesson),
+        state=LessonStatus(lesson.state),
+        started_at=lesson.started_at,
+        ended_at=lesson.ended_at,
+        duration_s=duration,
+        recordings=[
+            RecordingOutcome(
+                recording_id=row.id,
+                state=row.state,
+                rendition_state=row.rendition_state,
+                rendition_progress=row.rendition_progress,
+                replay_url=f"/replay/?id={row.id}",
+            )
+            for row in rows
+        ],
+    )

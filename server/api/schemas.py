@@ -249,3 +249,22 @@ class JoinOut(BaseModel):
     classroom: ClassroomRef | None
     ws_url: str
     ice_servers: list[str]
+
+
+class RecordingOutcome(BaseModel):
+    recording_id: str
+    state: str  # finished | interrupted | failed
+    rendition_state: str  # queued | running | done | failed | cancelled
+    rendition_progress: float  # 0..1
+    replay_url: str  # the replay page (it asks for a signed-in account)
+
+
+class OutcomeOut(BaseModel):
+    """What the classroom pages show when a lesson is over (or how far it is)."""
+
+    lesson: LessonSummary
+    state: LessonStatus
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_s: float | None  # from going live to the end; None before either
+    recordings: list[RecordingOutcome]

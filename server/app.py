@@ -22,6 +22,7 @@ from server.metrics import CONTENT_TYPE, HttpMetricsMiddleware, Metrics
 from server.recording import RecordingController, RecordingObserver
 from server.settings import Settings
 from server.state import AppState
+from server.tls import ServingTls
 from server.tokens import JoinTokens
 from server.turn import IceServerIssuer
 from signaling.bus import open_bus
@@ -45,7 +46,8 @@ def freeze_startup_objects() -> None:
         gc.freeze()
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, tls: ServingTls | None = None) -> FastAPI:
+    """`tls`: what server.tls.prepare_tls made for this start (None: plain HTTP)."""
     metrics = Metrics()
     # Built here so bad ICE/TURN settings stop the start, not a browser's join.
     ice = IceServerIssuer.from_settings(settings)
@@ -130,6 +132,7 @@ def create_app(settings: Settings) -> FastAPI:
                 metrics=metrics,
                 recording=recording,
                 cluster=cluster,
+                tls=tls,
             )
             if settings.seed_demo:
                 from server.demo import seed_demo_if_empty
@@ -150,6 +153,7 @@ def create_app(settings: Settings) -> FastAPI:
     from server.cluster.routes import cluster_router
     from server.health import health_router
     from server.pages import pages_router
+    from server.tls_routes import tls_router
     from server.ws import ws_router
 
     app.include_router(api_router)
@@ -157,6 +161,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(pages_router)
+    app.include_router(tls_router)
     app.include_router(ws_router)
 
     @app.get("/metrics", include_in_schema=False)

@@ -6,8 +6,12 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from server.tls import ServingTls
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -28,30 +32,73 @@ def _settings(args: argparse.Namespace, **extra: object) -> Settings:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from server.app import create_app
     from server.cluster.drain import serve
+    from server.tls import TlsError, prepare_tls
 
-    settings = _settings(
-        args,
-        host=args.host,
-        port=args.port,
-        public_url=args.public_url,
-        ice_servers=args.ice_server,
-        seed_demo=False if args.no_demo else None,
-    )
+    try:
+        settings = _settings(
+            args,
+            host=args.host,
+            port=args.port,
+            public_url=args.public_url,
+            ice_servers=args.ice_server,
+            seed_demo=False if args.no_demo else None,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            https=True if args.https else None,
+            trusted_proxies=args.trusted_proxy,
+        )
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            print(f"error: setting {where}: {error['msg']}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
+    try:
+        tls = prepare_tls(settings)  # made or checked before the loop starts
+    except TlsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(startup_banner(settings, tls), flush=True)
+    if tls is not None:
+        for warning in tls.warnings(settings.public_url):
+            logging.getLogger("tongke.tls").warning("%s", warning)
     # uvicorn, except that SIGTERM drains a cluster node first (server/cluster/drain.py).
     serve(
-        create_app(settings),
+        create_app(settings, tls),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         ws_max_size=settings.ws_max_message_bytes,
         drain_timeout_s=settings.drain_timeout_s,
+        tls=tls,
     )
     return 0
+
+
+def startup_banner(settings: Settings, tls: ServingTls | None) -> str:
+    """Where classrooms open the service: public_url, else every LAN address."""
+    from server.addresses import listen_urls
+
+    bases = listen_urls(settings.scheme, settings.host, settings.port, settings.public_url)
+    lines = ["tongke serves at:", *(f"  {base}/" for base in bases)]
+    if tls is not None and tls.ca_file is not None:
+        lines += [
+            "each classroom PC trusts the school certificate once, following:",
+            *(f"  {base}/ca/" for base in bases),
+            f"  CA SHA-256 fingerprint {tls.ca_fingerprint}",
+        ]
+    elif tls is None and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        lines.append(
+            "  note: over plain http, browsers of other PCs give no camera or microphone; "
+            "serve with --https (or --tls-cert/--tls-key, or behind an HTTPS proxy)"
+        )
+    return "\n".join(lines)
 
 
 def _cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -173,6 +220,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="ICE server URL (repeatable), e.g. stun:host:3478 or turn:user:pass@host:3478",
     )
     serve.add_argument("--no-demo", action="store_true", help="do not seed the demo district")
+    serve.add_argument(
+        "--tls-cert", type=Path, help="TLS certificate, PEM (the chain may follow the leaf)"
+    )
+    serve.add_argument("--tls-key", type=Path, help="the certificate's private key, PEM")
+    serve.add_argument(
+        "--https",
+        action="store_true",
+        help="HTTPS with a local CA made once in the data folder (classroom PCs trust /ca.crt)",
+    )
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        help="address or network of a reverse proxy whose X-Forwarded-* headers are believed "
+        "(repeatable)",
+    )
     serve.set_defaults(func=_cmd_serve)
 
     db = commands.add_parser("db", help="database schema")

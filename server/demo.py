@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy import exists, select
 
+from server.addresses import listen_urls
 from server.api.links import link_url, make_link
 from server.db import Database
 from server.db.models import (
@@ -44,6 +45,8 @@ log = logging.getLogger("tongke.demo")
 class DemoLink:
     label: str
     url: str
+    # The same link under any base URL: /join/<code> or /patrol?link=<code>.
+    path: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,18 +133,18 @@ async def seed_demo(db: Database, settings: Settings) -> DemoDistrict:
         link = await make_link(
             session, lesson, Role.LEAD, classroom_id=lead.id, created_by_id=admin_id
         )
-        links.append(DemoLink(f"主讲 lead · {central.name} {lead.name}", _url(settings, link)))
+        links.append(_link(settings, f"主讲 lead · {central.name} {lead.name}", link))
         for room in receivers:
             link = await make_link(
                 session, lesson, Role.RECEIVER, classroom_id=room.id, created_by_id=admin_id
             )
             school = central.name if room.school_id == central.id else point.name
-            links.append(DemoLink(f"接收 receiver · {school} {room.name}", _url(settings, link)))
+            links.append(_link(settings, f"接收 receiver · {school} {room.name}", link))
         inspector = accounts["demo-inspector"]
         link = await make_link(
             session, lesson, Role.PATROL, account_id=inspector.id, created_by_id=admin_id
         )
-        links.append(DemoLink(f"巡课 patrol · {inspector.display_name}", _url(settings, link)))
+        links.append(_link(settings, f"巡课 patrol · {inspector.display_name}", link))
     return DemoDistrict(
         lesson_id=lesson.id,
         lesson_title=lesson.title,
@@ -153,19 +156,25 @@ async def seed_demo(db: Database, settings: Settings) -> DemoDistrict:
     )
 
 
-def _url(settings: Settings, link: JoinLink) -> str:
-    return link_url(settings, link.role, link.code)
+def _link(settings: Settings, label: str, link: JoinLink) -> DemoLink:
+    path = link_url("", link.role, link.code)
+    return DemoLink(label, settings.effective_public_url + path, path)
 
 
 def describe(district: DemoDistrict, settings: Settings) -> str:
-    """The text printed after seeding: every join link and every demo sign-in."""
+    """The text printed after seeding: every join link under every address classrooms may
+    use (public_url, else each LAN address when listening on all), and every demo sign-in."""
+    bases = listen_urls(settings.scheme, settings.host, settings.port, settings.public_url)
     lines = [
         "",
         "== tongke demo district ==",
         f"lesson: {district.lesson_title} (小学 数学 三年级 人教版 上册)",
         "join links (open on each classroom terminal; no account needed):",
-        *(f"  {link.label}\n    {link.url}" for link in district.links),
-        f"sign in at {settings.effective_public_url}/ (passwords are shown only now):",
+        *(
+            f"  {link.label}\n" + "\n".join(f"    {base}{link.path}" for base in bases)
+            for link in district.links
+        ),
+        f"sign in at {bases[0]}/ (passwords are shown only now):",
         *(
             f"  {a.role:<9} {a.username:<15} {a.password}  ({a.display_name})"
             for a in district.accounts

@@ -33,4 +33,12 @@ async def readyz(state: Annotated[AppState, Depends(get_state)]) -> JSONResponse
     except Exception as exc:
         checks["bus"] = f"error: {type(exc).__name__}"
     ready = all(value == "ok" for value in checks.values())
-    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+    body: dict[str, object] = {"ready": ready, "checks": checks}
+    if state.tls is not None:
+        # Details, not a check: a certificate near its end still serves (ready stays true).
+        body["tls"] = {
+            "certificate": str(state.tls.cert.path),
+            "not_after": state.tls.cert.not_after.isoformat(),
+            "warnings": state.tls.warnings(state.settings.public_url),
+        }
+    return JSONResponse(body, status_code=200 if ready else 503)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -17,6 +18,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from server.addresses import base_url, listen_urls
 
 CONFIG_ENV = "TONGKE_CONFIG"
 _config_file: ContextVar[str | None] = ContextVar("tongke_config_file", default=None)
@@ -47,8 +50,26 @@ class Settings(BaseSettings):
     # SIGTERM on a cluster node drains it (no new lessons) and waits at most this long for
     # its lessons to end before shutting down. A second SIGTERM or Ctrl-C stops at once.
     drain_timeout_s: float = Field(default=3600.0, ge=0)
-    # Where browsers reach this service; join links are built from it.
+    # Where browsers reach this service (e.g. "https://tk.example.cn"); join links, QR codes
+    # and the start-up print use it. Empty: each link uses the scheme, host and port the
+    # request arrived on, so a classroom is sent back to the address it already reached.
     public_url: str = ""
+    # TLS in the service itself (docs/operations.md "HTTPS"): HTTP and the WebSocket over TLS
+    # on `port`. Either a certificate and its key (PEM; the certificate file may hold the
+    # chain after the leaf) ...
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # ... or https = true: a local certificate authority made once under
+    # <data_dir>/tls/, served at /ca.crt for classroom PCs to trust, and a server
+    # certificate it signs for every LAN address (renewed by itself).
+    https: bool = False
+    # With https: DNS names the server certificate covers besides this machine's hostname,
+    # localhost and every interface address, e.g. ["tk.school.cn"].
+    tls_hostnames: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Reverse proxies (addresses or networks, e.g. ["127.0.0.1", "10.0.0.0/8"]) whose
+    # X-Forwarded-Proto and X-Forwarded-Host are believed; from any other peer they are
+    # ignored. Empty: no proxy is trusted.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # ICE servers handed to clients and used by the SFU, e.g. "stun:stun.example.cn:3478"
     # or "turn:user:pass@turn.example.cn:3478?transport=udp". Empty: host candidates only.
     ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -68,7 +89,8 @@ class Settings(BaseSettings):
     join_token_ttl_s: int = 600
     session_ttl_s: int = 12 * 3600
     seed_demo: bool = True
-    # Extra Origins allowed on the WebSocket besides public_url and this host:port.
+    # Extra Origins allowed on the WebSocket besides the page's own origin (same-origin is
+    # always allowed), public_url and this host:port.
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Signaling limits.
     ws_max_message_bytes: int = 64 * 1024
@@ -106,7 +128,13 @@ class Settings(BaseSettings):
     web_dir: Path = Path(__file__).resolve().parent.parent / "web"
 
     @field_validator(
-        "ice_servers", "turn_urls", "allowed_origins", "media_addresses", mode="before"
+        "ice_servers",
+        "turn_urls",
+        "allowed_origins",
+        "media_addresses",
+        "tls_hostnames",
+        "trusted_proxies",
+        mode="before",
     )
     @classmethod
     def _split_csv(cls, value: Any) -> Any:
@@ -115,6 +143,19 @@ class Settings(BaseSettings):
             if value.strip().startswith("["):
                 return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {entry!r} is not an address or network "
+                    "(e.g. 127.0.0.1 or 10.0.0.0/8)"
+                ) from None
         return value
 
     @model_validator(mode="after")
@@ -154,18 +195,29 @@ class Settings(BaseSettings):
         return self.recording_root or self.data_dir / "recordings"
 
     @property
+    def tls_on(self) -> bool:
+        return self.https or self.tls_cert is not None or self.tls_key is not None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_on else "http"
+
+    @property
     def effective_public_url(self) -> str:
+        """public_url, else this node's first address (for what no request tells: the
+        cluster registry, a request without a Host header)."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
-        return f"http://{host}:{self.port}"
+        return listen_urls(self.scheme, self.host, self.port)[0]
 
     @property
     def origins(self) -> frozenset[str]:
-        """Origins a browser may open the signaling WebSocket from."""
-        base = {self.effective_public_url, f"http://{self.host}:{self.port}"}
-        if self.host in ("127.0.0.1", "0.0.0.0", "localhost", "::"):
-            base |= {f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"}
+        """Origins a browser may open the signaling WebSocket from, besides the page's own
+        (server/ws.py accepts same-origin always)."""
+        scheme, port = self.scheme, self.port
+        base = {self.effective_public_url, base_url(scheme, self.host or "127.0.0.1", port)}
+        if self.host in ("127.0.0.1", "0.0.0.0", "localhost", "::", "::1"):
+            base |= {base_url(scheme, h, port) for h in ("127.0.0.1", "localhost", "::1")}
         return frozenset(base | {o.rstrip("/") for o in self.allowed_origins})
 
     def resolved_secret(self) -> str:

@@ -12,6 +12,7 @@ from server.db import Database
 from server.metrics import Metrics
 from server.recording import RecordingController
 from server.settings import Settings
+from server.tls import ServingTls
 from server.tokens import JoinTokens
 from signaling.bus import Bus
 from signaling.rooms import RoomManager
@@ -32,6 +33,9 @@ class AppState:
     recording: RecordingController | None = None
     # Many nodes (TONGKE_REDIS_URL): this node's registry entry and lesson placement.
     cluster: ClusterNode | None = None
+    # TLS served by this process (--tls-cert/--tls-key or --https); None: plain HTTP or a
+    # proxy in front.
+    tls: ServingTls | None = None
 
 
 def get_state(request: Request) -> AppState:

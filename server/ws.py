@@ -1,9 +1,12 @@
 """The signaling WebSocket endpoint: Origin check, then the connection belongs to signaling.
 
 The join token arrives in the first message (docs/protocol.md); the room manager verifies it
-with the app's JoinTokens. A browser must come from an allowed Origin; clients that send no
-Origin header (the Python peers, classroom terminals' native apps) are let through, since
-the token, not the Origin, is what authorizes them.
+with the app's JoinTokens. A browser must come from an allowed Origin: the origin the page
+was served from (the handshake's own scheme://Host, or what a trusted proxy forwards; no
+setting needed), public_url, this host:port, or allowed_origins. A page of another site
+sends its own Origin and is refused. Clients that send no Origin header (the Python peers,
+classroom terminals' native apps) are let through, since the token, not the Origin, is what
+authorizes them.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from server.origin import request_origin
 from server.state import AppState
 from signaling.errors import CloseCode
 from signaling.session import ConnectionClosed
@@ -55,8 +59,12 @@ class StarletteConnection:
             await ws.close(code=code, reason=reason[:120])
 
 
-def origin_allowed(origin: str | None, allowed: frozenset[str]) -> bool:
-    return origin is None or origin.rstrip("/") in allowed
+def origin_allowed(origin: str | None, allowed: frozenset[str], own: str | None = None) -> bool:
+    """`own`: the origin this handshake arrived on (same-origin is always allowed)."""
+    if origin is None:
+        return True
+    origin = origin.rstrip("/").lower()
+    return origin in allowed or (own is not None and origin == own)
 
 
 @ws_router.websocket("/ws")
@@ -66,7 +74,8 @@ async def signaling_socket(websocket: WebSocket) -> None:
     if state.cluster is not None:
         # Many nodes: a page served by another node is sent here by its join grant.
         allowed = allowed | state.cluster.origins
-    if not origin_allowed(websocket.headers.get("origin"), allowed):
+    own = request_origin(websocket, state.settings)
+    if not origin_allowed(websocket.headers.get("origin"), allowed, own):
         # Refused before accept: the handshake fails (HTTP 403) with close code 4403.
         await websocket.close(code=CloseCode.ORIGIN_FORBIDDEN, reason="origin not allowed")
         return

@@ -1,7 +1,9 @@
 """/api/lessons/{id}/links: join links per classroom (lead or receiver) and patrol links.
 
-Page URLs: lead and receiver links open `{public_url}/join/{code}`; patrol links open
-`{public_url}/patrol?link={code}`. Either page POSTs the code to /api/join/{code}.
+Page URLs: lead and receiver links open `{base}/join/{code}`; patrol links open
+`{base}/patrol?link={code}`. Either page POSTs the code to /api/join/{code}. `base` is
+public_url when set, else the origin the request arrived on (server/origin.py): an admin
+who reached the service at https://192.168.1.10:8443 hands out links classrooms can open.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import secrets
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -21,7 +23,7 @@ from server.api.lessons import Planner, ensure_manages, ensure_not_ended, load_l
 from server.api.schemas import JoinOut, LinkIn, LinkOut, LinksForRosterIn
 from server.auth import Principal, State, require_role
 from server.db.models import Account, AccountRole, JoinLink, Lesson, utcnow
-from server.settings import Settings
+from server.origin import public_base
 from signaling.grants import Role
 
 router = APIRouter(prefix="/lessons/{lesson_id}", tags=["join links"])
@@ -37,19 +39,19 @@ def new_code() -> str:
     return secrets.token_urlsafe(24)  # 32 characters, 192 bits
 
 
-def link_url(settings: Settings, role: str, code: str) -> str:
-    base = settings.effective_public_url
+def link_url(base: str, role: str, code: str) -> str:
+    """The page URL of a join link under `base` (scheme://host[:port], no trailing slash)."""
     if role == Role.PATROL.value:
         return f"{base}/patrol?link={code}"
     return f"{base}/join/{code}"
 
 
-def link_out(settings: Settings, link: JoinLink) -> LinkOut:
-    """A link loaded with its classroom."""
+def link_out(base: str, link: JoinLink) -> LinkOut:
+    """A link loaded with its classroom, its URL under `base`."""
     return LinkOut(
         id=link.id,
         code=link.code,
-        url=link_url(settings, link.role, link.code),
+        url=link_url(base, link.role, link.code),
         lesson_id=link.lesson_id,
         role=Role(link.role),
         classroom_id=link.classroom_id,
@@ -112,7 +114,9 @@ async def _reload(session: AsyncSession, link_ids: list[str]) -> list[JoinLink]:
 
 
 @router.get("/links", responses=ERRORS)
-async def list_links(lesson_id: str, principal: Planner, state: State) -> list[LinkOut]:
+async def list_links(
+    lesson_id: str, principal: Planner, state: State, request: Request
+) -> list[LinkOut]:
     async with state.db.sessions.begin() as session:
         ensure_manages(principal, await load_lesson(session, lesson_id))
         rows = await session.scalars(
@@ -121,11 +125,13 @@ async def list_links(lesson_id: str, principal: Planner, state: State) -> list[L
             .options(selectinload(JoinLink.classroom))
             .order_by(JoinLink.created_at)
         )
-        return [link_out(state.settings, link) for link in rows]
+        return [link_out(public_base(request, state.settings), link) for link in rows]
 
 
 @router.post("/links", status_code=status.HTTP_201_CREATED, responses=ERRORS)
-async def create_link(lesson_id: str, body: LinkIn, principal: Planner, state: State) -> LinkOut:
+async def create_link(
+    lesson_id: str, body: LinkIn, principal: Planner, state: State, request: Request
+) -> LinkOut:
     """A classroom link (its role follows the roster) or a patrol link for an inspector."""
     _check_expiry(body.expires_at)
     async with state.db.sessions.begin() as session:
@@ -163,12 +169,12 @@ async def create_link(lesson_id: str, body: LinkIn, principal: Planner, state: S
             expires_at=body.expires_at,
         )
         (link,) = await _reload(session, [link.id])
-        return link_out(state.settings, link)
+        return link_out(public_base(request, state.settings), link)
 
 
 @router.post("/links/roster", status_code=status.HTTP_201_CREATED, responses=ERRORS)
 async def create_roster_links(
-    lesson_id: str, body: LinksForRosterIn, principal: Planner, state: State
+    lesson_id: str, body: LinksForRosterIn, principal: Planner, state: State, request: Request
 ) -> list[LinkOut]:
     """One new link for the lead classroom and one for each receiving classroom."""
     _check_expiry(body.expires_at)
@@ -189,10 +195,15 @@ async def create_roster_links(
                 expires_at=body.expires_at,
             )
             ids.append(link.id)
-        return [link_out(state.settings, link) for link in await _reload(session, ids)]
+        return [
+            link_out(public_base(request, state.settings), link)
+            for link in await _reload(session, ids)
+        ]
 
 
-async def _revoke(state: State, principal: Principal, lesson_id: str, link_id: str) -> LinkOut:
+async def _revoke(
+    state: State, request: Request, principal: Principal, lesson_id: str, link_id: str
+) -> LinkOut:
     async with state.db.sessions.begin() as session:
         ensure_manages(principal, await load_lesson(session, lesson_id))
         link = await session.scalar(
@@ -204,19 +215,23 @@ async def _revoke(state: State, principal: Principal, lesson_id: str, link_id: s
             raise ApiError(404, "link_not_found", "This lesson has no such join link.")
         if link.revoked_at is None:
             link.revoked_at = utcnow()
-        return link_out(state.settings, link)
+        return link_out(public_base(request, state.settings), link)
 
 
 @router.post("/links/{link_id}/revoke", responses=ERRORS)
-async def revoke_link(lesson_id: str, link_id: str, principal: Planner, state: State) -> LinkOut:
+async def revoke_link(
+    lesson_id: str, link_id: str, principal: Planner, state: State, request: Request
+) -> LinkOut:
     """Revoke a link: opening it answers 410 link_revoked. Revoking twice is harmless."""
-    return await _revoke(state, principal, lesson_id, link_id)
+    return await _revoke(state, request, principal, lesson_id, link_id)
 
 
 @router.delete("/links/{link_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-async def delete_link(lesson_id: str, link_id: str, principal: Planner, state: State) -> Response:
+async def delete_link(
+    lesson_id: str, link_id: str, principal: Planner, state: State, request: Request
+) -> Response:
     """Same as revoke (the row stays, so a reused code can never come back to life)."""
-    await _revoke(state, principal, lesson_id, link_id)
+    await _revoke(state, request, principal, lesson_id, link_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -18,6 +18,8 @@ from typing import Any
 import uvicorn
 
 from server.cluster.node import ClusterNode
+from server.listen import dual_stack_socket
+from server.tls import ServingTls
 
 log = logging.getLogger("tongke.cluster")
 
@@ -66,7 +68,23 @@ class DrainingServer(uvicorn.Server):
 
 
 def serve(
-    app: Any, *, host: str, port: int, log_level: str, ws_max_size: int, drain_timeout_s: float
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    log_level: str,
+    ws_max_size: int,
+    drain_timeout_s: float,
+    tls: ServingTls | None = None,
 ) -> None:
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, ws_max_size=ws_max_size)
-    DrainingServer(config, drain_timeout_s).run()
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        ws_max_size=ws_max_size,
+        ssl_certfile=tls.cert_file if tls is not None else None,
+        ssl_keyfile=tls.key_file if tls is not None else None,
+    )
+    sock = dual_stack_socket(host, port)
+    DrainingServer(config, drain_timeout_s).run(sockets=[sock] if sock is not None else None)

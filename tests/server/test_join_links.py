@@ -30,8 +30,8 @@ def test_roster_links_give_the_lead_and_each_receiver_their_role(district: Distr
         ("lead", lesson["lead"]["id"]),
         *(("receiver", room["id"]) for room in lesson["receivers"]),
     ]
-    base = district.state.settings.effective_public_url
-    assert all(link["url"] == f"{base}/join/{link['code']}" for link in links)
+    # No public_url: links name the origin the request arrived on (TestClient's).
+    assert all(link["url"] == f"http://testserver/join/{link['code']}" for link in links)
     assert all(len(link["code"]) >= 24 for link in links)
     listed = district.client.get(
         f"/api/lessons/{lesson['id']}/links", headers=district.headers("admin")
@@ -185,7 +185,7 @@ def test_patrol_links_belong_to_inspectors_only(district: District) -> None:
         response = district.client.post(path, json=body, headers=admin)
         assert _error(response) == (422, "patrol_needs_inspector"), body
     link = district.admin_post(path, {"account_id": district.ids["inspector"]})
-    base = district.state.settings.effective_public_url
+    base = "http://testserver"
     assert link["role"] == "patrol" and link["url"] == f"{base}/patrol?link={link['code']}"
     joined = district.client.post(f"/api/join/{link['code']}").json()
     grant = district.state.tokens.verify(joined["token"])
@@ -220,3 +220,14 @@ def test_a_deactivated_inspectors_patrol_link_stops_working(district: District) 
     link = district.admin_post(f"/api/lessons/{lesson['id']}/links", {"account_id": account["id"]})
     district.client.delete(f"/api/accounts/{account['id']}", headers=district.headers("admin"))
     assert _error(district.client.post(f"/api/join/{link['code']}")) == (410, "link_revoked")
+
+
+def test_links_name_the_address_the_admin_reached_the_service_on(district: District) -> None:
+    lesson = district.lesson(receivers=1)
+    lan = {**district.headers("teacher"), "host": "[fd00::2]:8443"}
+    response = district.client.post(
+        f"/api/lessons/{lesson['id']}/links/roster", json={}, headers=lan
+    )
+    assert response.status_code == 201
+    for link in response.json():
+        assert link["url"] == f"http://[fd00::2]:8443/join/{link['code']}"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from server.addresses import lan_addresses
 from server.settings import CONFIG_ENV, Settings, load_settings
 
 
@@ -33,7 +34,9 @@ def test_toml_file_is_overridden_by_environment_and_flags(
     settings = load_settings(config_file=config, port=9200)
     assert settings.port == 9200
     assert settings.ice_servers == ["stun:a.example.cn:3478"]
-    assert settings.effective_public_url == "http://127.0.0.1:9200"
+    # Listening on every interface: the first LAN address, never a loopback one.
+    first = (lan_addresses(ipv6=False) or ["127.0.0.1"])[0]
+    assert settings.effective_public_url == f"http://{first}:9200"
 
 
 def test_ice_servers_from_the_environment_are_comma_separated(

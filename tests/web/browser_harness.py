@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import os
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,11 +21,14 @@ from typing import Any
 
 import httpx
 import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from server.accounts_cli import create_account
 from server.app import create_app
 from server.db.models import AccountRole
 from server.settings import Settings
+from server.tls import prepare_tls
 
 CHROMIUM = os.environ.get("TONGKE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -38,6 +46,17 @@ CHROMIUM_FLAGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 PASSWORD = "correct horse battery"
+# How long media may take to flow between pages through the SFU.
+MEDIA_MS = 30_000
+
+
+def spki_hash(cert_file: Path) -> str:
+    """base64 SHA-256 of a certificate's public key, as Chromium's SPKI pin list takes it."""
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
 def free_port() -> int:
@@ -60,11 +79,20 @@ class District:
 
 
 class LiveServer:
-    """uvicorn serving create_app(settings) in a thread."""
+    """uvicorn serving create_app(settings) in a thread.
 
-    def __init__(self, data_dir: Path) -> None:
+    https=True serves TLS with the local CA of `tongke serve --https`; `hostname` is the name
+    pages are opened at (`url`): a name other than 127.0.0.1 (mapped to it in Chromium by
+    `chromium_flags()`) makes the page's origin a LAN-like one, not a secure localhost.
+    The harness's own HTTP calls go to `api_url` (127.0.0.1, verified against the CA).
+    """
+
+    def __init__(self, data_dir: Path, *, https: bool = False, hostname: str = "127.0.0.1") -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        scheme = "https" if https else "http"
+        self.hostname = hostname
+        self.url = f"{scheme}://{hostname}:{self.port}"
+        self.api_url = f"{scheme}://127.0.0.1:{self.port}"
         self.settings = Settings(
             host="127.0.0.1",
             port=self.port,
@@ -75,13 +103,22 @@ class LiveServer:
             heartbeat_timeout_s=4.0,
             # The SFU gathers on loopback: Chromium and the server share this machine.
             media_addresses=["127.0.0.1"],
+            https=https,
+            tls_hostnames=[] if hostname == "127.0.0.1" else [hostname],
         )
+        self.tls = prepare_tls(self.settings)
+        # httpx trusts the local CA as a classroom PC would, never "verify=False".
+        self.verify: ssl.SSLContext | bool = True
+        if self.tls is not None and self.tls.ca_file is not None:
+            self.verify = ssl.create_default_context(cafile=str(self.tls.ca_file))
         config = uvicorn.Config(
-            create_app(self.settings),
+            create_app(self.settings, self.tls),
             host="127.0.0.1",
             port=self.port,
             log_level="warning",
             ws="websockets-sansio",
+            ssl_certfile=self.tls.cert_file if self.tls is not None else None,
+            ssl_keyfile=self.tls.key_file if self.tls is not None else None,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
@@ -91,12 +128,39 @@ class LiveServer:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                response = httpx.get(f"{self.api_url}/healthz", timeout=1, verify=self.verify)
+                if response.status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         raise RuntimeError("the service did not start")
+
+    def chromium_flags(self) -> list[str]:
+        """Flags that let Chromium reach `url`: its hostname mapped to the loopback address;
+        without certutil, the server certificate's key pinned instead of the CA trusted."""
+        flags = []
+        if self.hostname != "127.0.0.1":
+            flags.append(f"--host-resolver-rules=MAP {self.hostname} 127.0.0.1")
+        if self.tls is not None and shutil.which("certutil") is None:
+            flags.append(f"--ignore-certificate-errors-spki-list={spki_hash(self.tls.cert_file)}")
+        return flags
+
+    def chromium_env(self, home: Path) -> dict[str, str] | None:
+        """With the local CA: an environment whose HOME holds an NSS database trusting it,
+        as a classroom PC on UOS/Kylin has after following /ca/ once. None: no change."""
+        if self.tls is None or self.tls.ca_file is None or shutil.which("certutil") is None:
+            return None
+        nssdb = home / ".pki" / "nssdb"
+        nssdb.mkdir(parents=True, exist_ok=True)
+        certutil = ["certutil", "-d", f"sql:{nssdb}"]
+        subprocess.run([*certutil, "-N", "--empty-password"], check=True, capture_output=True)
+        subprocess.run(
+            [*certutil, "-A", "-n", "tongke local CA", "-t", "C,,", "-i", str(self.tls.ca_file)],
+            check=True,
+            capture_output=True,
+        )
+        return {**os.environ, "HOME": str(home)}
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -109,7 +173,7 @@ class LiveServer:
             return pool.submit(asyncio.run, coro).result()
 
     def http(self, username: str) -> httpx.Client:
-        client = httpx.Client(base_url=self.url, timeout=10)
+        client = httpx.Client(base_url=self.api_url, timeout=10, verify=self.verify)
         r = client.post("/api/auth/login", json={"username": username, "password": PASSWORD})
         r.raise_for_status()
         return client
@@ -212,6 +276,28 @@ def join_classroom(watch: PageWatch, code: str) -> PageWatch:
     watch.page.goto(f"/join/?code={code}")
     watch.page.wait_for_selector("#conn-state[data-state=joined]", timeout=15_000)
     return watch
+
+
+def frames(watch: PageWatch) -> int:
+    return int(watch.page.evaluate("window.tongke.media.stats().then(s => s.framesDecoded)"))
+
+
+def frames_rise(watch: PageWatch) -> None:
+    """framesDecoded grows between two readings a second apart."""
+    before = frames(watch)
+    watch.page.wait_for_timeout(1000)
+    assert frames(watch) > before
+
+
+def video_plays(watch: PageWatch, selector: str) -> None:
+    wait_js(watch, f"document.querySelector({selector!r})?.videoWidth > 0", MEDIA_MS)
+
+
+def started(open_page: Any, lesson: District, *who: str) -> list[PageWatch]:
+    """The classrooms `who` (keys of lesson.links) joined; the first, the lead, starts."""
+    pages = [join_classroom(open_page(), lesson.links[w]) for w in who]
+    pages[0].page.click("#start-lesson")
+    return pages
 
 
 def wait_js(watch: PageWatch, expression: str, timeout_ms: int = 15_000) -> Any:

@@ -30,12 +30,18 @@ def district(live_server: LiveServer) -> District:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def browser(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"Chromium not found at {CHROMIUM}")
     sync_api = pytest.importorskip("playwright.sync_api")
+    # The server's hostname and certificate, as a classroom PC resolves and trusts them.
+    env = live_server.chromium_env(tmp_path_factory.mktemp("home"))
     with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        chromium = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=CHROMIUM_FLAGS + live_server.chromium_flags(),
+            env=env,
+        )
         try:
             yield chromium
         finally:

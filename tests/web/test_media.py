@@ -7,32 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from browser_harness import District, PageWatch, join_classroom, wait_js
+from browser_harness import (
+    MEDIA_MS,
+    District,
+    frames_rise,
+    started,
+    video_plays,
+    wait_js,
+)
 
 pytestmark = pytest.mark.browser
-
-MEDIA_MS = 30_000
-
-
-def frames(watch: PageWatch) -> int:
-    return int(watch.page.evaluate("window.tongke.media.stats().then(s => s.framesDecoded)"))
-
-
-def frames_rise(watch: PageWatch) -> None:
-    """framesDecoded grows between two readings a second apart."""
-    before = frames(watch)
-    watch.page.wait_for_timeout(1000)
-    assert frames(watch) > before
-
-
-def video_plays(watch: PageWatch, selector: str) -> None:
-    wait_js(watch, f"document.querySelector({selector!r})?.videoWidth > 0", MEDIA_MS)
-
-
-def started(open_page: Any, lesson: District, *who: str) -> list[PageWatch]:
-    pages = [join_classroom(open_page(), lesson.links[w]) for w in who]
-    pages[0].page.click("#start-lesson")
-    return pages
 
 
 def test_receivers_decode_the_lead_and_hear_it_and_the_lead_sees_both(

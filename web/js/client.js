@@ -304,29 +304,71 @@ export class LessonClient extends Emitter {
 
 export const AUDIO_CONSTRAINTS = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
 
+// Every local track this page opened, so that one call turns the camera light off at the end
+// of a lesson or when another tab takes the classroom (a forgotten clone keeps it on).
+const localTracks = new Set();
+
+function own(track) {
+  localTracks.add(track);
+  track.addEventListener("ended", () => localTracks.delete(track));
+  return track;
+}
+
+/** Stops every camera, microphone and screen track the page opened. */
+export function releaseDevices() {
+  for (const track of localTracks) track.stop();
+  localTracks.clear();
+}
+
+/** How many local tracks are still live (0 once the devices are released). */
+export function liveTrackCount() {
+  return [...localTracks].filter((track) => track.readyState === "live").length;
+}
+
+/**
+ * Browsers give cameras and microphones only to secure pages (HTTPS, or localhost). Over plain
+ * http on a school LAN `navigator.mediaDevices` is missing; say so instead of a TypeError.
+ */
+export class InsecureContextError extends Error {
+  constructor() {
+    super("getUserMedia needs a secure context (HTTPS)");
+    this.name = "InsecureContextError";
+    this.code = "insecure_context";
+  }
+}
+
+export function devicesAllowed() {
+  return Boolean(globalThis.isSecureContext && navigator.mediaDevices?.getUserMedia);
+}
+
+function mediaDevices() {
+  if (!devicesAllowed()) throw new InsecureContextError();
+  return navigator.mediaDevices;
+}
+
 export async function openCamera(deviceId, { width = 1280, height = 720, frameRate = 25 } = {}) {
   const video = { width: { ideal: width }, height: { ideal: height }, frameRate: { ideal: frameRate } };
   if (deviceId) video.deviceId = { exact: deviceId };
-  const stream = await navigator.mediaDevices.getUserMedia({ video, audio: false });
-  return stream.getVideoTracks()[0];
+  const stream = await mediaDevices().getUserMedia({ video, audio: false });
+  return own(stream.getVideoTracks()[0]);
 }
 
 export async function openMic(deviceId) {
   const audio = { ...AUDIO_CONSTRAINTS };
   if (deviceId) audio.deviceId = { exact: deviceId };
-  const stream = await navigator.mediaDevices.getUserMedia({ audio, video: false });
-  return stream.getAudioTracks()[0];
+  const stream = await mediaDevices().getUserMedia({ audio, video: false });
+  return own(stream.getAudioTracks()[0]);
 }
 
 export async function openScreen() {
-  const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 15 }, audio: false });
-  const track = stream.getVideoTracks()[0];
+  const stream = await mediaDevices().getDisplayMedia({ video: { frameRate: 15 }, audio: false });
+  const track = own(stream.getVideoTracks()[0]);
   track.contentHint = "detail";
   return track;
 }
 
 export async function listDevices() {
-  const all = await navigator.mediaDevices.enumerateDevices();
+  const all = await mediaDevices().enumerateDevices();
   return {
     cameras: all.filter((d) => d.kind === "videoinput"),
     mics: all.filter((d) => d.kind === "audioinput"),
@@ -335,7 +377,7 @@ export async function listDevices() {
 
 /** The low copy of the dual stream (大小流): the same camera, 320x180, ~150 kbps. */
 export async function lowCopy(track) {
-  const low = track.clone();
+  const low = own(track.clone());
   try {
     await low.applyConstraints({ width: { ideal: 320 }, height: { ideal: 180 }, frameRate: { ideal: 15 } });
   } catch (err) {
@@ -381,6 +423,7 @@ export class LessonMedia extends Emitter {
     this.senders = new Map(); // "camera:main" -> transceiver
     this.tracks = {}; // what the page wants published, by source
     this.consumers = new Map(); // mid -> consumer with track
+    this.closed = false;
     this.chain = Promise.resolve();
     this.prev = null;
     client.on("subscribe_offer", (m) => this.#serial(() => this.#answer(m)));
@@ -417,6 +460,7 @@ export class LessonMedia extends Emitter {
   }
 
   async #negotiate() {
+    if (this.closed) return; // the lesson ended or the tab was replaced: no new connections
     let pc = this.sendPc;
     if (!pc || ["failed", "closed"].includes(pc.connectionState)) {
       pc?.close();
@@ -452,6 +496,7 @@ export class LessonMedia extends Emitter {
   }
 
   async #answer(msg) {
+    if (this.closed) return;
     let pc = this.recvPc;
     if (!pc || ["failed", "closed"].includes(pc.connectionState)) {
       pc?.close();
@@ -543,6 +588,10 @@ export class LessonMedia extends Emitter {
     this.sendPc?.close();
     this.recvPc?.close();
     this.sendPc = this.recvPc = null;
+    this.tracks = {};
+    this.senders.clear();
+    this.consumers = new Map();
+    this.closed = true;
   }
 }
 

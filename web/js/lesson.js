@@ -2,7 +2,7 @@
 // tiles, audio playback, the connection and quality indicators.
 import { api } from "./api.js";
 import { LessonClient, SignalingError } from "./client.js";
-import { banner, h, t, toast, userMessage } from "./ui.js";
+import { banner, errorBanner, h, t, toast } from "./ui.js";
 
 const JOIN_KEY = "tongke.join";
 
@@ -61,10 +61,20 @@ export function connectedClient(getJoin, { label = "", slot } = {}) {
       pill.textContent = t("conn.closed");
     }
   });
-  client.on("fatal", (err) => banner(userMessage(err), "error", "conn-banner"));
-  client.on("error", (msg) => banner(userMessage(msg), "error"));
+  client.on("fatal", (err) => {
+    banner("", "info", "conn-banner");
+    pill.className = "pill";
+    if (err.code === "lesson_ended") pill.textContent = t("state.ended");
+    // The page shows the ended and replaced screens itself: one message, not two.
+    if (!SCREENS.has(err.code)) errorBanner(err, "conn-banner");
+  });
+  // `replaced` and `lesson_ended` arrive as an error before the close that makes them fatal.
+  client.on("error", (msg) => SCREENS.has(msg.code) || errorBanner(msg));
   return client;
 }
+
+// Fatal codes each classroom page answers with a screen of its own (js/lifecycle.js).
+const SCREENS = new Set(["lesson_ended", "replaced"]);
 
 /**
  * Keeps a roster (Map peer_id -> participant, read through `roster()`: `joined` replaces it)

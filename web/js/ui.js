@@ -21,24 +21,54 @@ export function h(tag, attrs = {}, ...children) {
 
 export const $ = (selector, root = document) => root.querySelector(selector);
 
-/** A plain sentence for any error: signaling/API codes, getUserMedia names, or the message. */
+// getUserMedia failures, each with its own sentence and advice (docs/web.md).
+const DEVICE_ERRORS = {
+  InsecureContextError: "err.insecure_context",
+  NotAllowedError: "err.device_denied",
+  SecurityError: "err.device_denied",
+  NotFoundError: "err.device_missing",
+  NotReadableError: "err.device_busy",
+  AbortError: "err.device_busy",
+  OverconstrainedError: "err.device_constraints",
+};
+
+/** Whether userMessage knows this error (a server code or a device failure by name). */
+export function knownError(err) {
+  const code = err?.code ?? "";
+  return Boolean((code && has(`err.${code}`)) || DEVICE_ERRORS[err?.name]);
+}
+
+/**
+ * A plain sentence for any error: signaling/API codes, getUserMedia names; anything else is
+ * "something went wrong" in the page's language, never the raw (English) exception text, which
+ * errorBanner keeps behind a 详细信息 toggle.
+ */
 export function userMessage(err) {
-  if (!err) return t("err.generic", { message: "?" });
+  if (!err) return t("err.unexpected");
   const code = err.code ?? "";
   if (code && has(`err.${code}`)) return t(`err.${code}`);
-  switch (err.name) {
-    case "NotAllowedError":
-    case "SecurityError":
-      return t("err.camera_denied");
-    case "NotFoundError":
-    case "OverconstrainedError":
-      return t("err.camera_missing");
-    case "NotReadableError":
-    case "AbortError":
-      return t("err.camera_busy");
-    default:
-      return t("err.generic", { message: err.message ?? String(err) });
+  if (DEVICE_ERRORS[err.name]) return t(DEVICE_ERRORS[err.name]);
+  return t("err.unexpected");
+}
+
+/** The raw text of an error, for the 详细信息 toggle and bug reports. */
+export function errorDetail(err) {
+  if (!err) return "";
+  const parts = [err.name, err.code, err.message ?? (typeof err === "string" ? err : "")];
+  return parts.filter(Boolean).join(": ") || String(err);
+}
+
+/**
+ * The sentence for `err` as a banner; an unexpected error adds a closed 详细信息 toggle
+ * with the raw text (what a teacher reads out to the school's IT person).
+ */
+export function errorBanner(err, id = "page-banner") {
+  const el = banner(userMessage(err), "error", id);
+  if (!knownError(err)) {
+    el.append(h("details", { class: "detail" }, h("summary", {}, t("err.details")),
+      h("pre", {}, errorDetail(err))));
   }
+  return el;
 }
 
 /** Status line under the top bar; `kind` is error, warn, info or ok. Empty text hides it. */
@@ -53,6 +83,34 @@ export function banner(text, kind = "error", id = "page-banner") {
   el.textContent = text ?? "";
   el.classList.toggle("hidden", !text);
   return el;
+}
+
+/** The same page over https (a server started with --https serves TLS on the same port). */
+export function httpsUrl() {
+  return `https://${location.host}${location.pathname}${location.search}`;
+}
+
+/**
+ * A panel saying why this page may not use camera and microphone (plain http on the school
+ * LAN) and what to do: open the https link; trust the school certificate once (/ca/).
+ */
+export function insecurePanel({ what = t("insecure.what_classroom") } = {}) {
+  const link = httpsUrl();
+  return h("div", { class: "panel notice", id: "insecure-context" },
+    h("h1", {}, t("insecure.title")),
+    h("p", {}, t("insecure.why", { what })),
+    h("ol", { class: "steps" },
+      h("li", {}, t("insecure.step_https"), " ", h("a", { href: link, id: "https-link" }, link)),
+      h("li", {}, t("insecure.step_trust"), " ", h("a", { href: "/ca/", id: "ca-link" }, t("insecure.ca_link"))),
+      h("li", {}, t("insecure.step_ask"))));
+}
+
+/** A page-sized explanation (no controls): title, sentences, optional actions. */
+export function noticePanel({ id, title, lines = [], actions = [] }) {
+  return h("div", { class: "panel notice", id },
+    h("h1", {}, title),
+    ...lines.map((line) => h("p", {}, line)),
+    actions.length ? h("div", { class: "actions" }, ...actions) : "");
 }
 
 let toastTimer = 0;
@@ -133,8 +191,8 @@ export function topbar({ title = "", account = undefined, onLogout } = {}) {
 
 /** Any uncaught failure becomes a visible sentence, never a blank page. */
 export function catchAll() {
-  window.addEventListener("error", (e) => banner(userMessage(e.error ?? { message: e.message })));
-  window.addEventListener("unhandledrejection", (e) => banner(userMessage(e.reason)));
+  window.addEventListener("error", (e) => errorBanner(e.error ?? { message: e.message }));
+  window.addEventListener("unhandledrejection", (e) => errorBanner(e.reason));
 }
 
 export { apply, t };

@@ -2,7 +2,7 @@
 // The server enforces every rule; this page only lists, creates, ends, revokes.
 import { api, logout, me } from "../api.js";
 import { qrSvg } from "../qr.js";
-import { apply, banner, catchAll, fmtDateTime, h, statePill, t, toast, topbar, userMessage } from "../ui.js";
+import { apply, banner, catchAll, fmtDateTime, h, statePill, t, toast, topbar, errorBanner } from "../ui.js";
 
 catchAll();
 const app = document.getElementById("app");
@@ -36,7 +36,7 @@ async function guarded(fn) {
     banner("");
     await fn();
   } catch (err) {
-    banner(userMessage(err));
+    errorBanner(err);
   }
 }
 

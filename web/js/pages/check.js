@@ -1,9 +1,9 @@
 // 设备检测: camera and microphone preview, microphone level, speaker tone, network to the
 // server (round trip and loss over HTTP, download of a 256 KB probe, upload to
 // /api/netcheck/upload), and one plain verdict.
-import { listDevices, openCamera, openMic, qualityLevel } from "../client.js";
+import { devicesAllowed, listDevices, openCamera, openMic, qualityLevel } from "../client.js";
 import { videoTile } from "../lesson.js";
-import { apply, catchAll, h, t, topbar, userMessage } from "../ui.js";
+import { apply, catchAll, h, insecurePanel, t, topbar, userMessage } from "../ui.js";
 
 catchAll();
 topbar({ title: t("check.title") });
@@ -48,6 +48,9 @@ app.replaceChildren(
     h("div", { class: "panel" }, h("ul", { class: "checklist" }, ...Object.values(rows).map((r) => r.li)), verdict)),
 );
 apply(app);
+// Plain http on the LAN: say so first, and never call it a broken device (issue 12).
+const secure = devicesAllowed();
+if (!secure) app.prepend(insecurePanel({ what: t("insecure.what_check") }));
 
 const results = { camera: "pending", mic: "pending", speaker: "pending", network: null };
 let tracks = [];
@@ -76,6 +79,10 @@ async function fillDevices() {
 }
 
 async function checkCamera() {
+  if (!secure) {
+    results.camera = "insecure";
+    return set("camera", "fail", t("insecure.title"));
+  }
   set("camera", "running", t("check.running"));
   try {
     const track = await openCamera(camSelect.value || undefined);
@@ -93,6 +100,10 @@ async function checkCamera() {
 }
 
 async function checkMic() {
+  if (!secure) {
+    results.mic = "insecure";
+    return set("mic", "fail", t("insecure.title"));
+  }
   set("mic", "running", t("check.running"));
   try {
     const track = await openMic(micSelect.value || undefined);
@@ -206,7 +217,10 @@ function decide() {
   if (results.speaker === "fail") broken.push(t("check.speaker"));
   let key = null;
   let text = "";
-  if (broken.length) {
+  if (!secure) {
+    key = "insecure";
+    text = t("check.verdict_insecure");
+  } else if (broken.length) {
     key = "device";
     text = t("check.verdict_device", { what: broken.join("、") });
   } else if (results.network) {
@@ -217,6 +231,7 @@ function decide() {
   verdict.dataset.result = key;
   verdict.textContent = text;
   verdict.style.color = key === "good" ? "var(--good)" : key === "fair" ? "var(--fair)" : "var(--poor)";
+  if (key === "insecure") verdict.append(" ", h("a", { href: "/ca/" }, t("insecure.ca_link")));
 }
 
 async function run() {
@@ -235,4 +250,4 @@ async function run() {
   startBtn.disabled = false;
 }
 startBtn.addEventListener("click", run);
-fillDevices();
+if (secure) fillDevices();

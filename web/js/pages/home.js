@@ -1,7 +1,7 @@
 // Home: what is live now and scheduled today, sign-in, links by role, open a join link.
 import { api, logout, me } from "../api.js";
 import { exchange } from "../lesson.js";
-import { apply, banner, catchAll, fmtTime, h, statePill, t, topbar, userMessage } from "../ui.js";
+import { apply, catchAll, fmtTime, h, statePill, t, topbar, errorBanner } from "../ui.js";
 
 catchAll();
 const app = document.getElementById("app");
@@ -21,7 +21,7 @@ async function enterLead(lesson) {
     const join = await exchange(link.code);
     location.href = join.role === "lead" ? "/lead/" : "/receiver/";
   } catch (err) {
-    banner(userMessage(err));
+    errorBanner(err);
   }
 }
 
@@ -70,7 +70,7 @@ function linkForm() {
 
 async function main() {
   const account = await me().catch((err) => {
-    banner(userMessage(err));
+    errorBanner(err);
     return null;
   });
   topbar({
@@ -120,7 +120,7 @@ async function main() {
     live.replaceChildren(...(liveLessons.length ? liveLessons.map((l) => lessonCard(l, account)) : [h("p", { class: "muted" }, t("home.no_live"))]));
     today.replaceChildren(...(todayLessons.length ? todayLessons.map((l) => lessonCard(l, account)) : [h("p", { class: "muted" }, t("home.no_today"))]));
   } catch (err) {
-    banner(userMessage(err));
+    errorBanner(err);
   }
 }
 

@@ -1,7 +1,10 @@
-// /join/{code} (or /join/?code=...): trade the link for a token, then open
-// the lead, receiver or patrol page.
+// /join/{code} (or /join/?code=...): trade the link for a token, then open the lead, receiver
+// or patrol page. A link of an ended lesson shows the ended screen (with the replay); over
+// plain http a classroom is told how to open the https link before any device is touched.
+import { devicesAllowed } from "../client.js";
 import { exchange } from "../lesson.js";
-import { apply, banner, catchAll, h, t, topbar, userMessage } from "../ui.js";
+import { outcomeByCode, showEnded, showInsecure } from "../lifecycle.js";
+import { apply, banner, catchAll, errorBanner, h, t, topbar } from "../ui.js";
 
 catchAll();
 topbar({ title: t("join.title") });
@@ -12,6 +15,7 @@ app.replaceChildren(h("div", { class: "panel" }, h("h1", { "data-i18n": "join.ti
 apply(app);
 
 const PAGES = { lead: "/lead/", receiver: "/receiver/", patrol: "/patrol/?joined=1" };
+const NEEDS_DEVICES = new Set(["lead", "receiver"]);
 
 async function main() {
   const params = new URLSearchParams(location.search);
@@ -25,11 +29,17 @@ async function main() {
   }
   try {
     const join = await exchange(code);
+    if (NEEDS_DEVICES.has(join.role) && !devicesAllowed()) {
+      return showInsecure(app, t(join.role === "lead" ? "insecure.what_lead" : "insecure.what_classroom"));
+    }
     status.textContent = t("join.redirecting", { role: t(`role.${join.role}`) });
     location.replace(PAGES[join.role] ?? "/");
   } catch (err) {
+    if (err.code === "lesson_ended") {
+      return showEnded(app, { outcome: outcomeByCode(code), role: "receiver" });
+    }
     status.textContent = "";
-    banner(userMessage(err));
+    errorBanner(err);
   }
 }
 

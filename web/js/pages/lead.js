@@ -1,8 +1,9 @@
 // 主讲端: publish camera (main + low), board camera, screen and microphone; see every receiving
 // classroom; raised hands in order; stage, mute, recording, start and end the lesson.
-import { LessonMedia, listDevices, openCamera, openMic, openScreen } from "../client.js";
+import { LessonMedia, devicesAllowed, liveTrackCount, listDevices, openCamera, openMic, openScreen, releaseDevices } from "../client.js";
 import { audioSink, connectedClient, every, followParticipants, loadJoin, qualityPill, storedJoinSource, videoTile } from "../lesson.js";
-import { apply, banner, catchAll, h, t, toast, topbar, userMessage } from "../ui.js";
+import { outcomeByCode, showEnded, showInsecure, showNoLink, showReplaced } from "../lifecycle.js";
+import { apply, catchAll, errorBanner, fmtOffset, h, t, toast, topbar } from "../ui.js";
 
 catchAll();
 const saved = loadJoin();
@@ -19,12 +20,18 @@ const S = {
   lessonState: "scheduled",
   quality: new Map(), // peer_id -> quality message
   speaker: null, // classroom_id of the active speaker (active_speaker), null in silence
+  startedAt: null, // Date the lesson went live
+  sawRecording: false,
+  micOn: true,
+  cameraOn: true,
 };
 
 // Layout ----------------------------------------------------------------------------------
 const rec = h("span", { class: "rec hidden", id: "rec-indicator" }, t("lead.recording"));
+const liveBadge = h("span", { class: "pill live hidden", id: "live-badge" }, t("lead.live_badge"));
+const timer = h("span", { class: "timer hidden", id: "lesson-timer" });
 const quality = qualityPill();
-slot.append(rec, quality.root);
+slot.append(liveBadge, timer, rec, quality.root);
 
 const mine = videoTile({ placeholder: t("media.camera_off"), id: "my-camera" });
 mine.label(t("lead.my_picture"));
@@ -46,6 +53,8 @@ const camSelect = h("select", { id: "camera-select" });
 const boardSelect = h("select", { id: "board-select" });
 const micSelect = h("select", { id: "mic-select" });
 const shareBtn = h("button", { type: "button", id: "share-screen" }, t("lead.share"));
+const micBtn = h("button", { type: "button", id: "mic-toggle", onclick: () => setMic(!S.micOn) });
+const camBtn = h("button", { type: "button", id: "camera-toggle", onclick: () => setCamera(!S.cameraOn) });
 
 app.replaceChildren(
   h("div", { class: "classroom" },
@@ -56,6 +65,7 @@ app.replaceChildren(
       grid),
     h("aside", { class: "side" },
       mine.root,
+      h("div", { class: "actions self", style: "margin-top:0" }, micBtn, camBtn),
       h("div", { class: "strip" }, boardTile.root, screenTile.root),
       h("div", { class: "panel" }, h("div", { class: "actions", style: "margin-top:0" }, startBtn, recBtn, endBtn)),
       h("div", { class: "panel hands" }, h("h3", {}, t("lead.hands")), noHands, handsList),
@@ -113,8 +123,10 @@ function render() {
       onStage ? h("span", { class: "pill stage" }, t("lead.stage_now")) : "",
       hand >= 0 ? h("span", { class: "pill hand" }, `${t("lead.hands")} ${hand + 1}`) : "",
       p.state === "lost" ? h("span", { class: "pill poor" }, t("lead.lost")) : "",
-      muted ? h("span", { class: "pill" }, t("lead.muted")) : "",
-      speaking ? h("span", { class: "pill speaking" }, t("lead.speaking")) : "",
+      muted ? h("span", { class: "pill muted-mark" }, t("lead.muted")) : "",
+      // The marker says who talks; `muted` says whether the lead hears it (docs/protocol.md).
+      speaking ? h("span", { class: "pill speaking" }, t(muted ? "lead.speaking_unheard" : "lead.speaking")) : "",
+      p.camera_on === false ? h("span", { class: "pill" }, t("lead.their_camera_off")) : "",
     );
     tile.stageBtn.textContent = onStage ? t("lead.off_stage") : t("lead.on_stage");
     tile.stageBtn.className = onStage ? "stage-btn on" : "stage-btn";
@@ -134,8 +146,24 @@ function render() {
   recBtn.textContent = S.recording ? t("lead.record_stop") : t("lead.record_start");
   recBtn.className = S.recording ? "on" : "";
   rec.classList.toggle("hidden", !S.recording);
+  liveBadge.classList.toggle("hidden", !live);
+  timer.classList.toggle("hidden", !live || !S.startedAt);
+  tick();
+  micBtn.textContent = S.micOn ? t("lead.mic_mute") : t("lead.mic_unmute");
+  micBtn.className = S.micOn ? "" : "on warn";
+  micBtn.dataset.on = String(S.micOn);
+  camBtn.textContent = S.cameraOn ? t("lead.cam_off") : t("lead.cam_on");
+  camBtn.className = S.cameraOn ? "" : "on warn";
+  camBtn.dataset.on = String(S.cameraOn);
+  mine.label(t("lead.my_picture"), S.micOn ? "" : h("span", { class: "pill poor" }, t("lead.mic_muted_self")));
   attachMedia();
 }
+
+function tick() {
+  if (!S.startedAt) return;
+  timer.textContent = t("lead.timer", { t: fmtOffset((Date.now() - S.startedAt) / 1000) });
+}
+setInterval(tick, 1000);
 
 function levelOf(q) {
   const loss = q.loss * 100;
@@ -172,29 +200,71 @@ async function startMedia() {
     tracks.camera = await openCamera();
     mine.setTrack(tracks.camera);
   } catch (err) {
-    banner(userMessage(err));
+    S.cameraOn = false;
+    errorBanner(err);
   }
   try {
     tracks.mic = await openMic();
   } catch (err) {
-    banner(userMessage(err));
+    S.micOn = false;
+    errorBanner(err);
   }
+  if (client.stopped) return releaseDevices(); // ended or replaced while the devices opened
+  render();
+  if (!S.cameraOn || !S.micOn) sendMediaState();
   await fillDevices().catch(() => {});
   if (tracks.camera) camSelect.value = tracks.camera.getSettings().deviceId ?? "";
   if (tracks.mic) micSelect.value = tracks.mic.getSettings().deviceId ?? "";
-  await media.publish(tracks).catch((err) => banner(userMessage(err)));
+  await media.publish(tracks).catch((err) => errorBanner(err));
 }
 
+// Switching cameras while live: replaceTrack on the same senders, no renegotiation.
 camSelect.addEventListener("change", async () => {
+  if (!S.cameraOn) return; // the choice applies when the camera is turned on again
   try {
     const track = await openCamera(camSelect.value);
     media.tracks.camera?.stop();
     mine.setTrack(track);
     await media.setSource("camera", track);
   } catch (err) {
-    banner(userMessage(err));
+    errorBanner(err);
   }
 });
+
+// Camera off stops the track (the light goes off) and sends nothing (replaceTrack(null));
+// on opens it again into the same senders. Receivers learn it through set_media_state.
+async function setCamera(on) {
+  try {
+    if (on) {
+      const track = await openCamera(camSelect.value || undefined);
+      mine.setTrack(track);
+      await media.setSource("camera", track);
+    } else {
+      media.tracks.camera?.stop();
+      mine.setTrack(null);
+      await media.setSource("camera", null);
+    }
+    S.cameraOn = on;
+  } catch (err) {
+    errorBanner(err);
+  }
+  render();
+  sendMediaState();
+}
+
+// Mic mute keeps the device open (no prompt, no glitch) and sends silence.
+function setMic(on) {
+  if (media.tracks.mic) media.tracks.mic.enabled = on;
+  S.micOn = on;
+  render();
+  sendMediaState();
+}
+
+function sendMediaState() {
+  if (client?.state !== "joined") return;
+  client.request({ type: "set_media_state", mic_on: S.micOn, camera_on: S.cameraOn })
+    .catch((err) => console.debug("set_media_state refused", err)); // an older server
+}
 boardSelect.addEventListener("change", async () => {
   try {
     const track = boardSelect.value ? await openCamera(boardSelect.value, { width: 1920, height: 1080, frameRate: 15 }) : null;
@@ -202,16 +272,17 @@ boardSelect.addEventListener("change", async () => {
     boardTile.setTrack(track);
     await media.setSource("board", track);
   } catch (err) {
-    banner(userMessage(err));
+    errorBanner(err);
   }
 });
 micSelect.addEventListener("change", async () => {
   try {
     const track = await openMic(micSelect.value);
+    track.enabled = S.micOn;
     media.tracks.mic?.stop();
     await media.setSource("mic", track);
   } catch (err) {
-    banner(userMessage(err));
+    errorBanner(err);
   }
 });
 shareBtn.addEventListener("click", async () => {
@@ -229,7 +300,7 @@ shareBtn.addEventListener("click", async () => {
     shareBtn.textContent = t("lead.stop_share");
     await media.setSource("screen", track);
   } catch (err) {
-    banner(userMessage(err));
+    errorBanner(err);
   }
 });
 
@@ -240,7 +311,7 @@ async function send(message) {
   try {
     return await client.request(message);
   } catch (err) {
-    banner(userMessage(err));
+    errorBanner(err);
     return null;
   }
 }
@@ -259,38 +330,57 @@ function applyJoined(m) {
   S.hands = m.hands;
   S.muted = new Set(m.muted);
   S.recording = m.recording;
+  S.sawRecording ||= m.recording;
   S.lessonState = m.lesson.state;
+  S.startedAt = m.lesson.started_at ? new Date(m.lesson.started_at) : null;
   render();
+  // A rejoin (new peer) starts from the server's defaults: tell it what is really on.
+  if (!S.micOn || !S.cameraOn) sendMediaState();
+}
+
+let endedMsg = null;
+let statsTimer = 0;
+
+function finish(err) {
+  clearInterval(statsTimer);
+  media?.close();
+  sink.set([]);
+  for (const el of [rec, liveBadge, timer, quality.root]) el.classList.add("hidden");
+  if (err.code === "replaced") return showReplaced(app);
+  S.lessonState = "ended";
+  showEnded(app, { ended: endedMsg, outcome: outcomeByCode(saved.code), role: "lead", sawRecording: S.sawRecording });
 }
 
 async function main() {
-  if (!saved?.join) {
-    banner(t("err.no_token"));
-    return;
+  if (!saved?.join || !devicesAllowed()) {
+    quality.root.classList.add("hidden");
+    return saved?.join ? showInsecure(app, t("insecure.what_lead")) : showNoLink(app);
   }
   client = connectedClient(storedJoinSource(), { slot });
   media = new LessonMedia(client);
-  window.tongke = { client, media, state: S };
+  window.tongke = { client, media, state: S, liveTrackCount };
   client.on("joined", applyJoined);
   followParticipants(client, () => S.participants, render);
   client.on("stage_changed", (m) => { S.stage = m.classroom_id; S.muted = new Set(m.muted); render(); });
   client.on("hand_raised", (m) => { S.hands = m.hands; render(); toast(`${t("lead.hands")}：${nameOf(m.classroom_id)}`); });
   client.on("hand_lowered", (m) => { S.hands = m.hands; render(); });
   client.on("muted_changed", (m) => { S.muted = new Set(m.all_muted); render(); });
-  client.on("recording_changed", (m) => { S.recording = m.on; render(); });
-  client.on("lesson_started", () => { S.lessonState = "live"; render(); });
-  client.on("lesson_ended", () => { S.lessonState = "ended"; render(); media.close(); });
+  client.on("recording_changed", (m) => { S.recording = m.on; S.sawRecording ||= m.on; render(); });
+  client.on("lesson_started", (m) => { S.lessonState = "live"; S.startedAt = new Date(m.at); render(); });
+  client.on("lesson_ended", (m) => { endedMsg = m; });
+  client.on("fatal", finish);
   client.on("quality", (m) => { S.quality.set(m.peer_id, m); render(); });
   client.on("active_speaker", (m) => { S.speaker = m.classroom_id; render(); });
   media.on("consumers", attachMedia);
-  media.on("error", (err) => banner(userMessage(err)));
+  media.on("error", (err) => errorBanner(err));
   try {
     await client.start();
   } catch {
-    return; // the banner already says why
+    return; // finish() shows why
   }
   await startMedia();
-  every(2000, async () => {
+  if (client.stopped) return;
+  statsTimer = every(2000, async () => {
     const s = await media.stats();
     quality.set(s.level, s);
   });
@@ -300,4 +390,5 @@ function nameOf(classroomId) {
   return [...S.participants.values()].find((p) => p.classroom_id === classroomId)?.name ?? "";
 }
 
+render();
 main();

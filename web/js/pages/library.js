@@ -1,6 +1,6 @@
 // The course-example library (示范课例库): search form, results with posters, paging, counts.
 import { api, logout, me } from "../api.js";
-import { apply, banner, catchAll, fmtDateTime, fmtOffset, h, t, topbar, userMessage } from "../ui.js";
+import { apply, banner, catchAll, fmtDateTime, fmtOffset, h, t, topbar, userMessage, errorBanner } from "../ui.js";
 
 catchAll();
 const app = document.getElementById("app");
@@ -121,7 +121,7 @@ async function load() {
     );
     banner("");
   } catch (err) {
-    banner(userMessage(err));
+    errorBanner(err);
   }
 }
 

@@ -4,7 +4,8 @@
 import { api, me } from "../api.js";
 import { LessonClient, LessonMedia } from "../client.js";
 import { audioSink, every, exchange, followParticipants, loadJoin, qualityPill, videoTile } from "../lesson.js";
-import { apply, banner, catchAll, fmtOffset, h, t, toast, topbar, userMessage } from "../ui.js";
+import { endedPanel, outcomeByCode, outcomeByLesson, showEnded } from "../lifecycle.js";
+import { apply, banner, catchAll, fmtOffset, h, t, toast, topbar, userMessage, errorBanner } from "../ui.js";
 
 catchAll();
 const { slot } = topbar({ title: t("patrol.title") });
@@ -23,8 +24,11 @@ let focused = null;
 
 const SCORES = ["goal", "process", "effect", "interaction"];
 
-/** One lesson on the wall: its own signaling client and receive-only media. */
-function addLesson(getJoin, info = {}) {
+/**
+ * One lesson on the wall: its own signaling client and receive-only media. `outcome` reads how
+ * the lesson went once it ends (by link or, signed in, by lesson id).
+ */
+function addLesson(getJoin, info = {}, outcome = null) {
   const client = new LessonClient({ getJoin, label: `p${lessons.size}` });
   const media = new LessonMedia(client);
   const video = videoTile({ placeholder: t("common.loading") });
@@ -33,11 +37,12 @@ function addLesson(getJoin, info = {}) {
   const meta = h("div", { class: "meta small muted" });
   const conn = h("span", { class: "pill" }, t("conn.connecting"));
   const count = h("span", { class: "pill" });
+  const rec = h("span", { class: "rec hidden recording-notice" }, t("recording.notice"));
   const q = qualityPill();
   const root = h("div", { class: "tile", title: t("patrol.open") }, video.root, h("div", { class: "row" }, title, conn),
-    meta, h("div", { class: "row" }, count, q.root));
-  const entry = { client, media, video, root, info, joined: null, participants: new Map(), notes: [], quality: q };
-  root.addEventListener("click", () => focus(entry));
+    meta, h("div", { class: "row" }, count, rec, q.root));
+  const entry = { client, media, video, root, info, joined: null, participants: new Map(), notes: [], quality: q, ended: null, sawRecording: false };
+  root.addEventListener("click", (e) => root.dataset.state !== "ended" && !e.target.closest("a") && focus(entry));
   wall.append(root);
 
   const describe = () => {
@@ -53,25 +58,49 @@ function addLesson(getJoin, info = {}) {
     conn.className = `pill ${state === "joined" ? "good" : state === "reconnecting" ? "poor" : ""}`;
     conn.textContent = state === "reconnecting" ? t("conn.reconnecting", { n: attempt }) : t(`conn.${state}`) ?? state;
   });
+  const setRecording = (on) => {
+    rec.classList.toggle("hidden", !on);
+    entry.sawRecording ||= on;
+    if (focused === entry) focusRec.classList.toggle("hidden", !on);
+  };
+  client.on("recording_changed", (m) => setRecording(m.on));
+  client.on("lesson_ended", (m) => { entry.ended = m; });
   client.on("fatal", (err) => {
-    conn.className = "pill poor";
-    conn.textContent = userMessage(err);
-    video.setPlaceholder(userMessage(err));
+    conn.className = "pill";
+    clearInterval(entry.statsTimer);
+    media.close();
+    rec.classList.add("hidden");
+    q.root.classList.add("hidden");
+    if (err.code !== "lesson_ended") {
+      conn.className = "pill poor";
+      conn.textContent = userMessage(err);
+      video.setPlaceholder(userMessage(err));
+      return;
+    }
+    // The lesson is over: the tile becomes its ended card (duration, replay link).
+    conn.textContent = t("state.ended");
+    video.setTrack(null);
+    const id = entry.joined?.lesson?.id ?? info.id;
+    const panel = endedPanel({ ended: entry.ended, outcome: outcome ?? outcomeByLesson(id), role: "patrol", sawRecording: entry.sawRecording, compact: true });
+    video.root.replaceWith(panel.root);
+    root.classList.add("ended");
+    root.dataset.state = "ended";
+    if (focused === entry) unfocus();
   });
   client.on("joined", (m) => {
     entry.joined = m;
     entry.participants = new Map(m.participants.map((p) => [p.peer_id, p]));
     lessons.set(m.lesson.id, entry);
     if (!video.video.srcObject) video.setPlaceholder(t("media.no_video"));
+    setRecording(m.recording);
     describe();
   });
   followParticipants(client, () => entry.participants, describe);
   client.on("note_added", (m) => { entry.notes.push(m.note); if (focused === entry) renderNotes(); });
-  client.on("lesson_ended", () => { video.setTrack(null); video.setPlaceholder(t("err.lesson_ended")); });
   media.on("consumers", () => attach(entry));
   media.on("error", (err) => console.warn("patrol media", err));
   client.start().catch(() => {});
-  every(3000, async () => {
+  entry.statsTimer = every(3000, async () => {
     const s = await media.stats();
     q.set(s.level, s);
     root.dataset.frames = String(s.framesDecoded);
@@ -106,8 +135,9 @@ const noteForm = h("form", { id: "note-form" },
   h("div", { class: "actions" }, h("button", { class: "primary", type: "submit" }, t("patrol.add_note"))));
 const back = h("button", { type: "button", id: "focus-close" }, t("patrol.close_focus"));
 const focusTitle = h("h2", {});
+const focusRec = h("span", { class: "rec hidden", id: "focus-recording" }, t("recording.notice"));
 focusBox.append(
-  h("section", { class: "stack" }, h("div", { class: "row", style: "display:flex; gap:.6rem; align-items:center" }, back, focusTitle), focusVideo.root),
+  h("section", { class: "stack" }, h("div", { class: "row", style: "display:flex; gap:.6rem; align-items:center" }, back, focusTitle, focusRec), focusVideo.root),
   h("aside", { class: "side" }, h("div", { class: "panel" }, h("h3", {}, t("patrol.notes")), noteForm, notesList)),
 );
 
@@ -124,6 +154,7 @@ async function focus(entry) {
   focused = entry;
   focusBox.classList.remove("hidden");
   focusTitle.textContent = entry.joined?.lesson?.title ?? "";
+  focusRec.classList.toggle("hidden", entry.root.querySelector(".recording-notice").classList.contains("hidden"));
   entry.root.classList.add("focus");
   renderNotes();
   try {
@@ -133,7 +164,7 @@ async function focus(entry) {
       { source: "mic", classroom_id: null, layer: "main" },
     ] });
   } catch (err) {
-    banner(userMessage(err));
+    errorBanner(err);
   }
   attach(entry);
 }
@@ -164,7 +195,7 @@ noteForm.addEventListener("submit", async (e) => {
     noteText.value = "";
     toast(t("admin.saved"));
   } catch (err) {
-    banner(userMessage(err));
+    errorBanner(err);
   }
 });
 
@@ -176,13 +207,14 @@ async function main() {
     try {
       await exchange(link);
     } catch (err) {
-      banner(userMessage(err));
+      if (err.code === "lesson_ended") return showEnded(app, { outcome: outcomeByCode(link), role: "patrol" });
+      errorBanner(err);
       return;
     }
   }
   const saved = loadJoin();
   if ((link || params.get("joined")) && saved?.join?.role === "patrol") {
-    const entry = addLesson(async (fresh) => (fresh && saved.code ? exchange(saved.code) : saved.join), saved.join.lesson);
+    const entry = addLesson(async (fresh) => (fresh && saved.code ? exchange(saved.code) : saved.join), saved.join.lesson, outcomeByCode(saved.code));
     window.tongke = { lessons, entry };
     return;
   }
@@ -197,7 +229,7 @@ async function main() {
   try {
     list = one ? [await api(`/api/lessons/${encodeURIComponent(one)}`)] : await api("/api/lessons?state=live");
   } catch (err) {
-    banner(userMessage(err));
+    errorBanner(err);
     return;
   }
   if (!list.length) wall.append(h("p", { class: "muted", id: "no-lessons" }, t("patrol.none")));

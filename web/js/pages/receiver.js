@@ -1,8 +1,10 @@
 // 接收端: the lead's picture large, the on-stage classroom when there is one, this classroom's
-// own preview small; raise/lower hand; connection quality; reconnects by itself.
-import { LessonMedia, openCamera, openMic } from "../client.js";
+// own preview small; raise/lower hand; whether the lead hears this room; connection quality;
+// reconnects by itself; the ended and replaced screens.
+import { LessonMedia, devicesAllowed, liveTrackCount, openCamera, openMic, releaseDevices } from "../client.js";
 import { audioSink, connectedClient, every, followParticipants, loadJoin, qualityPill, storedJoinSource, videoTile } from "../lesson.js";
-import { apply, banner, catchAll, h, t, topbar, userMessage } from "../ui.js";
+import { outcomeByCode, showEnded, showInsecure, showNoLink, showReplaced } from "../lifecycle.js";
+import { apply, catchAll, errorBanner, h, t, topbar } from "../ui.js";
 
 catchAll();
 const saved = loadJoin();
@@ -10,11 +12,21 @@ const classroomName = saved?.join?.classroom ? `${saved.join.classroom.school} $
 const { slot } = topbar({ title: [saved?.join?.lesson?.title, classroomName].filter(Boolean).join(" · ") || t("receiver.title") });
 const app = document.getElementById("app");
 
-const S = { joined: null, participants: new Map(), stage: null, hands: [], lessonState: "scheduled" };
+const S = {
+  joined: null,
+  participants: new Map(),
+  stage: null,
+  hands: [],
+  muted: new Set(), // receiving classrooms the lead does not hear (joined, stage_changed, muted_changed)
+  recording: false,
+  sawRecording: false,
+  lessonState: "scheduled",
+};
 
+const recNotice = h("span", { class: "rec hidden", id: "recording-notice" }, t("recording.notice"));
 const quality = qualityPill();
 quality.root.id = "quality";
-slot.append(quality.root);
+slot.append(recNotice, quality.root);
 const leadTile = videoTile({ placeholder: t("receiver.waiting_lead"), id: "lead-video" });
 const leadSmall = videoTile({ placeholder: t("media.no_video"), id: "lead-small" });
 const stageTile = videoTile({ placeholder: t("media.no_video"), id: "stage-video" });
@@ -42,6 +54,15 @@ function lead() {
   return [...S.participants.values()].find((p) => p.role === "lead") ?? null;
 }
 
+/** Whether the lead hears this classroom, said one way only: from the `muted` list. */
+function audioSentence(me, onStage) {
+  const live = S.lessonState === "live";
+  if (!live || !me) return { key: "", heard: false };
+  const heardHere = !S.muted.has(me);
+  if (onStage) return { key: heardHere ? "receiver.on_stage_you" : "receiver.on_stage_muted", heard: heardHere };
+  return { key: heardHere ? "receiver.heard" : "", heard: heardHere };
+}
+
 function render() {
   const me = S.joined?.you?.classroom_id;
   const live = S.lessonState === "live";
@@ -52,9 +73,17 @@ function render() {
   handBtn.className = handUp ? "big on" : "primary big";
   handBtn.disabled = !live || onStage;
   handBtn.dataset.state = handUp ? "up" : "down";
-  status.textContent = onStage ? t("receiver.on_stage_you") : handUp ? t("receiver.hand_up") : "";
+  const sentence = audioSentence(me, onStage);
+  const lines = [sentence.key ? t(sentence.key) : "", handUp && !onStage ? t("receiver.hand_up") : ""];
+  status.textContent = lines.filter(Boolean).join(" ");
+  status.className = sentence.heard ? "heard" : sentence.key ? "unheard" : "muted";
+  status.dataset.heard = String(sentence.heard);
+  recNotice.classList.toggle("hidden", !S.recording);
   const l = lead();
-  leadTile.label(l ? l.name : t("receiver.lead_picture"));
+  leadTile.label(l ? l.name : t("receiver.lead_picture"),
+    l?.mic_on === false ? h("span", { class: "pill poor", id: "lead-mic-off" }, t("receiver.lead_mic_off")) : "");
+  leadTile.setPlaceholder(l?.camera_on === false ? t("receiver.lead_camera_off") : t("receiver.waiting_lead"));
+  leadTile.root.dataset.camera = l?.camera_on === false ? "off" : "on";
   const other = S.stage !== null && S.stage !== me;
   stageBox.classList.toggle("hidden", !other);
   stageBox.dataset.classroom = other ? S.stage : "";
@@ -70,7 +99,8 @@ function attachMedia() {
   const l = lead();
   const peerId = l?.peer_id;
   const [screen] = peerId ? media.find({ peerId, source: "screen" }) : [];
-  const [camera] = peerId ? media.find({ peerId, source: "camera" }) : [];
+  // The lead's camera off: its consumer stays, but sends nothing; show the sentence instead.
+  const [camera] = peerId && l?.camera_on !== false ? media.find({ peerId, source: "camera" }) : [];
   const [board] = peerId ? media.find({ peerId, source: "board" }) : [];
   const big = screen ?? camera ?? board;
   const small = big === screen ? camera : big === camera ? board : null;
@@ -91,7 +121,7 @@ handBtn.addEventListener("click", async () => {
   try {
     await client.request({ type: S.hands.includes(me) ? "lower_hand" : "raise_hand" });
   } catch (err) {
-    banner(userMessage(err));
+    errorBanner(err);
   }
 });
 
@@ -100,46 +130,68 @@ function applyJoined(m) {
   S.participants = new Map(m.participants.map((p) => [p.peer_id, p]));
   S.stage = m.stage;
   S.hands = m.hands;
+  S.muted = new Set(m.muted ?? []);
+  S.recording = m.recording;
+  S.sawRecording ||= m.recording;
   S.lessonState = m.lesson.state;
   render();
 }
 
+let endedMsg = null;
+let statsTimer = 0;
+
+function finish(err) {
+  clearInterval(statsTimer);
+  media?.close();
+  sink.set([]);
+  recNotice.classList.add("hidden");
+  quality.root.classList.add("hidden");
+  if (err.code === "replaced") return showReplaced(app);
+  S.lessonState = "ended";
+  showEnded(app, { ended: endedMsg, outcome: outcomeByCode(saved.code), role: "receiver", sawRecording: S.sawRecording });
+}
+
 async function main() {
-  if (!saved?.join) {
-    banner(t("err.no_token"));
-    return;
+  if (!saved?.join || !devicesAllowed()) {
+    quality.root.classList.add("hidden");
+    return saved?.join ? showInsecure(app, t("insecure.what_classroom")) : showNoLink(app);
   }
   client = connectedClient(storedJoinSource(), { slot });
   media = new LessonMedia(client);
-  window.tongke = { client, media, state: S };
+  window.tongke = { client, media, state: S, liveTrackCount };
   client.on("joined", applyJoined);
   followParticipants(client, () => S.participants, render);
-  client.on("stage_changed", (m) => { S.stage = m.classroom_id; render(); });
+  client.on("stage_changed", (m) => { S.stage = m.classroom_id; S.muted = new Set(m.muted ?? []); render(); });
+  client.on("muted_changed", (m) => { S.muted = new Set(m.all_muted); render(); });
   client.on("hand_raised", (m) => { S.hands = m.hands; render(); });
   client.on("hand_lowered", (m) => { S.hands = m.hands; render(); });
+  client.on("recording_changed", (m) => { S.recording = m.on; S.sawRecording ||= m.on; render(); });
   client.on("lesson_started", () => { S.lessonState = "live"; render(); });
-  client.on("lesson_ended", () => { S.lessonState = "ended"; render(); media.close(); });
+  client.on("lesson_ended", (m) => { endedMsg = m; });
+  client.on("fatal", finish);
   media.on("consumers", attachMedia);
-  media.on("error", (err) => banner(userMessage(err)));
+  media.on("error", (err) => errorBanner(err));
   try {
     await client.start();
   } catch {
-    return;
+    return; // finish() shows why
   }
   const tracks = {};
   try {
     tracks.camera = await openCamera();
     selfTile.setTrack(tracks.camera);
   } catch (err) {
-    banner(userMessage(err));
+    errorBanner(err);
   }
   try {
     tracks.mic = await openMic();
   } catch (err) {
-    banner(userMessage(err));
+    errorBanner(err);
   }
-  await media.publish(tracks).catch((err) => banner(userMessage(err)));
-  every(2000, async () => {
+  if (client.stopped) return releaseDevices(); // ended or replaced while the devices opened
+  await media.publish(tracks).catch((err) => errorBanner(err));
+  if (client.stopped) return;
+  statsTimer = every(2000, async () => {
     const s = await media.stats();
     quality.set(s.level, s);
   });

@@ -1,7 +1,7 @@
 // Replay (课例回放): the rendition with evaluation markers, the per-track files side by side
 // in sync, notes and rubric scores, and the exemplary workflow.
 import { api, logout, me } from "../api.js";
-import { apply, banner, catchAll, fmtDateTime, fmtOffset, h, t, toast, topbar, userMessage } from "../ui.js";
+import { apply, banner, catchAll, fmtDateTime, fmtOffset, h, t, toast, topbar, errorBanner, noticePanel, userMessage } from "../ui.js";
 
 catchAll();
 const app = document.getElementById("app");
@@ -111,7 +111,7 @@ function evaluationForm() {
           toast(t("replay.saved"));
           await reload();
         } catch (err) {
-          banner(userMessage(err));
+          errorBanner(err);
         }
       },
     },
@@ -132,7 +132,7 @@ function workflow() {
       await api(`/api/library/${id}/${path}`, { method: "POST", body });
       await reload();
     } catch (err) {
-      banner(userMessage(err));
+      errorBanner(err);
     }
   };
   const canNominate = account && (account.role === "admin" || account.id === rec.teacher_id);
@@ -210,13 +210,26 @@ async function main() {
     app.replaceChildren(h("p", {}, t("library.sign_in"), " ", h("a", { href: `/login/?next=${encodeURIComponent(location.pathname + location.search)}` }, t("nav.login"))));
     return;
   }
+  if (!id) return notFound({ code: "recording_not_found" });
   try {
     await reload();
     const start = Number(new URLSearchParams(location.search).get("t"));
     if (start && master) master.addEventListener("loadedmetadata", () => seek(start), { once: true });
   } catch (err) {
-    banner(userMessage(err));
+    // The loading line goes: the page ends in an explanation, never a permanent 正在加载.
+    if (!rec) return notFound(err);
+    errorBanner(err);
   }
+}
+
+function notFound(err) {
+  app.replaceChildren(noticePanel({
+    id: "replay-error",
+    title: t("replay.unavailable"),
+    lines: [userMessage(err), t("replay.unavailable_hint")],
+    actions: [h("a", { class: "btn primary", href: "/library/" }, t("nav.library")), h("a", { class: "btn", href: "/" }, t("common.back_home"))],
+  }));
+  if (err?.code !== "recording_not_found") errorBanner(err);
 }
 
 main();

@@ -117,14 +117,14 @@ def test_ending_the_lesson_tells_every_classroom(open_page: Any, lesson: Distric
     start(lead)
     lead.page.once("dialog", lambda dialog: dialog.accept())
     lead.page.click("#end-lesson")
-    r1.page.wait_for_selector("#conn-banner:has-text('本节课已经结束')")
+    r1.page.wait_for_selector("#lesson-ended:has-text('本节课已结束')")
     r1.screenshot("receiver-ended-zh-CN")
 
 
 def test_classroom_page_without_a_join_link_says_how_to_get_one(open_page: Any) -> None:
     watch = open_page()
     watch.page.goto("/receiver/")
-    watch.page.wait_for_selector("#page-banner:has-text('加入链接')")
+    watch.page.wait_for_selector("#no-link:has-text('加入链接')")
     assert watch.errors == []
 
 

@@ -6,6 +6,7 @@ PC to (an NSS database in its HOME, made with certutil).
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Iterator
 from typing import Any
@@ -77,3 +78,29 @@ def test_the_websocket_refuses_a_foreign_origin_over_https(live_server: LiveServ
     with connect(url, ssl=trust, origin=f"https://127.0.0.1:{live_server.port}") as ws:  # type: ignore[arg-type]
         ws.send("{}")
         assert '"error"' in str(ws.recv(timeout=5))
+
+
+def test_the_ca_page_shows_the_fingerprint_to_compare_in_chinese_then_english(
+    open_page: Any, live_server: LiveServer
+) -> None:
+    assert live_server.tls is not None
+    watch = open_page()
+    watch.page.goto("/ca/")
+    watch.page.wait_for_selector("#ca-fingerprint[data-state=ready]")
+    shown = watch.page.inner_text("#ca-fingerprint")
+    assert shown == f"SHA-256 {live_server.tls.ca_fingerprint}"
+    body = watch.page.inner_text("main")
+    for words in ("Windows 10 / 11", "统信 UOS", "安卓平板", "iPad", "受信任的根证书颁发机构"):
+        assert words in body
+    assert not re.search(r"\bca\.(?!crt)[a-z_0-9]+", body)  # no key left untranslated
+    href = watch.page.get_attribute("#ca-download", "href")
+    downloaded = watch.page.evaluate(f"fetch({href!r}).then(r => r.text())")
+    assert downloaded == live_server.tls.ca_pem.decode()
+    watch.screenshot("https-ca-zh-CN")
+    watch.page.click("#lang-switch")
+    watch.page.wait_for_function("document.documentElement.lang === 'en'")
+    body = watch.page.inner_text("main")
+    assert "Trusted Root Certification Authorities" in body and "统信" not in body
+    assert watch.page.inner_text("#ca-fingerprint") == shown
+    watch.screenshot("https-ca-en")
+    assert watch.errors == []

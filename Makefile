@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format clean
+.PHONY: run demo test lint format clean
 
 # (Re)install when pyproject.toml changes; editable, so code changes need nothing.
 $(STAMP): pyproject.toml
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/tongke serve
+
+# Synthetic lead and receivers on port 8010 with ./data-demo: runs beside `make run`.
+demo: $(STAMP)
+	$(BIN)/tongke demo
 
 test: $(STAMP)
 	bash scripts/ensure-system-deps.sh

@@ -200,9 +200,12 @@ def _cmd_bench_loss(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from server.demo_run import run_demo
+    from server.demo_run import DEMO_DATA_DIR, DEMO_PORT, run_demo
 
-    return run_demo(_settings(args, host=args.host, port=args.port), receivers=args.receivers)
+    # Its own port and data folder unless told otherwise: it runs beside `tongke serve`.
+    args.data_dir = args.data_dir or DEMO_DATA_DIR
+    settings = _settings(args, host=args.host, port=args.port or DEMO_PORT)
+    return run_demo(settings, receivers=args.receivers)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -307,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="serve the demo lesson with synthetic peers")
     _add_settings_flags(demo)
     demo.add_argument("--host")
-    demo.add_argument("--port", type=int)
+    demo.add_argument("--port", type=int, help="default 8010 (make run takes 8000)")
     demo.add_argument("--receivers", type=int, default=2, help="synthetic receiving classrooms")
     demo.set_defaults(func=_cmd_demo)
     return parser

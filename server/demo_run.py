@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+from pathlib import Path
 
 import uvicorn
 from sqlalchemy import select
@@ -18,6 +21,46 @@ from media.synthetic.terminal import SyntheticTerminal, TerminalError
 from server.settings import Settings
 
 log = logging.getLogger("tongke.demo")
+
+# Beside `make run` (port 8000, ./data): the demo takes its own port and data folder, so
+# both run at once and the demo's synthetic lesson never lands in the real database.
+DEMO_PORT = 8010
+DEMO_DATA_DIR = Path("data-demo")
+
+
+def port_holder(host: str, port: int) -> str | None:
+    """None if `port` is free on `host`; else a few words naming what holds it."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            pass
+        else:
+            return None
+    return _process_on(port) or "another program"
+
+
+def _process_on(port: int) -> str | None:
+    """The process listening on a TCP port, from /proc (Linux); None elsewhere or unreadable."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                # local address "0100007F:1F40", state 0A = LISTEN
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(fields[9])
+    if not inodes:
+        return None
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                    return f"process {pid} ({cmdline.decode(errors='replace').strip()[:80]})"
+    return None
 
 
 class DemoError(RuntimeError):
@@ -92,6 +135,14 @@ async def _run(settings: Settings, receivers: int) -> None:
 
 
 def run_demo(settings: Settings, receivers: int = 2) -> int:
+    holder = port_holder(settings.host, settings.port)
+    if holder is not None:
+        print(
+            f"error: port {settings.port} is taken by {holder}; "
+            "choose another with `tongke demo --port N`",
+            flush=True,
+        )
+        return 1
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("aioice", "aiortc", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -88,14 +88,44 @@ def test_the_nodes_share_what_a_cluster_shares_and_differ_where_they_must(
     assert migrate["database_url"] == nodes[0]["database_url"]
 
 
-def test_each_node_health_check_and_public_url_use_its_port(compose: dict[str, Any]) -> None:
+def caddy_sites() -> dict[str, str]:
+    """docker/Caddyfile: site name -> the upstream its reverse_proxy sends to."""
+    text = (COMPOSE.parent / "Caddyfile").read_text()
+    sites = re.findall(r"^([\w.-]+) \{\n\treverse_proxy (\S+)", text, flags=re.MULTILINE)
+    return dict(sites)
+
+
+def test_each_node_health_check_uses_its_port_and_the_tls_front_serves_its_public_url(
+    compose: dict[str, Any],
+) -> None:
+    sites = caddy_sites()
     for name in NODES:
         service = compose["services"][name]
         values = tongke_settings(service)
         assert service["network_mode"] == "host", "media needs the host network"
-        assert urlsplit(values["public_url"]).port == int(values["port"])
         assert f"127.0.0.1:{values['port']}/readyz" in " ".join(service["healthcheck"]["test"])
         assert values["host"] == "0.0.0.0"
+        # Browsers reach the node over HTTPS at the front, which proxies to the node's port.
+        public = urlsplit(values["public_url"])
+        assert public.scheme == "https" and public.port is None
+        assert sites[public.hostname or ""] == f"127.0.0.1:{values['port']}"
+        # The front's forwarded headers are believed, and only from this machine.
+        assert Settings(trusted_proxies=values["trusted_proxies"]).trusted_proxies == [  # type: ignore[arg-type]
+            "127.0.0.1",
+            "::1",
+        ]
+
+
+def test_the_tls_front_mounts_the_caddyfile_and_keeps_its_certificates(
+    compose: dict[str, Any],
+) -> None:
+    front = compose["services"]["tls-front"]
+    assert front["image"].startswith("caddy:2")
+    assert front["network_mode"] == "host"  # reaches the nodes on 127.0.0.1
+    mounts = dict(str(v).split(":")[:2] for v in front["volumes"])
+    assert mounts["./Caddyfile"] == "/etc/caddy/Caddyfile"
+    assert (COMPOSE.parent / "Caddyfile").is_file()
+    assert mounts["caddy-data"] == "/data"
 
 
 def published(service: dict[str, Any]) -> dict[int, str]:

@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/tongke serve
 
+# One school's LAN over HTTPS: every interface (IPv6 and IPv4), a local CA classroom PCs
+# trust once at /ca/ (docs/operations.md "One school's LAN").
+run-lan: $(STAMP)
+	$(BIN)/tongke serve --host :: --https
+
 # Synthetic lead and receivers on port 8010 with ./data-demo: runs beside `make run`.
 demo: $(STAMP)
 	$(BIN)/tongke demo

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test lint format clean
+.PHONY: run run-lan demo test lint format clean
 
 # (Re)install when pyproject.toml changes; editable, so code changes need nothing.
 $(STAMP): pyproject.toml

@@ -6,7 +6,7 @@ signaling never imports server; the server passes an implementation of LessonHoo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
@@ -84,29 +84,34 @@ class LessonHooks(Protocol):
 
 
 class NullLessonHooks:
-    """Hooks for tests and tools: every lesson exists and nothing is stored."""
+    """Hooks for tests and tools: lessons kept in memory as the database would keep them
+    (state, start, stage, recording), so a room built again finds where the last one was."""
 
     def __init__(self, lessons: dict[str, LessonInfo] | None = None) -> None:
         self.lessons = dict(lessons or {})
         self.notes: list[Note] = []
 
+    def _update(self, lesson_id: str, **changes: object) -> None:
+        if lesson_id in self.lessons:
+            self.lessons[lesson_id] = replace(self.lessons[lesson_id], **changes)  # type: ignore[arg-type]
+
     async def lesson_info(self, lesson_id: str) -> LessonInfo | None:
         return self.lessons.get(lesson_id)
 
     async def lesson_started(self, lesson_id: str, at: datetime) -> None:
-        return None
+        self._update(lesson_id, state=LessonState.LIVE, started_at=at)
 
     async def lesson_ended(self, lesson_id: str, at: datetime) -> None:
-        return None
+        self._update(lesson_id, state=LessonState.ENDED, stage=None, recording=False)
 
     async def recording_changed(self, lesson_id: str, on: bool, at: datetime) -> None:
-        return None
+        self._update(lesson_id, recording=on)
 
     async def lesson_restored(self, lesson_id: str, stage: str | None, recording: bool) -> None:
         return None
 
     async def stage_changed(self, lesson_id: str, classroom_id: str | None, at: datetime) -> None:
-        return None
+        self._update(lesson_id, stage=classroom_id)
 
     async def note_added(self, note: Note) -> None:
         self.notes.append(note)

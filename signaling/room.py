@@ -100,6 +100,8 @@ class Room:
         self.classrooms: dict[str, Peer] = {}
         self.lock = asyncio.Lock()
         self.closed = False
+        # Joins in flight for this room (RoomManager): an empty room is kept while any is.
+        self.admitting = 0
         self._on_peer_gone = on_peer_gone
         self._on_changed = on_changed
         # Each peer's ICE servers (TURN credentials are minted per peer and join).

@@ -182,18 +182,21 @@ class RoomManager:
             # joins to a room here are checked under its lock (a replacing join may enter).
             raise SignalingError(ErrorCode.CAPACITY, "This node is full; try again later.")
         while True:
+            # The room is held (room.admitting) from here until the join is done: a room
+            # that empties meanwhile (its lone lead replaced by this very join, a receiver
+            # leaving) is not dropped under us, so one lesson never splits into two rooms.
             room = await self._room_for(grant.lesson_id)
-            async with room.lock:
-                if room.state is LessonState.ENDED:
-                    raise SignalingError(ErrorCode.LESSON_ENDED, "The lesson has ended.")
-                if room.closed:
-                    continue  # emptied and dropped while we waited: make a fresh one
-                try:
+            try:
+                async with room.lock:
+                    if room.state is LessonState.ENDED:
+                        raise SignalingError(ErrorCode.LESSON_ENDED, "The lesson has ended.")
+                    if room.closed:
+                        continue  # evicted while we waited: look again
                     self._admit(session, room, grant, message)
-                finally:
-                    if not room.peers:
-                        self._room_changed(room)  # a refused first join leaves no room behind
-                return
+                    return
+            finally:
+                room.admitting -= 1
+                self._room_changed(room)  # a refused first join leaves no room behind
 
     def _admit(self, session: Session, room: Room, grant: Grant, message: Join) -> None:
         """Admits a verified peer to its room (called under the room lock)."""
@@ -217,6 +220,7 @@ class RoomManager:
         async with self._create_lock:
             room = self.rooms.get(lesson_id)
             if room is not None and not room.closed:
+                room.admitting += 1
                 return room
             if lesson_id in self._ended:
                 raise SignalingError(ErrorCode.LESSON_ENDED, "The lesson has ended.")
@@ -235,6 +239,7 @@ class RoomManager:
                 on_changed=self._room_changed,
                 ice_servers=self.ice_servers,
             )
+            room.admitting += 1
             self.rooms[lesson_id] = room
             self._refresh_live()
             if room.stage is not None or room.recording:
@@ -265,11 +270,19 @@ class RoomManager:
     def _room_changed(self, room: Room) -> None:
         if room.state is LessonState.ENDED:
             self._ended.append(room.lesson_id)
-        if (room.closed or not room.peers) and self.rooms.get(room.lesson_id) is room:
+        empty = not room.peers and room.admitting == 0
+        if (room.closed or empty) and self.rooms.get(room.lesson_id) is room:
             del self.rooms[room.lesson_id]
             room.closed = True
-            asyncio.get_running_loop().create_task(self.bus.release_lesson(room.lesson_id))
+            asyncio.get_running_loop().create_task(self._release(room.lesson_id))
         self._refresh_live()
+
+    async def _release(self, lesson_id: str) -> None:
+        """Gives the lesson up on the bus, unless a join made a new room of it meanwhile:
+        under the creation lock, so a late release never undoes that room's claim."""
+        async with self._create_lock:
+            if lesson_id not in self.rooms:
+                await self.bus.release_lesson(lesson_id)
 
     def evict(self, lesson_id: str) -> bool:
         """Many nodes: the directory names another node as this lesson's home (this node

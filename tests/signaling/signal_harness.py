@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from server.tokens import JoinTokens
-from signaling.bus import LocalBus
+from signaling.bus import Bus, LocalBus
 from signaling.grants import Grant, Role, default_grant
 from signaling.hooks import ClassroomInfo, LessonInfo, LessonState, NullLessonHooks
 from signaling.media_port import (
@@ -218,11 +218,11 @@ class RecordingMedia:
 class Signal:
     """A RoomManager with one lesson (three receiving classrooms) and token minting."""
 
-    def __init__(self, config: RoomConfig, media: Any = None) -> None:
+    def __init__(self, config: RoomConfig, media: Any = None, bus: Bus | None = None) -> None:
         self.hooks = NullLessonHooks({LESSON_ID: lesson_info()})
         self.tokens = JoinTokens(SECRET, ttl_s=600)
         self.media = media
-        self.rooms = RoomManager(LocalBus(), self.hooks, config, media=media)
+        self.rooms = RoomManager(bus or LocalBus(), self.hooks, config, media=media)
         self.clients: list[Client] = []
 
     def token(self, role: Role, classroom_id: str | None = None, **grant: Any) -> str:

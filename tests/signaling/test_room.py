@@ -348,3 +348,33 @@ def test_no_history_ever_shows_a_patrol_peer_to_anyone_else(ops: list[tuple[str,
             await signal.aclose()
 
     asyncio.run(scenario())
+
+
+# One room per lesson whatever the order of joins ------------------------------------------
+
+
+async def test_a_lone_lead_joining_again_before_the_start_gets_a_live_room(signal: Signal) -> None:
+    first = await signal.lead()
+    second = await signal.lead()
+    assert (await first.expect("error"))["code"] == "replaced"
+    assert (await second.request("start_lesson"))["type"] == "ok"
+    receiver = await signal.receiver("r1")
+    assert receiver.joined["lesson"]["state"] == "live"
+    assert [p["peer_id"] for p in receiver.joined["participants"]] == [
+        second.joined["peer_id"],
+        receiver.joined["peer_id"],
+    ]
+    assert len(signal.rooms.rooms) == 1
+
+
+async def test_a_lone_lead_that_dropped_and_joins_again_keeps_the_lesson(signal: Signal) -> None:
+    first = await signal.live()
+    first.drop()
+    await asyncio.sleep(0.05)
+    second = await signal.lead()
+    assert second.joined["lesson"]["state"] == "live"
+    assert (await second.request("add_note", text="板书"))["type"] == "ok"
+    assert (await second.request("set_recording", on=True))["type"] == "ok"
+    receiver = await signal.receiver("r2")
+    assert (await second.request("set_stage", classroom_id="r2"))["type"] == "ok"
+    assert (await receiver.expect("stage_changed"))["classroom_id"] == "r2"

@@ -27,12 +27,14 @@ from signaling.protocol import (
     NoteAdded,
     NoteInfo,
     Ok,
+    ParticipantUpdated,
     Producer,
     ProducersChanged,
     Publish,
     PublishAnswer,
     RaiseHand,
     RecordingChanged,
+    SetMediaState,
     SetRecording,
     SetStage,
     SetSubscriptions,
@@ -119,6 +121,7 @@ async def _control(room: Room, peer: Peer, message: ClientMessage) -> None:
             classroom = _own_classroom(room, peer)
             if classroom not in room.hands and classroom != room.stage:
                 room.hands.append(classroom)
+                room.hands_raised += 1
                 room.broadcast(HandRaised(classroom_id=classroom, hands=list(room.hands)))
         case LowerHand():
             _require(peer, Control.HAND)
@@ -139,10 +142,20 @@ async def _control(room: Room, peer: Peer, message: ClientMessage) -> None:
                 at = utcnow()
                 await room.hooks.recording_changed(room.lesson_id, on, at)
                 room.recording = on
+                room.ever_recorded = room.ever_recorded or on
                 room.broadcast(RecordingChanged(on=on, at=at.isoformat()))
         case AddNote():
             _require(peer, Control.NOTE)
             await _add_note(room, peer, message)
+        case SetMediaState(mic_on=mic_on, camera_on=camera_on):
+            if not peer.visible:
+                raise SignalingError(
+                    ErrorCode.FORBIDDEN, "Only a lead or receiving classroom shows its devices."
+                )
+            if (peer.mic_on, peer.camera_on) != (mic_on, camera_on):
+                peer.mic_on, peer.camera_on = mic_on, camera_on
+                # The sender too: every peer's list, its own included, stays one picture.
+                room.broadcast(ParticipantUpdated(participant=peer.participant()))
         case _:  # join/resume/ping never reach a room; a new type must be routed here first
             raise SignalingError(ErrorCode.UNKNOWN_TYPE, f"{message.type} is not a room command.")
 
@@ -169,6 +182,7 @@ async def _add_note(room: Room, peer: Peer, message: AddNote) -> None:
         scores=dict(message.scores or {}),
     )
     await room.hooks.note_added(note)
+    room.notes += 1
     info = NoteInfo(
         id=note.id,
         author=note.author,

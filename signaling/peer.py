@@ -41,6 +41,9 @@ class Peer:
         self.session: Session | None = session
         self.school = school
         self.state = PeerState.CONNECTED
+        # The peer's own devices, as it last said (set_media_state).
+        self.mic_on = True
+        self.camera_on = True
         # Patrol only: what it asked to receive (None: the default wall view).
         self.wants: tuple[Want, ...] | None = None
         # What the media plane reports this peer publishes.
@@ -93,6 +96,8 @@ class Peer:
             name=self.grant.name,
             school=self.school,
             state="lost" if self.state is PeerState.LOST else "connected",
+            mic_on=self.mic_on,
+            camera_on=self.camera_on,
         )
 
     def send(self, message: _Server) -> None:

@@ -7,7 +7,7 @@ PROTOCOL_VERSION (checked at join). STYLE rule 10.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
@@ -103,6 +103,15 @@ class AddNote(_Client):
     )
 
 
+class SetMediaState(_Client):
+    """The sender's own devices: microphone muted or not, camera off or not (a classroom's
+    own choice, unlike `mute`, which is the lead's choice of what it hears)."""
+
+    type: Literal["set_media_state"]
+    mic_on: bool
+    camera_on: bool
+
+
 class TrackSpec(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
     mid: Annotated[str, StringConstraints(min_length=1, max_length=32)]
@@ -147,6 +156,7 @@ ClientMessage = Annotated[
     | LowerHand
     | Mute
     | SetRecording
+    | SetMediaState
     | AddNote
     | Publish
     | SubscribeAnswer
@@ -154,25 +164,10 @@ ClientMessage = Annotated[
     Field(discriminator="type"),
 ]
 
+# Every client type, read off the union itself so a new message cannot be left out.
 CLIENT_TYPES: frozenset[str] = frozenset(
     m.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
-    for m in (
-        Join,
-        Resume,
-        Ping,
-        Leave,
-        StartLesson,
-        EndLesson,
-        SetStage,
-        RaiseHand,
-        LowerHand,
-        Mute,
-        SetRecording,
-        AddNote,
-        Publish,
-        SubscribeAnswer,
-        SetSubscriptions,
-    )
+    for m in get_args(get_args(ClientMessage)[0])
 )
 
 client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -212,6 +207,9 @@ class Participant(BaseModel):
     name: str
     school: str = ""
     state: Literal["connected", "lost"] = "connected"
+    # The participant's own devices (set_media_state); true until it says otherwise.
+    mic_on: bool = True
+    camera_on: bool = True
 
 
 class IceServer(BaseModel):
@@ -348,9 +346,35 @@ class LessonStarted(_Server):
     at: str
 
 
+class ClassroomAttendance(BaseModel):
+    classroom_id: str
+    name: str
+    school: str = ""
+    # Seconds connected while the lesson was live (0: never came).
+    present_s: float
+    # Connections (a rejoin or a second device counts again; a resume does not).
+    joins: int
+
+
+class LessonReport(BaseModel):
+    """The lead's short summary of a lesson that ended (this room's own record: a room
+    rebuilt after a restart counts from then)."""
+
+    classrooms: list[ClassroomAttendance]
+    hands_raised: int
+    notes: int
+
+
 class LessonEnded(_Server):
     type: Literal["lesson_ended"] = "lesson_ended"
     at: str
+    started_at: str | None = None
+    # Seconds from start to end; None if the lesson never went live.
+    duration_s: float | None = None
+    # Recording was on at some point (the replay is in the library once catalogued).
+    recorded: bool = False
+    # The lead only; None for everyone else.
+    report: LessonReport | None = None
 
 
 class NoteAdded(_Server):

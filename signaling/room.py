@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from signaling.attendance import Attendance
 from signaling.errors import CloseCode, ErrorCode, SignalingError
 from signaling.grants import Role
 from signaling.hooks import LessonHooks, LessonInfo, LessonState
@@ -29,6 +30,7 @@ from signaling.protocol import (
     IceServer,
     Joined,
     LessonEnded,
+    LessonReport,
     LessonSummary,
     MutedChanged,
     ParticipantJoined,
@@ -94,6 +96,11 @@ class Room:
         # The lead's explicit audio choices: classroom id -> heard by the lead.
         self.audio: dict[str, bool] = {}
         self.recording = live and info.recording
+        # For the lead's summary at the end: who came, hands raised, notes written.
+        self.attendance = Attendance()
+        self.hands_raised = 0
+        self.notes = 0
+        self.ever_recorded = self.recording
         # The media plane's loudest publisher (peer id), told to lead and patrol peers.
         self.active_speaker: str | None = None
         self.peers: dict[str, Peer] = {}
@@ -222,6 +229,7 @@ class Room:
         self.peers[peer.peer_id] = peer
         if peer.visible and peer.classroom_id is not None:
             self.classrooms[peer.classroom_id] = peer
+            self.attendance.joined(peer.classroom_id, utcnow())
         peer.send(self.joined(peer, id, resumed=False))
         self._tell_speaker(peer)
         if peer.visible:
@@ -248,6 +256,8 @@ class Room:
         peer.session = session
         peer.desired = None
         peer.set_state(PeerState.CONNECTED)
+        if peer.visible and peer.classroom_id is not None:
+            self.attendance.connected(peer.classroom_id, utcnow())
         peer.send(self.joined(peer, id, resumed=True))
         self._tell_speaker(peer)
         if peer.visible and was is PeerState.LOST:
@@ -261,6 +271,8 @@ class Room:
         peer.session = None
         peer.set_state(PeerState.LOST)
         self._release_media(peer)
+        if peer.classroom_id is not None:
+            self.attendance.disconnected(peer.classroom_id, utcnow())
         if peer.visible:
             participant = peer.participant()
             lead = frozenset({Role.LEAD})
@@ -283,6 +295,7 @@ class Room:
         classroom = peer.classroom_id
         if classroom is not None and self.classrooms.get(classroom) is peer:
             del self.classrooms[classroom]
+            self.attendance.disconnected(classroom, utcnow())
         if connected:
             self._release_media(peer)
         if classroom is not None and reason != "replaced" and peer.role is Role.RECEIVER:
@@ -320,9 +333,24 @@ class Room:
         self.spawn(self.media.close_peer(peer.info), "media close_peer")
 
     def end(self, at: datetime) -> None:
-        """The lesson ended: tell everyone (their final message) and close every peer."""
+        """The lesson ended: tell everyone (their final message; the lead's carries its
+        summary) and close every peer."""
         self.state = LessonState.ENDED
-        self.broadcast(LessonEnded(at=at.isoformat()))
+        started = self.started_at
+        ended = LessonEnded(
+            at=at.isoformat(),
+            started_at=started.isoformat() if started is not None else None,
+            duration_s=round((at - started).total_seconds(), 1) if started is not None else None,
+            recorded=self.ever_recorded,
+        )
+        report = LessonReport(
+            classrooms=self.attendance.report(self.roster.values(), started, at),
+            hands_raised=self.hands_raised,
+            notes=self.notes,
+        )
+        for peer in tuple(self.peers.values()):
+            lead = peer.role is Role.LEAD
+            peer.send(ended.model_copy(update={"report": report}) if lead else ended)
         for peer in tuple(self.peers.values()):
             session = peer.session
             if session is not None:

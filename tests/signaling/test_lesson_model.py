@@ -51,7 +51,8 @@ TRACKS = [{"mid": "0", "source": "camera"}, {"mid": "1", "source": "mic"}]
 class View:
     """What one connected peer was told, folded message by message."""
 
-    participants: dict[str, str] = field(default_factory=dict)
+    # peer id -> (state, mic_on, camera_on)
+    participants: dict[str, tuple[str, bool, bool]] = field(default_factory=dict)
     stage: str | None = None
     hands: list[str] = field(default_factory=list)
     muted: list[str] = field(default_factory=list)
@@ -60,7 +61,7 @@ class View:
     @classmethod
     def of_joined(cls, joined: dict[str, Any]) -> View:
         return cls(
-            participants={p["peer_id"]: p["state"] for p in joined["participants"]},
+            participants={p["peer_id"]: _seen(p) for p in joined["participants"]},
             stage=joined["stage"],
             hands=list(joined["hands"]),
             muted=list(joined["muted"]),
@@ -68,10 +69,8 @@ class View:
 
     def apply(self, m: dict[str, Any]) -> None:
         match m["type"]:
-            case "participant_joined" | "participant_updated":
-                self.participants[m["participant"]["peer_id"]] = m["participant"]["state"]
-            case "participant_lost":
-                self.participants[m["participant"]["peer_id"]] = "lost"
+            case "participant_joined" | "participant_updated" | "participant_lost":
+                self.participants[m["participant"]["peer_id"]] = _seen(m["participant"])
             case "participant_left":
                 self.participants.pop(m["peer_id"], None)
             case "stage_changed":
@@ -82,6 +81,10 @@ class View:
                 self.hands = m["hands"]
             case "producers_changed":
                 self.producers = {p["peer_id"] for p in m["producers"]}
+
+
+def _seen(participant: dict[str, Any]) -> tuple[str, bool, bool]:
+    return participant["state"], participant["mic_on"], participant["camera_on"]
 
 
 @dataclass
@@ -366,6 +369,21 @@ class LessonMachine(RuleBasedStateMachine):
         self.run(go())
 
     @precondition(lambda self: self.named("connected", among=PUBLISHERS))
+    @rule(data=st.data(), mic_on=st.booleans(), camera_on=st.booleans())
+    def devices(self, data: st.DataObject, mic_on: bool, camera_on: bool) -> None:
+        actor = self.actors[data.draw(st.sampled_from(self.named("connected", among=PUBLISHERS)))]
+
+        async def go() -> None:
+            assert actor.client is not None
+            reply = await actor.client.request(
+                "set_media_state", mic_on=mic_on, camera_on=camera_on
+            )
+            assert reply["type"] == "ok", reply
+            await self.settle()
+
+        self.run(go())
+
+    @precondition(lambda self: self.named("connected", among=PUBLISHERS))
     @rule(data=st.data())
     def publish(self, data: st.DataObject) -> None:
         actor = self.actors[data.draw(st.sampled_from(self.named("connected", among=PUBLISHERS)))]
@@ -449,7 +467,7 @@ class LessonMachine(RuleBasedStateMachine):
         if room is None:
             return
         truth = {
-            p.peer_id: ("lost" if p.state is PeerState.LOST else "connected")
+            p.peer_id: ("lost" if p.state is PeerState.LOST else "connected", p.mic_on, p.camera_on)
             for p in room.peers.values()
             if p.visible
         }

@@ -378,3 +378,64 @@ async def test_a_lone_lead_that_dropped_and_joins_again_keeps_the_lesson(signal:
     receiver = await signal.receiver("r2")
     assert (await second.request("set_stage", classroom_id="r2"))["type"] == "ok"
     assert (await receiver.expect("stage_changed"))["classroom_id"] == "r2"
+
+
+# Own devices and the end of a lesson ---------------------------------------------------------
+
+
+async def test_a_classroom_turning_its_camera_off_is_shown_to_everyone_else(
+    signal: Signal,
+) -> None:
+    lead = await signal.live()
+    r1 = await signal.receiver("r1")
+    patrol = await signal.patrol()
+    reply = await lead.request("set_media_state", mic_on=False, camera_on=False)
+    assert reply["type"] == "ok"
+    for client in (lead, r1, patrol):
+        updated = await client.expect("participant_updated")
+        assert updated["participant"]["peer_id"] == lead.joined["peer_id"]
+        assert (updated["participant"]["mic_on"], updated["participant"]["camera_on"]) == (
+            False,
+            False,
+        )
+    # The same state again changes nothing; a newcomer sees it in joined.
+    await lead.request("set_media_state", mic_on=False, camera_on=False)
+    await r1.settle()
+    assert "participant_updated" not in r1.types()
+    r2 = await signal.receiver("r2")
+    seen = {p["peer_id"]: p for p in r2.joined["participants"]}
+    assert seen[lead.joined["peer_id"]]["camera_on"] is False
+
+
+async def test_the_lead_is_told_who_came_how_long_hands_and_notes_when_the_lesson_ends(
+    signal: Signal,
+) -> None:
+    lead = await signal.live()
+    r1 = await signal.receiver("r1")
+    patrol = await signal.patrol()
+    await r1.request("raise_hand")
+    await patrol.request("add_note", text="导入自然")
+    await lead.request("set_recording", on=True)
+    await lead.request("set_recording", on=False)
+    await asyncio.sleep(0.2)
+    await lead.request("end_lesson")
+    mine = await lead.expect("lesson_ended")
+    theirs = await r1.expect("lesson_ended")
+    assert theirs["report"] is None and (await patrol.expect("lesson_ended"))["report"] is None
+    assert mine["recorded"] is True and theirs["recorded"] is True
+    assert mine["duration_s"] >= 0.2 and mine["started_at"] == theirs["started_at"]
+    report = mine["report"]
+    assert report["hands_raised"] == 1 and report["notes"] == 1
+    rows = {row["classroom_id"]: row for row in report["classrooms"]}
+    assert set(rows) == {"r1", "r2", "r3"}
+    assert rows["r1"]["joins"] == 1 and 0.1 < rows["r1"]["present_s"] <= mine["duration_s"]
+    assert rows["r2"] == {**rows["r2"], "joins": 0, "present_s": 0.0}
+
+
+async def test_a_lesson_that_never_started_ends_without_a_duration(signal: Signal) -> None:
+    lead = await signal.lead()
+    await lead.request("end_lesson")
+    ended = await lead.expect("lesson_ended")
+    assert ended["duration_s"] is None and ended["started_at"] is None
+    assert ended["recorded"] is False
+    assert all(row["present_s"] == 0 for row in ended["report"]["classrooms"])

@@ -9,6 +9,7 @@ import secrets
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -20,6 +21,7 @@ from pydantic_settings import (
 )
 
 from server.addresses import base_url, listen_urls
+from server.district_time import load_zone
 
 CONFIG_ENV = "TONGKE_CONFIG"
 _config_file: ContextVar[str | None] = ContextVar("tongke_config_file", default=None)
@@ -118,6 +120,9 @@ class Settings(BaseSettings):
     # With faults on: a lossy/laggy bus (fraction of bus messages lost, delay of the rest).
     faults_bus_drop: float = Field(default=0.0, ge=0, le=1)
     faults_bus_delay_ms: float = Field(default=0.0, ge=0, le=10_000)
+    # The district's time zone (IANA name): lesson days, library date filters and the term
+    # timetable are counted on its wall clock; everything is stored in UTC.
+    timezone: str = "Asia/Shanghai"
     log_level: str = "info"
     # Where recordings are written. Empty: <data_dir>/recordings.
     recording_root: Path | None = None
@@ -158,6 +163,12 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        load_zone(value)
+        return value
+
     @model_validator(mode="after")
     def _no_faults_in_production(self) -> Settings:
         if self.production and self.faults:
@@ -193,6 +204,11 @@ class Settings(BaseSettings):
     @property
     def effective_recording_root(self) -> Path:
         return self.recording_root or self.data_dir / "recordings"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The district's time zone."""
+        return ZoneInfo(self.timezone)
 
     @property
     def tls_on(self) -> bool:

@@ -5,7 +5,7 @@ State: scheduled -> live (only when the lead starts it over signaling) -> ended.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
@@ -26,6 +26,7 @@ from server.db.models import (
     lesson_receivers,
     utcnow,
 )
+from server.district_time import days_span
 
 router = APIRouter(prefix="/lessons", tags=["lessons"])
 
@@ -153,21 +154,21 @@ async def list_lessons(
     _: CurrentPrincipal,
     state: State,
     on: Annotated[date | None, Query(alias="date", description="local day, YYYY-MM-DD")] = None,
-    utc_offset_minutes: Annotated[int, Query(ge=-840, le=840)] = 480,
+    utc_offset_minutes: Annotated[int | None, Query(ge=-840, le=840)] = None,
     start_from: datetime | None = None,
     start_to: datetime | None = None,
     lesson_state: Annotated[LessonStatus | None, Query(alias="state")] = None,
     teacher_id: str | None = None,
 ) -> list[LessonOut]:
-    """Lessons by scheduled start. `date` is a local day (default UTC+8, China Standard Time)."""
+    """Lessons by scheduled start. `date` is a day in the district's time zone (the
+    `timezone` setting), or at `utc_offset_minutes` from UTC when that is given."""
     query = select(Lesson).options(*LESSON_LOAD).order_by(Lesson.scheduled_start)
     if on is not None:
-        zone = timezone(timedelta(minutes=utc_offset_minutes))
-        day_start = datetime.combine(on, time(), tzinfo=zone).astimezone(UTC)
-        query = query.where(
-            Lesson.scheduled_start >= day_start,
-            Lesson.scheduled_start < day_start + timedelta(days=1),
-        )
+        zone: tzinfo = state.settings.zone
+        if utc_offset_minutes is not None:
+            zone = timezone(timedelta(minutes=utc_offset_minutes))
+        first, after = days_span(on, on, zone)
+        query = query.where(Lesson.scheduled_start >= first, Lesson.scheduled_start < after)
     if start_from is not None:
         query = query.where(Lesson.scheduled_start >= _as_utc(start_from))
     if start_to is not None:

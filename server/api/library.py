@@ -220,6 +220,7 @@ async def list_recordings(
     filters = Filters(
         q, stage, subject, grade, textbook_version, volume, unit, teacher, school, district,
         exemplary, interrupted, date_from, date_to, sort, order, page, per_page,
+        state.settings.zone,
     )  # fmt: skip
     async with state.db.sessions.begin() as session:
         rows, total = await search(session, filters)
@@ -237,7 +238,7 @@ async def counts(
 ) -> dict[str, Any]:
     """Exemplary-workflow counts per county (区县) and year."""
     async with state.db.sessions.begin() as session:
-        return {"counts": await exemplary_counts(session, year)}
+        return {"counts": await exemplary_counts(session, year, state.settings.zone)}
 
 
 @router.get("/recording-status/{lesson_id}", responses=ERRORS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select
@@ -16,6 +16,7 @@ from server.db.models import (
     LibraryEvaluation,
     LibraryRecording,
 )
+from server.district_time import day_start
 
 # The rubric (评课量表): item -> label; every score is an integer from 0 to 10.
 RUBRIC: dict[str, str] = {
@@ -52,6 +53,8 @@ class Filters:
     order: str = "desc"  # desc | asc
     page: int = 1
     per_page: int = 20
+    # date_from/date_to are the district's days (server/district_time.py).
+    zone: tzinfo = UTC
 
 
 def _like(text: str) -> str:
@@ -76,9 +79,9 @@ def _conditions(f: Filters) -> list[ColumnElement[bool]]:
     if f.interrupted is not None:
         where.append(LibraryRecording.interrupted.is_(f.interrupted))
     if f.date_from is not None:
-        where.append(LibraryRecording.started_at >= datetime.combine(f.date_from, time(), UTC))
+        where.append(LibraryRecording.started_at >= day_start(f.date_from, f.zone))
     if f.date_to is not None:
-        end = datetime.combine(f.date_to + timedelta(days=1), time(), UTC)
+        end = day_start(f.date_to + timedelta(days=1), f.zone)
         where.append(LibraryRecording.started_at < end)
     return where
 
@@ -152,8 +155,11 @@ NEXT_STATE = {
 }
 
 
-async def exemplary_counts(session: AsyncSession, year: int | None) -> list[dict[str, Any]]:
-    """Per county (区县) and year of recording: how many are nominated, exemplary, returned."""
+async def exemplary_counts(
+    session: AsyncSession, year: int | None, zone: tzinfo = UTC
+) -> list[dict[str, Any]]:
+    """Per county (区县) and year of recording (in the district's zone): how many are
+    nominated, exemplary, returned."""
     rows = await session.execute(
         select(
             LibraryRecording.district,
@@ -165,9 +171,10 @@ async def exemplary_counts(session: AsyncSession, year: int | None) -> list[dict
         lambda: {s.value: 0 for s in ExemplaryState if s is not ExemplaryState.NONE}
     )
     for district, started_at, state in rows:
-        if year is not None and started_at.year != year:
+        local_year = started_at.astimezone(zone).year
+        if year is not None and local_year != year:
             continue
-        counts[(district, started_at.year)][state] += 1
+        counts[(district, local_year)][state] += 1
     return [
         {"district": district, "year": y, **values}
         for (district, y), values in sorted(

@@ -191,3 +191,18 @@ def test_the_detail_lists_tracks_with_urls_and_the_rendition(
     assert detail["tracks"][0]["url"].endswith("/files/001-cam.mkv")
     assert detail["tracks"][0]["media_type"] == "video/webm"
     assert set(detail["rubric"]) == {"goals", "content", "method", "interaction", "effect"}
+
+
+def test_a_recording_just_after_beijing_midnight_is_found_under_that_beijing_day(
+    library: Library,
+) -> None:
+    """02:56 Beijing time on 12-05 is 18:56 UTC on 12-04: the district's day is 12-05, as
+    /api/lessons?date= counts it (the library used to file it under 12-04)."""
+    library.clear()
+    library.add_recording(title="午夜之后", started_at=datetime(2026, 12, 4, 18, 56, tzinfo=UTC))
+    library.add_recording(title="午夜之前", started_at=datetime(2026, 12, 4, 15, 59, tzinfo=UTC))
+    get = lambda **p: titles(library.get("/api/library", "teacher", params=p))  # noqa: E731
+    assert get(date_from="2026-12-05", date_to="2026-12-05") == ["午夜之后"]
+    assert get(date_from="2026-12-04", date_to="2026-12-04") == ["午夜之前"]
+    assert get(date_to="2026-12-04") == ["午夜之前"]
+    assert get(date_from="2026-12-05") == ["午夜之后"]

@@ -101,6 +101,15 @@ def test_lessons_filter_by_local_day_state_and_teacher(district: District) -> No
     assert ids(date="2030-03-05") == [next_day["id"]]
     assert ids(date="2030-03-04", utc_offset_minutes=0) == [late["id"], next_day["id"]]
     assert ids(date="2030-03-05", state="live") == []
+    # Exactly Beijing midnight belongs to the new day; one minute before, to the old one.
+    body["scheduled_start"] = "2030-03-06T00:00:00+08:00"
+    body["scheduled_end"] = "2030-03-06T00:45:00+08:00"
+    midnight = district.admin_post("/api/lessons", body)
+    body["scheduled_start"] = "2030-03-05T23:59:00+08:00"
+    body["scheduled_end"] = "2030-03-06T00:30:00+08:00"
+    minute_before = district.admin_post("/api/lessons", body)
+    assert ids(date="2030-03-06") == [midnight["id"]]
+    assert minute_before["id"] in ids(date="2030-03-05")
     assert next_day["id"] in ids(state="scheduled", teacher_id=district.ids["teacher"])
     assert ids(teacher_id=district.ids["other_teacher"]) == []
     response = district.client.get(

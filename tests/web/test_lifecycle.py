@@ -205,9 +205,11 @@ def test_the_end_of_a_recorded_lesson_on_lead_receiver_and_patrol(
         link = watch.page.wait_for_selector(".replay-link", timeout=30_000)
         assert re.fullmatch(r"/replay/\?id=\w+", link.get_attribute("href") or "")
     assert "不能再次开始" in lead.page.inner_text("#lesson-ended")
-    if lead.page.locator("#lesson-summary").count():  # lesson_ended carries the lead's report
-        summary = lead.page.inner_text("#lesson-summary")
-        assert "一年级教室" in summary and "举手 1 次" in summary
+    summary = lead.page.inner_text("#lesson-summary")  # from lesson_ended's report
+    assert "1/2 个接收教室参加" in summary and "举手 1 次" in summary
+    assert lead.page.locator("#lesson-summary li[data-came=true]").count() == 1
+    assert "未参加" in lead.page.inner_text("#lesson-summary li[data-came=false]")
+    assert lead.page.locator("#toast:not(.hidden)").count() == 0
     patrol.page.wait_for_selector(f"{tile} #lesson-ended .replay-link", timeout=30_000)
     lead.screenshot("lifecycle-ended-lead")
     receiver.screenshot("lifecycle-ended-receiver")

@@ -138,18 +138,23 @@ export function endedPanel({ ended = null, outcome, role = "receiver", sawRecord
 
 function reportList(report) {
   const rooms = report.classrooms ?? [];
+  const came = rooms.filter((c) => c.joins > 0).length;
   return h("div", { class: "summary", id: "lesson-summary" },
     h("h3", {}, t("ended.summary")),
-    h("p", {}, t("ended.summary_counts", { rooms: rooms.length, hands: report.hands_raised ?? 0, notes: report.notes ?? 0 })),
-    rooms.length
-      ? h("ul", { class: "checklist" }, ...rooms.map((c) => h("li", { dataset: { classroom: c.classroom_id } },
-        h("b", {}, c.name), t("ended.present", { d: fmtDuration(c.present_s), n: c.joins }))))
+    h("p", {}, t("ended.summary_counts", { came, rooms: rooms.length, hands: report.hands_raised ?? 0, notes: report.notes ?? 0 })),
+    came
+      ? h("ul", { class: "checklist" }, ...rooms.map((c) => h("li", { dataset: { classroom: c.classroom_id, came: String(c.joins > 0) } },
+        h("b", {}, c.name),
+        c.joins > 0
+          ? t("ended.present", { d: fmtDuration(c.present_s), n: c.joins })
+          : h("span", { class: "warn-text" }, t("ended.absent")))))
       : h("p", { class: "muted" }, t("ended.no_classrooms")));
 }
 
 /** The lesson is over: devices off, and the ended panel instead of the classroom. */
 export function showEnded(app, options) {
   releaseDevices();
+  document.getElementById("toast")?.classList.add("hidden"); // no stale "举手" over the ended screen
   const panel = endedPanel(options);
   app.replaceChildren(panel.root);
   return panel;

@@ -170,8 +170,15 @@ def negotiated_header_extensions(
 
 
 def parse_sdp(text: str) -> SessionDescription:
-    """aiortc's SDP parser (raises ValueError on malformed text)."""
-    return SessionDescription.parse(text)
+    """aiortc's SDP parser; ValueError on malformed text, whatever aiortc raised.
+
+    aiortc asserts on some input (a payload type >= 256, a negative port) and raises
+    IndexError, KeyError or TypeError on others; peers send any text, so every parser
+    failure is one ValueError with a sentence the client can read."""
+    try:
+        return SessionDescription.parse(text)
+    except Exception as exc:
+        raise ValueError(str(exc) or f"the SDP parser refused it ({type(exc).__name__})") from exc
 
 
 def media_ssrcs(media: MediaDescription) -> tuple[list[int], dict[int, int]]:

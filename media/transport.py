@@ -276,11 +276,16 @@ class WebRtcTransport:
         check_publisher_offer(description, allow_inactive=allow_inactive)
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            tracks = incoming_tracks(description, self._pc.getTransceivers())
+            self._prepare_transceivers()
+            await self._pc.setLocalDescription(await self._pc.createAnswer())
+        except TransportError:
+            raise
         except Exception as exc:
+            # aiortc applies what it can of an odd offer (an m-line it gives no transport,
+            # say) and fails a step later; either way the offer is what was wrong.
+            logger.debug("transport %s: offer refused", self.id, exc_info=True)
             raise TransportError("bad_offer", f"The offer was refused: {exc}.") from exc
-        tracks = incoming_tracks(description, self._pc.getTransceivers())
-        self._prepare_transceivers()
-        await self._pc.setLocalDescription(await self._pc.createAnswer())
         return self._pc.localDescription.sdp, tracks
 
     def attach_producer(self, producer: RtpStreamIn, params: RtpParameters) -> None:
@@ -489,3 +494,8 @@ class WebRtcTransport:
         except TimeoutError:
             logger.warning("transport %s: the peer connection did not close in %.0f s",
                            self.id, PC_CLOSE_S)  # fmt: skip
+        except Exception:
+            # A remote description aiortc half-applied (a refused malformed offer) leaves
+            # transceivers without a transport; aiortc's close then fails on them. The
+            # transport is closed for us either way.
+            logger.debug("transport %s: aiortc failed while closing", self.id, exc_info=True)

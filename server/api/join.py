@@ -110,14 +110,7 @@ async def join(code: str, state: State) -> JoinOut:
                 joinedload(JoinLink.account),
             )
         )
-    if link is None:
-        raise ApiError(404, "link_not_found", "This join link does not exist.")
-    if link.revoked_at is not None:
-        raise ApiError(410, "link_revoked", "This join link was revoked.")
-    if link.expires_at is not None and link.expires_at <= utcnow():
-        raise ApiError(410, "link_expired", "This join link has expired.")
-    if link.account is not None and not link.account.active:
-        raise ApiError(410, "link_revoked", "The account this link belongs to is deactivated.")
+    link = usable_link(link)
     ws_url = await home_ws_url(state, link.lesson)
     return join_response(
         state, link.lesson, Role(link.role), link.classroom, link.account, ws_url=ws_url

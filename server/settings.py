@@ -100,8 +100,9 @@ class Settings(BaseSettings):
     ws_rate_burst: int = 60
     heartbeat_interval_s: float = 2.0
     heartbeat_timeout_s: float = 6.0
-    # Lost early: this long silent on signaling AND on media (RTP/RTCP). 0: heartbeats only.
-    silence_timeout_s: float = Field(default=3.0, ge=0)
+    # Lost: this long with neither a message nor media (RTP/RTCP) from the peer; 4 s so a
+    # 3 s blip on a rural line never shows as lost. 0: heartbeats only.
+    silence_timeout_s: float = Field(default=4.0, ge=0)
     resume_window_s: float = 30.0
     # Capacity of this node in peers; past it joins get the capacity error.
     max_peers: int = 500

@@ -56,11 +56,12 @@ TokenVerifier = Callable[[str], Grant]
 class RoomConfig:
     heartbeat_interval_s: float = 2.0
     heartbeat_timeout_s: float = 6.0
-    # A peer silent on signaling this long is lost early when its media (RTP/RTCP on either
-    # transport) has been silent as long too: a dead uplink shows within ~3-3.5 s, while a
-    # WebSocket merely stalled behind TCP retransmissions (media still flowing) waits for
-    # heartbeat_timeout_s. 0 turns the early check off. See docs/operations.md "Fault drills".
-    silence_timeout_s: float = 3.0
+    # A peer is lost when neither messages nor media (RTP/RTCP on either transport) arrived
+    # for this long: a dead uplink shows within ~4-4.5 s, a 3 s blip never does. Media that
+    # flows keeps a peer whose WebSocket is silent (pings lost, TCP retransmitting) for up to
+    # three heartbeat timeouts. 0 turns the media check off (heartbeat_timeout_s alone).
+    # See docs/operations.md "Fault drills".
+    silence_timeout_s: float = 4.0
     resume_window_s: float = 30.0
     max_message_bytes: int = 64 * 1024
     rate_per_s: float = 20.0
@@ -324,8 +325,9 @@ class RoomManager:
         peer = room.peers.get(peer_id) if room is not None else None
         if room is None or peer is None or peer.state is not PeerState.CONNECTED:
             return
-        # Only what the grant allows, whatever the media plane says.
-        peer.tracks = tuple(t for t in tracks if peer.grant.may_publish(t.source))
+        # Only what the grant allows, whatever the media plane says (a patrol's talkback mic
+        # is kept: the policy forwards it only while the patrol talks).
+        peer.tracks = tuple(t for t in tracks if peer.grant.may_hold(t.source))
         room.sync()
 
     def quality_changed(self, lesson_id: str, peer_id: str, report: QualityReport) -> None:

@@ -55,6 +55,10 @@ class Connection(Protocol):
 
 _finishing: set[asyncio.Future[None]] = set()
 
+# A WebSocket silent this many heartbeat timeouts is closed even while the peer's media
+# still flows (a hung page, a proxy that lost the socket): its messages no longer arrive.
+STALLED_HEARTBEATS = 3
+
 
 class SessionHandler(Protocol):
     async def handle(self, session: Session, message: ClientMessage) -> None: ...
@@ -207,29 +211,37 @@ class Session:
             self.send(Heartbeat())
 
     async def _receive(self, handler: SessionHandler, pending: asyncio.Task[str | bytes]) -> None:
-        """Waits for ``pending`` (the next frame); TimeoutError when the peer counts as gone:
-        silent for heartbeat_timeout_s, or for silence_timeout_s with its media silent too."""
+        """Waits for ``pending`` (the next frame); TimeoutError when the peer counts as gone.
+
+        Gone means nothing arrived from it, neither messages nor media (RTP/RTCP), for
+        silence_timeout_s. Media that flows keeps the peer even while its WebSocket is
+        silent (pings lost in a blip, TCP retransmitting on a lossy line), up to
+        STALLED_HEARTBEATS heartbeat timeouts; a peer without media to judge by (or with
+        the early check off) is gone after heartbeat_timeout_s without a message."""
         loop = self._loop
         started = loop.time()
         timeout = self.config.heartbeat_timeout_s
-        quick = self.config.silence_timeout_s
-        if not 0 < quick < timeout:
-            quick = 0.0
+        quick = max(self.config.silence_timeout_s, 0.0)
+        stalled = max(timeout, quick) * STALLED_HEARTBEATS
         while True:
             waited = loop.time() - started
-            if waited >= timeout:
+            limit = timeout
+            first_check = min(quick, timeout)
+            if quick and waited >= first_check:
+                silent = handler.media_silence_s(self)
+                if silent is not None:
+                    if waited >= quick and silent >= quick:
+                        raise TimeoutError
+                    limit = stalled  # it has media: media silence decides, not the socket
+            if waited >= limit:
                 raise TimeoutError
-            step = timeout - waited
+            step = limit - waited
             if quick:
-                step = min(step, max(quick - waited, 0.5))  # then re-check twice a second
+                step = min(step, max(first_check - waited, 0.5))  # then re-check twice a second
             # asyncio.wait, never a cancelled receive: a frame half-read is never lost.
             done, _ = await asyncio.wait((pending,), timeout=step)
             if done:
                 return
-            if quick and loop.time() - started >= quick:
-                silent = handler.media_silence_s(self)
-                if silent is not None and silent >= quick:
-                    raise TimeoutError
 
     async def _read_loop(self, handler: SessionHandler) -> None:
         try:

@@ -181,6 +181,43 @@ async def test_silent_on_signaling_and_media_is_lost_early_but_media_alone_keeps
         assert lost["participant"]["peer_id"] == p2
 
 
+async def test_a_blip_shorter_than_the_silence_timeout_never_shows_as_lost(
+    make_signal: Callable[..., Signal],
+) -> None:
+    """Pings lost in a blip leave the WebSocket silent past heartbeat_timeout_s; the media
+    that came back keeps the peer. Only three heartbeat timeouts of a silent WebSocket
+    close it while its media flows."""
+    media = SilentMedia()
+    config = RoomConfig(
+        heartbeat_interval_s=0.1, heartbeat_timeout_s=1.0, silence_timeout_s=0.6, resume_window_s=5
+    )
+    signal = make_signal(config, media)
+    lead = await signal.lead()
+    async with keepalive(lead):
+        r1 = await signal.receiver("r1")
+        p1 = r1.joined["peer_id"]
+        media.heard[p1] = now_ms()
+        await asyncio.sleep(0.45)  # the blip: no message, no media, under the 0.6 s threshold
+        stop = asyncio.Event()
+
+        async def media_back() -> None:
+            while not stop.is_set():
+                media.heard[p1] = now_ms()
+                await asyncio.sleep(0.05)
+
+        started = time.monotonic()
+        feeder = asyncio.create_task(media_back())
+        # The WebSocket stays silent (its pings were lost): past the 1 s heartbeat timeout,
+        # and still not lost while media arrives.
+        with pytest.raises(AssertionError):
+            await lead.expect("participant_lost", wait_s=1.5)
+        lost = await lead.expect("participant_lost", wait_s=3)
+        assert lost["participant"]["peer_id"] == p1
+        assert 2.0 < time.monotonic() - started + 0.45 < 3.6  # three heartbeat timeouts
+        stop.set()
+        await feeder
+
+
 # -- the admin API ---------------------------------------------------------------------
 
 

@@ -389,6 +389,9 @@ export async function lowCopy(track) {
 // Media ------------------------------------------------------------------------------------
 
 const BITRATE = { camera: 1_200_000, low: 150_000, board: 1_500_000, screen: 1_500_000 };
+// A transport disconnected this long is restarted (Chromium says `disconnected` after ~5 s
+// without ICE answers and `failed` only after ~30 s; a classroom should not wait that long).
+const STUCK_MS = 4000;
 
 function iceConfig(joined) {
   const servers = (joined?.ice_servers ?? []).map((s) =>
@@ -426,8 +429,37 @@ export class LessonMedia extends Emitter {
     this.closed = false;
     this.chain = Promise.resolve();
     this.prev = null;
+    this.restarts = 0; // media restarts after a loss or a stuck transport (tests, stats)
+    this.stuckTimer = 0;
     client.on("subscribe_offer", (m) => this.#serial(() => this.#answer(m)));
     client.on("joined", (m, { again } = {}) => again && this.#rejoined(m));
+  }
+
+  // A transport that fails, or stays disconnected for STUCK_MS, is not waited for: the page
+  // reconnects its signaling (a resume), the server releases this peer's media, and
+  // #rejoined publishes again on fresh transports and answers a fresh subscription offer.
+  #watch(pc) {
+    const check = () => {
+      if (this.closed || (pc !== this.sendPc && pc !== this.recvPc)) return;
+      const stuck = () => [this.sendPc, this.recvPc].some((p) => p && ["failed", "disconnected"].includes(p.connectionState));
+      if (pc.connectionState === "failed") return this.#recover();
+      if (pc.connectionState === "disconnected" && !this.stuckTimer) {
+        this.stuckTimer = setTimeout(() => {
+          this.stuckTimer = 0;
+          if (!this.closed && stuck()) this.#recover();
+        }, STUCK_MS);
+      }
+    };
+    pc.addEventListener("connectionstatechange", check);
+  }
+
+  #recover() {
+    clearTimeout(this.stuckTimer);
+    this.stuckTimer = 0;
+    // Not joined: the reconnect under way ends in #rejoined anyway.
+    if (this.closed || this.client.state !== "joined") return;
+    this.emit("recovering");
+    this.client.dropConnection();
   }
 
   #serial(task) {
@@ -465,8 +497,9 @@ export class LessonMedia extends Emitter {
     if (!pc || ["failed", "closed"].includes(pc.connectionState)) {
       pc?.close();
       pc = this.sendPc = new RTCPeerConnection(iceConfig(this.client.joined));
-      this.senders.clear();
+      this.#dropSenders();
       pc.addEventListener("connectionstatechange", () => this.emit("publish_state", pc.connectionState));
+      this.#watch(pc);
     }
     const wanted = [];
     for (const source of ["camera", "board", "screen", "mic"]) {
@@ -502,6 +535,7 @@ export class LessonMedia extends Emitter {
       pc?.close();
       pc = this.recvPc = new RTCPeerConnection(iceConfig(this.client.joined));
       pc.addEventListener("connectionstatechange", () => this.emit("receive_state", pc.connectionState));
+      this.#watch(pc);
     }
     await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
     await pc.setLocalDescription(await pc.createAnswer());
@@ -516,17 +550,27 @@ export class LessonMedia extends Emitter {
     this.emit("consumers", [...this.consumers.values()]);
   }
 
-  async #rejoined(msg) {
-    // A resumed peer keeps its transports when they still work; otherwise start over.
-    const healthy = (pc) => pc && ["connected", "connecting", "new", "disconnected"].includes(pc.connectionState);
-    if (msg.resumed && healthy(this.sendPc) && healthy(this.recvPc)) return;
+  async #rejoined() {
+    // Joined again, resumed or not: the server released this peer's media when it lost the
+    // connection (docs/protocol.md), so the old transports lead nowhere, however healthy
+    // they look. Start over: publish on a fresh send transport; the server's next
+    // subscription offer builds a fresh receive transport.
+    clearTimeout(this.stuckTimer);
+    this.stuckTimer = 0;
+    this.restarts += 1;
     this.recvPc?.close();
     this.recvPc = null;
-    if (msg.resumed && healthy(this.sendPc)) return;
     this.sendPc?.close();
     this.sendPc = null;
-    this.senders.clear();
+    this.#dropSenders();
+    this.prev = null;
     if (Object.values(this.tracks).some(Boolean)) await this.#serial(() => this.#negotiate());
+  }
+
+  // The low copies are this module's own clones: stop them with their transceivers.
+  #dropSenders() {
+    for (const [key, tr] of this.senders) if (key.endsWith(":low")) tr.sender.track?.stop();
+    this.senders.clear();
   }
 
   /** Consumers of one source from a peer (peerId) or a classroom (classroomId), main first. */
@@ -583,6 +627,7 @@ export class LessonMedia extends Emitter {
   }
 
   close() {
+    clearTimeout(this.stuckTimer);
     for (const track of Object.values(this.tracks)) track?.stop?.();
     for (const tr of this.senders.values()) tr.sender.track?.stop();
     this.sendPc?.close();

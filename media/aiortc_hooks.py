@@ -193,7 +193,7 @@ def media_ssrcs(media: MediaDescription) -> tuple[list[int], dict[int, int]]:
 
 
 # Bench only: a media.forward_probe.ForwardProbe that ``SrtpLink.attach`` wraps around its
-# datagram callback (server/bench_host.py sets it before any transport exists). None in the
+# datagram callback (tongke_bench/host.py sets it before any transport exists). None in the
 # product, where the plain callback is installed.
 forward_probe: Any = None
 

@@ -1,6 +1,6 @@
 """Bench-only: the SFU's added forwarding delay, stamped at the server's UDP socket.
 
-``tongke bench`` (server/bench_host.py) installs one :class:`ForwardProbe` as
+``tongke bench`` (tongke_bench/host.py) installs one :class:`ForwardProbe` as
 ``media.aiortc_hooks.forward_probe`` before any transport exists; the product never does, and
 then :class:`media.aiortc_hooks.SrtpLink` installs its plain datagram callback (no check per
 packet). With a probe, every incoming datagram first passes :meth:`ForwardProbe.wrap`'s

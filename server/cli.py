@@ -36,6 +36,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from server.app import create_app
     from server.cluster.drain import serve
+    from server.http_guard import connection_guard
     from server.tls import TlsError, prepare_tls
 
     try:
@@ -68,16 +69,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if tls is not None:
         for warning in tls.warnings(settings.public_url):
             logging.getLogger("tongke.tls").warning("%s", warning)
-    # uvicorn, except that SIGTERM drains a cluster node first (server/cluster/drain.py).
+    # uvicorn, except that SIGTERM drains a cluster node first (server/cluster/drain.py),
+    # with read deadlines and a connection cap (server/http_guard.py).
     serve(
         create_app(settings, tls),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        ws_max_size=settings.ws_max_message_bytes,
+        ws_max_size=settings.ws_max_frame_bytes,
         drain_timeout_s=settings.drain_timeout_s,
         tls=tls,
+        guard=connection_guard(settings),
     )
+
     return 0
 
 
@@ -152,7 +156,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.loss is not None:
         return _cmd_bench_loss(args)
 
-    from server.bench import BenchError, format_summary, parse_counts, run_bench
+    from tongke_bench.run import BenchError, format_summary, parse_counts, run_bench
 
     try:
         receivers = parse_counts(args.receivers)
@@ -185,7 +189,7 @@ def _cmd_bench_loss(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from server.bench_loss import LossBenchError, parse_losses, quiet_logs, run_loss_bench
+    from tongke_bench.loss import LossBenchError, parse_losses, quiet_logs, run_loss_bench
 
     try:
         losses = parse_losses(args.loss)
@@ -200,7 +204,7 @@ def _cmd_bench_loss(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from server.demo_run import DEMO_DATA_DIR, DEMO_PORT, run_demo
+    from tongke_bench.demo_run import DEMO_DATA_DIR, DEMO_PORT, run_demo
 
     # Its own port and data folder unless told otherwise: it runs beside `tongke serve`.
     args.data_dir = args.data_dir or DEMO_DATA_DIR
@@ -284,14 +288,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--loss",
         help="instead: one receiver through the whole service at these loss percentages, "
-        "e.g. 0,2,5,10, then a 3 s outage (server/bench_loss.py)",
+        "e.g. 0,2,5,10, then a 3 s outage (tongke_bench/loss.py)",
     )
     bench.add_argument(
         "--nodes",
         type=int,
         default=1,
         help="run each point on this many nodes (2 or 3: one lead on node A, receivers spread "
-        "over the nodes through the cascade; figures per node; server/bench_nodes.py)",
+        "over the nodes through the cascade; figures per node; tongke_bench/nodes.py)",
     )
     bench.add_argument(
         "--redis-url",

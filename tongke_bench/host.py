@@ -1,6 +1,6 @@
 """The server process of `tongke bench`: the real tongke app, plus a probe and a control port.
 
-Run as ``python -m server.bench_host --receivers N``. It
+Run as ``python -m tongke_bench.host --receivers N``. It
 
 - seeds a bench lesson (one lead classroom, N receiving classrooms, a join link each) into a
   fresh SQLite database in a temporary data folder;
@@ -11,7 +11,7 @@ Run as ``python -m server.bench_host --receivers N``. It
 - prints one line ``READY {json}`` with ``http_port``, ``control_port``, ``lead`` (join code),
   ``receivers`` (join codes) and ``loop``, then runs until its stdin closes.
 
-Many nodes (``tongke bench --nodes N``, server/bench_nodes.py): with ``--node-id`` the host
+Many nodes (``tongke bench --nodes N``, tongke_bench/nodes.py): with ``--node-id`` the host
 is one node of a cluster: Redis at ``--redis-url`` under ``--redis-prefix``, the shared
 database ``--database-url``, the shared ``--secret-key``. The node given ``--media-nodes``
 (node A) seeds the lesson into the shared database and serves receiver ``i``'s media from
@@ -270,9 +270,9 @@ async def main(receivers: int, loop_name: str, cluster: argparse.Namespace | Non
 
 
 def run() -> None:
-    parser = argparse.ArgumentParser(prog="python -m server.bench_host")
+    parser = argparse.ArgumentParser(prog="python -m tongke_bench.host")
     parser.add_argument("--receivers", type=int, required=True)
-    # Many nodes (server/bench_nodes.py); without --node-id the host is the single node.
+    # Many nodes (tongke_bench/nodes.py); without --node-id the host is the single node.
     parser.add_argument("--node-id")
     parser.add_argument("--redis-url", default="")
     parser.add_argument("--redis-prefix", default="")

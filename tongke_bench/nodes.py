@@ -1,6 +1,6 @@
 """`tongke bench --nodes N`: one lesson across N real nodes, figures per node.
 
-Each node is a ``python -m server.bench_host`` process (the tongke app under uvicorn, as
+Each node is a ``python -m tongke_bench.host`` process (the tongke app under uvicorn, as
 ``tongke serve``, with the forwarding-delay probe) joined to one cluster: the same Redis under
 a fresh key prefix, the same SQLite database (in a temporary folder), the same secret key.
 
@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from media.synthetic.terminal import SyntheticTerminal, TerminalError
-from server.bench import (
+from tongke_bench.single import (
     WARMUP_S,
     BenchError,
     Host,

@@ -28,7 +28,7 @@ import pytest_asyncio
 from media import aiortc_hooks as hooks
 from media.synthetic.peers import StreamCounters, SyntheticPublisher
 from media.synthetic.terminal import SyntheticTerminal, TerminalError
-from server.bench_loss import live_service
+from tongke_bench.loss import live_service
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -17,7 +17,7 @@ import pytest
 
 from media import aiortc_hooks as hooks
 from media.synthetic.terminal import SyntheticTerminal
-from server.bench_loss import LiveService, live_service, wait_until
+from tongke_bench.loss import LiveService, live_service, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -277,8 +277,8 @@ def test_a_report_about_the_rtx_stream_is_not_the_streams_loss() -> None:
 
 
 def test_bench_loss_levels_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
-    from server.bench_loss import parse_losses
     from server.cli import main
+    from tongke_bench.loss import parse_losses
 
     assert parse_losses("0,2,5,10") == [0, 2, 5, 10]
     for bad in ("", "x", "5,100", "-1"):
@@ -289,7 +289,7 @@ def test_bench_loss_levels_are_checked(capsys: pytest.CaptureFixture[str]) -> No
 
 
 async def test_bench_loss_point_reports_what_the_classroom_got(tmp_path: Path) -> None:
-    from server.bench_loss import format_loss_point, run_loss_point
+    from tongke_bench.loss import format_loss_point, run_loss_point
 
     point = await run_loss_point(5, seconds=5.0, data_dir=tmp_path)
     assert point["loss_pct"] == 5 and point["decode_errors"] == 0

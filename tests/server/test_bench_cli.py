@@ -10,10 +10,11 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from server.bench import format_point, format_summary, parse_counts, run_bench
-from server.bench_nodes import REDIS_URL, format_nodes_point
 from server.cli import main
 from signaling.redis_bus import connect_redis
+from tongke_bench.nodes import REDIS_URL, format_nodes_point
+from tongke_bench.run import format_summary, parse_counts, run_bench
+from tongke_bench.single import format_point
 
 
 async def test_one_receiver_point_reports_every_field_and_receives_frames() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from server import demo_run
 from server.cli import main
+from tongke_bench import demo_run
 
 
 def test_the_demo_defaults_to_its_own_port_and_data_folder(

@@ -24,11 +24,11 @@ import httpx
 from signal_harness import LEAD_ROOM, LESSON_ID, Signal, lesson_info
 
 from media.synthetic.terminal import SyntheticTerminal, TerminalError
-from server.bench_host import seed_bench_lesson
 from server.settings import Settings
 from signaling.grants import Role
 from signaling.hooks import LessonInfo
 from signaling.rooms import RoomConfig
+from tongke_bench.host import seed_bench_lesson
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = ["127.0.0.1"]

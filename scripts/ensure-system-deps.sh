@@ -10,6 +10,8 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v turnserver >/dev/null 2>&1 || need_apt+=(coturn)
 # tests/web/test_https.py trusts the local CA in an NSS database, as a classroom PC does.
 command -v certutil >/dev/null 2>&1 || need_apt+=(libnss3-tools)
+# The nginx server block of docs/operations.md is run for real (tests/web/test_nginx_proxy.py).
+[ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 # The rendition title card draws Chinese text.
 fc-list :lang=zh 2>/dev/null | grep -q . || need_apt+=(fonts-wqy-microhei fontconfig)
 if [ ${#need_apt[@]} -gt 0 ]; then

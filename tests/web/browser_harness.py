@@ -87,7 +87,14 @@ class LiveServer:
     The harness's own HTTP calls go to `api_url` (127.0.0.1, verified against the CA).
     """
 
-    def __init__(self, data_dir: Path, *, https: bool = False, hostname: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        https: bool = False,
+        hostname: str = "127.0.0.1",
+        **settings: Any,
+    ) -> None:
         self.port = free_port()
         scheme = "https" if https else "http"
         self.hostname = hostname
@@ -105,6 +112,7 @@ class LiveServer:
             media_addresses=["127.0.0.1"],
             https=https,
             tls_hostnames=[] if hostname == "127.0.0.1" else [hostname],
+            **settings,
         )
         self.tls = prepare_tls(self.settings)
         # httpx trusts the local CA as a classroom PC would, never "verify=False".

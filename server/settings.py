@@ -94,10 +94,21 @@ class Settings(BaseSettings):
     # Extra Origins allowed on the WebSocket besides the page's own origin (same-origin is
     # always allowed), public_url and this host:port.
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    # Signaling limits.
+    # Signaling limits. A frame over ws_max_message_bytes is answered `message_too_large`
+    # and the connection kept; one over ws_max_frame_bytes is not even read (close 1009):
+    # that bound is what a connection may cost in memory.
     ws_max_message_bytes: int = 64 * 1024
+    ws_max_frame_bytes: int = Field(default=1024 * 1024, ge=1024)
     ws_rate_per_s: float = 20.0
     ws_rate_burst: int = 60
+    # HTTP (server/http_guard.py): a request's line and headers must arrive within
+    # http_header_timeout_s, its body within http_body_timeout_s after them, so half-sent
+    # requests (slowloris) cannot hold sockets; at most http_max_connections connections
+    # (0: half the process's open-file limit), a new one past it closes the oldest
+    # connection still sending its request.
+    http_header_timeout_s: float = Field(default=10.0, gt=0)
+    http_body_timeout_s: float = Field(default=60.0, gt=0)
+    http_max_connections: int = Field(default=0, ge=0)
     heartbeat_interval_s: float = 2.0
     heartbeat_timeout_s: float = 6.0
     # Lost: this long with neither a message nor media (RTP/RTCP) from the peer; 4 s so a
@@ -106,6 +117,9 @@ class Settings(BaseSettings):
     resume_window_s: float = 30.0
     # Capacity of this node in peers; past it joins get the capacity error.
     max_peers: int = 500
+    # Receiving classrooms one lesson may name (POST/PATCH /api/lessons): 名师课堂 and
+    # 名校课堂 broadcast one teacher to hundreds of schools. More is refused roster_too_large.
+    max_receiving_classrooms: int = Field(default=1000, ge=1, le=10_000)
     # Cascade (docs/architecture.md "Cascade relay"; many nodes only): once this node serves
     # media to this many peers, further non-lead peers of lessons homed here get their media
     # from the least loaded other node, relayed there once per node. 0: never.

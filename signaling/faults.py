@@ -7,7 +7,9 @@ outside production (docs/operations.md "Fault drills").
 - :class:`SignalingFaults` holds, per peer id, faults on the messages sent toward the peer
   and on those arriving from it (drop a fraction, delay by some ms).
 - :class:`FaultyConnection` wraps one connection; it looks up its peer's faults on every
-  frame (the peer is known only after ``join``/``resume``, and a resumed peer keeps them).
+  frame. Before ``join``/``resume`` has named the peer, the frame itself is asked
+  (``identify``: a resume token, or a join token's classroom): a drill on a classroom holds
+  across its reconnects, so a "dead" uplink cannot resume through a fresh WebSocket.
   Delays keep the order of frames, as a slow TCP stream does.
 - :class:`FaultyBus` wraps a bus: published messages are dropped or delivered late.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -73,9 +76,30 @@ class SignalingFaults:
     peers: dict[str, PeerMessageFaults] = field(default_factory=dict)
     # What a drill asked for, by peer id (the admin API's own record, shown back to it).
     drills: dict[str, Any] = field(default_factory=dict)
+    # When a drill with a duration ends (event-loop time), by peer id.
+    deadlines: dict[str, float] = field(default_factory=dict)
+    # The peer id a frame on a not yet joined connection speaks for (set by the RoomManager).
+    identify: Callable[[Session | None, str | bytes], str | None] | None = None
 
     def __post_init__(self) -> None:
         self.random = random.Random(self.seed)
+
+    def move(self, old_peer_id: str, new_peer_id: str) -> bool:
+        """A new connection took the classroom over (a join replacing a lost peer): its drill
+        goes with it. True when there was one."""
+        moved = False
+        for table in (self.peers, self.drills, self.deadlines):
+            if old_peer_id in table:
+                table[new_peer_id] = table.pop(old_peer_id)
+                moved = True
+        return moved
+
+    def due(self, now: float) -> list[str]:
+        """The peers whose drill has run its duration (forgotten here; the caller clears)."""
+        ended = [peer_id for peer_id, at in self.deadlines.items() if at <= now]
+        for peer_id in ended:
+            del self.deadlines[peer_id]
+        return ended
 
     def set(self, peer_id: str, to_peer: MessageFaults, from_peer: MessageFaults) -> None:
         if not (to_peer.active or from_peer.active):
@@ -86,6 +110,7 @@ class SignalingFaults:
     def clear(self, peer_id: str) -> None:
         self.peers.pop(peer_id, None)
         self.drills.pop(peer_id, None)
+        self.deadlines.pop(peer_id, None)
 
     def get(self, peer_id: str) -> PeerMessageFaults | None:
         return self.peers.get(peer_id)
@@ -102,15 +127,21 @@ class FaultyConnection:
         self.faults = faults
         self.session: Session | None = None  # set by the RoomManager once the session exists
 
-    def _faults(self) -> PeerMessageFaults | None:
+    def _faults(self, frame: str | bytes | None = None) -> PeerMessageFaults | None:
         session = self.session
         peer = session.peer if session is not None else None
-        return None if peer is None else self.faults.get(peer.peer_id)
+        if peer is not None:
+            return self.faults.get(peer.peer_id)
+        identify = self.faults.identify
+        if frame is None or identify is None or not self.faults.peers:
+            return None
+        peer_id = identify(session, frame)  # a join or resume of a peer under a drill
+        return None if peer_id is None else self.faults.get(peer_id)
 
     async def receive(self) -> str | bytes:
         while True:
             data = await self.inner.receive()
-            faults = self._faults()
+            faults = self._faults(data)
             if faults is None or not faults.from_peer.active:
                 return data
             if faults.from_peer.drop and self.faults.random.random() < faults.from_peer.drop:

@@ -118,6 +118,10 @@ class MediaPort(Protocol):
         """Drops a fault drill's media faults of the peer (it left for good). Idempotent."""
         ...
 
+    def move_faults(self, old_peer_id: str, new_peer_id: str) -> None:
+        """A new peer took a classroom over: the drill's media faults go with it."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -145,6 +149,9 @@ class NullMediaPort:
         return None
 
     def clear_faults(self, peer_id: str) -> None:
+        return None
+
+    def move_faults(self, old_peer_id: str, new_peer_id: str) -> None:
         return None
 
     async def close(self) -> None:

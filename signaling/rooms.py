@@ -7,6 +7,7 @@ from anything else the client says, so a token for lesson A never reaches lesson
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import time
@@ -89,6 +90,8 @@ class RoomManager:
         self.bus = bus
         # Signaling fault injection (tests, drills); None: connections are never wrapped.
         self.faults = faults
+        if faults is not None:
+            faults.identify = self._frame_peer
         self.ice_servers = ice_servers
         self.hooks = hooks
         self.config = config
@@ -147,6 +150,30 @@ class RoomManager:
         if room is None:
             raise SignalingError(ErrorCode.LESSON_ENDED, "The lesson has ended.")
         await commands.handle(room, peer, message)
+
+    def _frame_peer(self, session: Session | None, frame: str | bytes) -> str | None:
+        """The peer a join or resume on a new connection speaks for: the resumed peer, or
+        the classroom's current occupant (a drill on it then holds this connection too)."""
+        try:
+            raw = json.loads(frame)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(raw, dict):
+            return None
+        if raw.get("type") == "resume":
+            resumed = self._resume.get(str(raw.get("resume_token")))
+            return resumed.peer_id if resumed is not None else None
+        verify = self._sessions.get(session) if session is not None else None
+        token = raw.get("token")
+        if raw.get("type") != "join" or verify is None or not isinstance(token, str):
+            return None
+        try:
+            grant = verify(token)
+        except Exception:
+            return None  # the join itself is refused with its own error
+        room = self.rooms.get(grant.lesson_id)
+        occupant = room.classrooms.get(grant.classroom_id or "") if room is not None else None
+        return occupant.peer_id if occupant is not None else None
 
     def media_silence_s(self, session: Session) -> float | None:
         """Seconds since the session's peer last sent media (None: no media to judge by)."""
@@ -209,9 +236,13 @@ class RoomManager:
             session=session,
             school=room.school_of(grant.role, grant.classroom_id),
         )
-        replacing = room.occupant(peer) is not None
-        if not replacing and self.peer_count >= self.config.max_peers:
+        occupant = room.occupant(peer)
+        if occupant is None and self.peer_count >= self.config.max_peers:
             raise SignalingError(ErrorCode.CAPACITY, "This node is full; try again later.")
+        if occupant is not None and self.faults is not None:
+            # A drill on the classroom holds across its reconnects, a fresh join included.
+            if self.faults.move(occupant.peer_id, peer.peer_id):
+                self.media.move_faults(occupant.peer_id, peer.peer_id)
         session.peer = peer
         self._resume[peer.resume_token] = peer
         self.stats.peers[peer.role.value] += 1

@@ -297,26 +297,40 @@ class Session:
             self.send_error(ErrorCode.INTERNAL_ERROR, "The server failed; retry.", message.id)
 
     def _decode(self, data: str | bytes) -> ClientMessage | None:
-        """Parses and validates one frame, answering every failure with its error code."""
-        if not self._bucket.take(self._loop.time()):
+        """Parses and validates one frame, answering every failure with its error code and
+        the message's `id` whenever the frame is JSON with one (every reply keeps its id)."""
+        allowed = self._bucket.take(self._loop.time())
+        if not allowed or self._size(data) > self.config.max_message_bytes:
             self.stats.messages["invalid"] += 1
-            self._strike(ErrorCode.RATE_LIMITED, "Too many messages; slow down.")
+            id = message_id(data)  # bounded work: uvicorn reads no frame past ws_max_frame_bytes
+            if not allowed:
+                self._strike(ErrorCode.RATE_LIMITED, "Too many messages; slow down.", id)
+            else:
+                limit = self.config.max_message_bytes
+                self._strike(
+                    ErrorCode.MESSAGE_TOO_LARGE, f"Messages are limited to {limit} bytes.", id
+                )
             return None
-        limit = self.config.max_message_bytes
+        return self._parse(data)
+
+    @staticmethod
+    def _size(data: str | bytes) -> int:
         if isinstance(data, str):
             try:
-                size = len(data.encode())
+                return len(data.encode())
+            except UnicodeEncodeError:
+                return len(data)  # lone surrogates: _parse refuses them
+        return len(data)
+
+    def _parse(self, data: str | bytes) -> ClientMessage | None:
+        if isinstance(data, str):
+            try:
+                data.encode()
             except UnicodeEncodeError:
                 self.stats.messages["invalid"] += 1
                 self._strike(ErrorCode.INVALID_JSON, "The message is not valid UTF-8 text.")
                 return None
         else:
-            size = len(data)
-        if size > limit:
-            self.stats.messages["invalid"] += 1
-            self._strike(ErrorCode.MESSAGE_TOO_LARGE, f"Messages are limited to {limit} bytes.")
-            return None
-        if not isinstance(data, str):
             self.stats.messages["invalid"] += 1
             self._strike(ErrorCode.INVALID_JSON, "Binary frames are not accepted; send JSON text.")
             return None
@@ -345,6 +359,16 @@ class Session:
             self.stats.messages["invalid"] += 1
             self._strike(ErrorCode.INVALID_MESSAGE, describe(exc), id)
             return None
+
+
+def message_id(data: str | bytes) -> str | None:
+    """The frame's `id` as replies echo it, when the frame is a JSON object with one."""
+    try:
+        raw = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    id = raw.get("id") if isinstance(raw, dict) else None
+    return clean(id) if isinstance(id, str) and 0 < len(id) <= 64 else None
 
 
 def describe(exc: ValidationError) -> str:

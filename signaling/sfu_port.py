@@ -154,6 +154,12 @@ class SfuMediaPort:
         """The peer is gone for good: a drill's media faults on it go too."""
         self.service.set_faults(peer_id, NO_FAULTS, NO_FAULTS)
 
+    def move_faults(self, old_peer_id: str, new_peer_id: str) -> None:
+        """A new peer took the classroom over: the drill's media faults apply to it."""
+        to_peer, from_peer = self.service.faults(old_peer_id)
+        self.service.set_faults(old_peer_id, NO_FAULTS, NO_FAULTS)
+        self.service.set_faults(new_peer_id, to_peer, from_peer)
+
     async def close_peer(self, peer: PeerInfo) -> None:
         self._peers.pop(peer.peer_id, None)
         self._wanted.pop(peer.peer_id, None)

@@ -4,11 +4,14 @@ Off unless the node runs with ``TONGKE_FAULTS=true``, and never in production: a
 degrades a real classroom's link on purpose (docs/operations.md "Fault drills"). Each
 direction (``to_peer``: what the server sends the peer; ``from_peer``: what arrives from it)
 takes media faults (loss, delay, jitter, reordering, a bitrate cap) and signaling faults
-(lost or late WebSocket messages). Faults stay on the peer, across a resume, until deleted.
+(lost or late WebSocket messages). Faults stay on the classroom's peer across its
+reconnects (a resume, or a join that replaces it) until deleted or, with ``duration_s``,
+until the drill has run that long.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Response, status
@@ -79,6 +82,9 @@ class FaultsIn(BaseModel):
     to_peer: DirectionIn = Field(default_factory=DirectionIn)
     from_peer: DirectionIn = Field(default_factory=DirectionIn)
     seed: int = Field(1, description="Random seed (the same seed drops the same packets).")
+    duration_s: float | None = Field(
+        None, gt=0, le=3600, description="The drill ends by itself after this long; null: DELETE."
+    )
 
 
 class FaultsOut(BaseModel):
@@ -164,7 +170,21 @@ async def put_faults(
         from_peer=MessageFaults(body.from_peer.signaling.drop, body.from_peer.signaling.delay_ms),
     )
     registry.drills[peer_id] = body
+    registry.deadlines.pop(peer_id, None)
+    if body.duration_s is not None:
+        loop = asyncio.get_running_loop()
+        registry.deadlines[peer_id] = loop.time() + body.duration_s
+        loop.call_later(body.duration_s, _end_due_drills, state)
     return _out(state, lesson_id, peer)
+
+
+def _end_due_drills(state: AppState) -> None:
+    """Lifts the drills whose duration has passed (under whatever peer id they follow now)."""
+    registry = state.rooms.faults
+    if registry is None:
+        return
+    for peer_id in registry.due(asyncio.get_running_loop().time() + 0.001):
+        clear(state, peer_id)
 
 
 @router.delete(

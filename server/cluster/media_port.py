@@ -194,6 +194,9 @@ class ClusterMediaPort:
         # sets them on this node's MediaService); without this a cluster node kept them.
         self.local.clear_faults(peer_id)
 
+    def move_faults(self, old_peer_id: str, new_peer_id: str) -> None:
+        self.local.move_faults(old_peer_id, new_peer_id)
+
     async def close_peer(self, peer: PeerInfo) -> None:
         self._local_peers.discard(peer.peer_id)
         remote = self._remotes.pop(peer.peer_id, None)

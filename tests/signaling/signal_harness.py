@@ -211,6 +211,9 @@ class RecordingMedia:
     def clear_faults(self, peer_id: str) -> None:
         return None
 
+    def move_faults(self, old_peer_id: str, new_peer_id: str) -> None:
+        return None
+
     async def close(self) -> None:
         return None
 

@@ -128,6 +128,46 @@ async def test_a_lossy_laggy_bus_drops_and_delays_published_messages() -> None:
         FaultyBus(inner, drop=2.0)
 
 
+async def test_a_drill_holds_across_the_classrooms_reconnects(
+    make_signal: Callable[..., Signal],
+) -> None:
+    """A dead uplink stays dead: the resume and the fresh join of the classroom on new
+    WebSockets are lost on the way too, and the drill follows the peer that replaces it."""
+    from signaling.grants import Role
+
+    signal = make_signal(RoomConfig(heartbeat_interval_s=0.1, resume_window_s=30))
+    signal.rooms.faults = faults = SignalingFaults()
+    faults.identify = signal.rooms._frame_peer
+    lead = await signal.lead()
+    async with keepalive(lead):
+        r1 = await signal.receiver("r1")
+        old_id = r1.joined["peer_id"]
+        faults.set(old_id, MessageFaults(), MessageFaults(drop=1.0))
+        r1.drop()
+        await lead.expect("participant_lost")
+
+        again = signal.connect()
+        again.send(type="resume", id="back", version=1, resume_token=r1.joined["resume_token"])
+        fresh = signal.connect()
+        fresh.send(type="join", id="new", version=1, token=signal.token(Role.RECEIVER, "r1"))
+        await again.settle()
+        await fresh.settle()
+        assert not again.pending() and not fresh.pending()  # neither got through
+        assert faults.get(old_id).dropped_from == 2
+
+        # The uplink comes back, slow: the join gets through and the drill moves with it.
+        faults.set(old_id, MessageFaults(), MessageFaults(delay_ms=10))
+        faults.drills[old_id] = "slow uplink"
+        joined = await signal.connect().request(
+            "join", version=1, token=signal.token(Role.RECEIVER, "r1")
+        )
+        new_id = joined["peer_id"]
+        assert joined["type"] == "joined" and new_id != old_id
+        assert faults.get(old_id) is None and old_id not in faults.drills
+        assert faults.get(new_id).from_peer.delay_ms == 10
+        assert faults.drills[new_id] == "slow uplink"
+
+
 # -- early loss from media silence ----------------------------------------------------
 
 

@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     # Receiving classrooms one lesson may name (POST/PATCH /api/lessons): 名师课堂 and
     # 名校课堂 broadcast one teacher to hundreds of schools. More is refused roster_too_large.
     max_receiving_classrooms: int = Field(default=1000, ge=1, le=10_000)
+    # Receiving classrooms one lesson may name (POST/PATCH /api/lessons): 名师课堂 and
+    # 名校课堂 broadcast one teacher to hundreds of schools. More is refused roster_too_large.
+    max_receiving_classrooms: int = Field(default=1000, ge=1, le=10_000)
     # Cascade (docs/architecture.md "Cascade relay"; many nodes only): once this node serves
     # media to this many peers, further non-lead peers of lessons homed here get their media
     # from the least loaded other node, relayed there once per node. 0: never.

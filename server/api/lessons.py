@@ -73,6 +73,10 @@ def lesson_out(lesson: Lesson) -> LessonOut:
         textbook_version=lesson.textbook_version,
         volume=lesson.volume,
         unit=lesson.unit,
+        slot_id=lesson.slot_id,
+        slot_day=lesson.slot_day,
+        recording_policy=lesson.recording_policy,
+        start_mode=lesson.start_mode,
     )
 
 
@@ -108,6 +112,17 @@ async def _check_teacher(session: AsyncSession, teacher_id: str) -> None:
         raise not_found("account")
     if teacher.role != AccountRole.TEACHER.value or not teacher.active:
         raise ApiError(422, "not_a_teacher", "A lesson's teacher must be an active teacher.")
+
+
+def check_roster_size(receiver_ids: list[str], limit: int) -> None:
+    """The setting max_receiving_classrooms: a lesson names at most this many receivers."""
+    if len(receiver_ids) > limit:
+        raise ApiError(
+            422,
+            "roster_too_large",
+            f"A lesson may have at most {limit} receiving classrooms "
+            f"(max_receiving_classrooms); this one names {len(receiver_ids)}.",
+        )
 
 
 async def _check_roster(session: AsyncSession, lead_id: str, receiver_ids: list[str]) -> None:
@@ -201,6 +216,7 @@ async def create_lesson(body: LessonIn, principal: Planner, state: State) -> Les
     if teacher_id is None:
         raise ApiError(422, "teacher_required", "Name the lesson's teacher (teacher_id).")
     _check_schedule(body.scheduled_start, body.scheduled_end)
+    check_roster_size(body.receiver_classroom_ids, state.settings.max_receiving_classrooms)
     async with state.db.sessions.begin() as session:
         await _check_teacher(session, teacher_id)
         await _check_roster(session, body.lead_classroom_id, body.receiver_classroom_ids)
@@ -221,6 +237,8 @@ async def update_lesson(
     lesson_id: str, body: LessonPatch, principal: Planner, state: State
 ) -> LessonOut:
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
+    if body.receiver_classroom_ids is not None:
+        check_roster_size(body.receiver_classroom_ids, state.settings.max_receiving_classrooms)
     async with state.db.sessions.begin() as session:
         lesson = await load_lesson(session, lesson_id)
         ensure_manages(principal, lesson)

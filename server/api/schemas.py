@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from server.db.models import AccountRole, ClassroomKind, LessonStatus, SchoolKind
 from signaling.grants import Role
+
+# The most receiving classrooms a request body may list; the setting max_receiving_classrooms
+# (at most this) is the lesson's real limit.
+ROSTER_BODY_MAX = 10_000
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Meta = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
@@ -148,7 +152,9 @@ class LessonIn(LessonMeta):
     # Required for admins; a teacher may leave it out (or name himself).
     teacher_id: Id | None = None
     lead_classroom_id: Id
-    receiver_classroom_ids: list[Id] = Field(default_factory=list, max_length=64)
+    # The setting max_receiving_classrooms bounds it (roster_too_large); this only bounds
+    # the body a request may make the server parse.
+    receiver_classroom_ids: list[Id] = Field(default_factory=list, max_length=ROSTER_BODY_MAX)
     scheduled_start: AwareDatetime
     scheduled_end: AwareDatetime
 
@@ -157,7 +163,7 @@ class LessonPatch(Strict):
     title: Name | None = None
     teacher_id: Id | None = None
     lead_classroom_id: Id | None = None
-    receiver_classroom_ids: list[Id] | None = Field(default=None, max_length=64)
+    receiver_classroom_ids: list[Id] | None = Field(default=None, max_length=ROSTER_BODY_MAX)
     scheduled_start: AwareDatetime | None = None
     scheduled_end: AwareDatetime | None = None
     stage: Meta | None = None
@@ -194,6 +200,11 @@ class LessonOut(BaseModel):
     textbook_version: str
     volume: str
     unit: str
+    # From the term timetable (None for a lesson made by hand): its slot and regular day.
+    slot_id: str | None = None
+    slot_day: date | None = None
+    recording_policy: str = "teacher"  # always | never | teacher
+    start_mode: str = "click"  # click | time
 
 
 # Join links -----------------------------------------------------------------------------

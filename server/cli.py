@@ -81,7 +81,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         tls=tls,
         guard=connection_guard(settings),
     )
-
     return 0
 
 

@@ -45,6 +45,27 @@ class _SignalingCollector(Collector):
         yield errors
 
 
+class _HttpGuardCollector(Collector):
+    """What server/http_guard.py did at the socket (slow requests, the cap, bad text)."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        from server.http_guard import STATS
+
+        for name, text, value in (
+            ("tongke_http_read_timeouts", "Connections closed: request sent too slowly",
+             STATS.read_timeouts),
+            ("tongke_http_connections_evicted", "Half-sent requests closed to make room",
+             STATS.evicted),
+            ("tongke_http_connections_refused", "Connections refused: the cap was full",
+             STATS.refused),
+            ("tongke_ws_invalid_utf8", "WebSockets closed (1007): a text frame not UTF-8",
+             STATS.invalid_utf8),
+        ):  # fmt: skip
+            family = CounterMetricFamily(name, text)
+            family.add_metric([], value)
+            yield family
+
+
 # The service's own loggers (module __name__ loggers and the tongke.* ones) and uvicorn's
 # "Exception in ASGI application".
 _OWN_LOGGERS = ("tongke", "media", "signaling", "server", "recorder", "uvicorn.error")
@@ -90,6 +111,7 @@ class Metrics:
         )
         for area in _OWN_LOGGERS:
             self.errors_logged.labels(area)  # shown as 0, not absent, until one happens
+        self.registry.register(_HttpGuardCollector())
 
     def count_error_logs(self) -> Callable[[], None]:
         """Counts the service's ERROR logs into ``tongke_errors_logged_total`` until the

@@ -18,6 +18,7 @@ from typing import Any
 import uvicorn
 
 from server.cluster.node import ClusterNode
+from server.http_guard import ConnectionGuard
 from server.listen import dual_stack_socket
 from server.tls import ServingTls
 
@@ -76,13 +77,17 @@ def serve(
     ws_max_size: int,
     drain_timeout_s: float,
     tls: ServingTls | None = None,
+    guard: ConnectionGuard | None = None,
 ) -> None:
+    http, ws = guard.protocols() if guard is not None else ("auto", "auto")
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=log_level,
         ws_max_size=ws_max_size,
+        http=http,
+        ws=ws,
         ssl_certfile=tls.cert_file if tls is not None else None,
         ssl_keyfile=tls.key_file if tls is not None else None,
     )

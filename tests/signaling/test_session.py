@@ -92,7 +92,7 @@ async def test_an_oversize_message_is_refused_with_message_too_large(
     lead = await signal.lead()
     lead.send(type="add_note", id="big", text="评" * 400)
     error = await lead.expect("error")
-    assert error["code"] == "message_too_large" and error["id"] is None
+    assert error["code"] == "message_too_large" and error["id"] == "big"
     assert (await lead.request("ping"))["type"] == "pong"
 
 
@@ -101,12 +101,15 @@ async def test_a_burst_past_the_rate_limit_is_refused_with_rate_limited(
 ) -> None:
     signal = make_signal(RoomConfig(rate_per_s=0.001, rate_burst=5))
     client = signal.connect()
-    for _ in range(8):
-        client.send(type="ping")
+    for n in range(8):
+        client.send(type="ping", id=f"p{n}")
     replies = [await client.expect(lambda m: True) for _ in range(8)]
     assert [r["type"] for r in replies].count("pong") == 5
     assert {r["code"] for r in replies if r["type"] == "error"} == {"rate_limited"}
     assert signal.rooms.stats.errors["rate_limited"] == 3
+    # Each refusal answers the message it refused (issue 17: the id was lost).
+    assert [r["id"] for r in replies] == [f"p{n}" for n in range(8)]
+
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,8 @@ def build_api_router() -> APIRouter:
         library,
         links,
         schools,
+        slots,
+        terms,
     )
 
     router = APIRouter(prefix="/api")
@@ -39,6 +41,8 @@ def build_api_router() -> APIRouter:
         router.include_router(module.router)
     router.include_router(evaluations.router)
     router.include_router(faults.router)
+    router.include_router(terms.router)
+    router.include_router(slots.router)
     return router
 
 

@@ -8,7 +8,7 @@ Relationships never load implicitly (lazy="raise"): queries name what they need.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -177,6 +178,7 @@ lesson_receivers = Table(
 
 class Lesson(Base):
     __tablename__ = "lessons"
+    __table_args__ = (UniqueConstraint("slot_id", "slot_day"),)
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     title: Mapped[str] = mapped_column(String(300))
@@ -197,6 +199,15 @@ class Lesson(Base):
     textbook_version: Mapped[str] = mapped_column(String(64), default="")  # 教材版本
     volume: Mapped[str] = mapped_column(String(32), default="")  # 册次
     unit: Mapped[str] = mapped_column(String(200), default="")  # 单元/课时
+    # Generated from the term timetable (server/timetable/): its slot and the slot's regular
+    # day; (slot_id, slot_day) is what makes generating again update, not duplicate.
+    slot_id: Mapped[str | None] = mapped_column(
+        ForeignKey("timetable_slots.id", ondelete="SET NULL"), default=None, index=True
+    )
+    slot_day: Mapped[date | None] = mapped_column(Date, default=None, index=True)
+    # always | never | teacher (server/db/calendar_models.RecordingPolicy); click | time.
+    recording_policy: Mapped[str] = mapped_column(String(16), default="teacher")
+    start_mode: Mapped[str] = mapped_column(String(16), default="click")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -379,3 +390,8 @@ class ExemplaryStep(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
     comment: Mapped[str] = mapped_column(Text, default="")
     scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# Tables kept in modules of their own register on Base here: importing this module gives
+# the whole schema (migrations, create_all, the schema test).
+from server.db import calendar_models as _calendar_models  # noqa: E402, F401

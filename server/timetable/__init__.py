@@ -1,0 +1,1 @@
+"""The term timetable: the calendar of teaching days, lesson planning and generation."""

@@ -14,7 +14,7 @@ from signaling.grants import Control, Role
 from signaling.hooks import LessonState, Note
 from signaling.media_port import TrackOffer
 from signaling.peer import Peer
-from signaling.policy import Want, desired_subscriptions
+from signaling.policy import Kind, Want, desired_subscriptions, kind_of
 from signaling.protocol import (
     AddNote,
     ClientMessage,
@@ -56,6 +56,17 @@ def _require_live(room: Room) -> None:
         raise SignalingError(ErrorCode.LESSON_ENDED, "The lesson has ended.")
     if room.state is not LessonState.LIVE:
         raise SignalingError(ErrorCode.LESSON_NOT_LIVE, "The lesson has not started yet.")
+
+
+def _check_lead_page(room: Room, wants: tuple[Want, ...] | None) -> None:
+    """The lead chooses only which receiving classrooms' video its grid shows (a lesson may
+    have hundreds); their audio follows the stage and mute rules."""
+    for want in wants or ():
+        if want.classroom_id not in room.roster or kind_of(want.source) is Kind.AUDIO:
+            raise SignalingError(
+                ErrorCode.INVALID_TARGET,
+                "The lead's wants name receiving classrooms' video (camera, board or screen).",
+            )
 
 
 def _ok(peer: Peer, message: ClientMessage) -> None:
@@ -223,7 +234,8 @@ async def _media(room: Room, peer: Peer, message: ClientMessage) -> None:
             if follow_up is not None:
                 room.send_offer(peer, follow_up)
         case SetSubscriptions(wants=wants):
-            _require(peer, Control.SUBSCRIBE_ANY)
+            if peer.role is not Role.LEAD:  # the lead chooses its grid page (below)
+                _require(peer, Control.SUBSCRIBE_ANY)
             allowed = set(room.roster) | {room.info.lead.id}
             chosen = None
             if wants is not None:
@@ -232,6 +244,8 @@ async def _media(room: Room, peer: Peer, message: ClientMessage) -> None:
                         ErrorCode.INVALID_TARGET, "wants names a classroom not in this lesson."
                     )
                 chosen = tuple(Want(w.source, w.classroom_id, w.layer) for w in wants)
+            if peer.role is Role.LEAD:
+                _check_lead_page(room, chosen)
             peer.wants = chosen
             peer.desired = desired_subscriptions(room.view(), peer.view)
             producers: list[Producer] = [producer_model(r) for r in sorted(peer.desired)]

@@ -2,9 +2,11 @@
 
 Rules (DESIGN.md, roles table):
 
-- lead: every receiver's video (the low layer when more than `low_layer_above` receivers
-  publish video, main otherwise); the on-stage receiver's video always on the main layer;
-  a receiver's audio only while `audible` names it (see below).
+- lead: its grid page of receivers' video, never more than `LEAD_GRID_MAX` classrooms (a
+  lesson may have hundreds): the classrooms it asked for (`PeerView.wants`, at the layer
+  asked), by default the first `LEAD_GRID_DEFAULT` by classroom id (the low layer when more
+  than `low_layer_above` receivers publish video, main otherwise); the on-stage receiver's
+  video always, on the main layer; a receiver's audio only while `audible` names it.
 - receiver: every video source of the lead (main) and the lead's audio; the on-stage
   receiver's video (main) and audio; never another receiver otherwise.
 - patrol: what it asked for (`PeerView.wants`); by default the lead's camera (low) and mic.
@@ -26,6 +28,9 @@ from enum import StrEnum
 from signaling.grants import Role, Source
 
 LOW_LAYER_ABOVE = 4
+# The lead's grid: classrooms whose video it gets when it has not chosen, and at most ever.
+LEAD_GRID_DEFAULT = 16
+LEAD_GRID_MAX = 32
 
 
 class Kind(StrEnum):
@@ -112,10 +117,31 @@ def _on_stage(track: PublishedTrack, stage: str | None) -> bool:
     return stage is not None and track.role is Role.RECEIVER and track.classroom_id == stage
 
 
-def _for_lead(state: LessonView, receivers: Iterable[PublishedTrack]) -> set[ProducerRef]:
+def _lead_grid(
+    wants: tuple[Want, ...] | None, videos: list[PublishedTrack], grid: Layer
+) -> dict[tuple[str | None, Source], Layer]:
+    """(classroom, source) -> layer of the lead's grid page: what it chose, else the first
+    classrooms by id; never more than LEAD_GRID_MAX classrooms."""
+    if wants is None:
+        first = sorted({t.classroom_id or "" for t in videos})[:LEAD_GRID_DEFAULT]
+        return {(t.classroom_id, t.source): grid for t in videos if t.classroom_id in first}
+    chosen: dict[tuple[str | None, Source], Layer] = {}
+    classrooms: set[str | None] = set()
+    for want in wants:
+        if want.classroom_id not in classrooms and len(classrooms) >= LEAD_GRID_MAX:
+            continue
+        classrooms.add(want.classroom_id)
+        chosen[(want.classroom_id, want.source)] = want.layer
+    return chosen
+
+
+def _for_lead(
+    state: LessonView, receivers: Iterable[PublishedTrack], wants: tuple[Want, ...] | None
+) -> set[ProducerRef]:
     receivers = list(receivers)
-    with_video = {t.peer_id for t in receivers if kind_of(t.source) is Kind.VIDEO}
-    grid = Layer.LOW if len(with_video) > state.low_layer_above else Layer.MAIN
+    videos = [t for t in receivers if kind_of(t.source) is Kind.VIDEO]
+    grid = Layer.LOW if len({t.peer_id for t in videos}) > state.low_layer_above else Layer.MAIN
+    page = _lead_grid(wants, videos, grid)
     out: set[ProducerRef] = set()
     for track in receivers:
         if kind_of(track.source) is Kind.AUDIO:
@@ -123,8 +149,8 @@ def _for_lead(state: LessonView, receivers: Iterable[PublishedTrack]) -> set[Pro
                 out.add(_ref(track, Layer.MAIN))
         elif _on_stage(track, state.stage):
             out.add(_ref(track, Layer.MAIN))
-        else:
-            out.add(_ref(track, grid))
+        elif (layer := page.get((track.classroom_id, track.source))) is not None:
+            out.add(_ref(track, layer))
     return out
 
 
@@ -151,7 +177,7 @@ def desired_subscriptions(state: LessonView, peer: PeerView) -> frozenset[Produc
     staged = [t for t in receivers if _on_stage(t, state.stage)]
     out: set[ProducerRef]
     if peer.role is Role.LEAD:
-        out = _for_lead(state, receivers)
+        out = _for_lead(state, receivers, peer.wants)
     elif peer.role is Role.RECEIVER:
         out = {_ref(t, Layer.MAIN) for t in lead + staged}
     elif peer.role is Role.PATROL:

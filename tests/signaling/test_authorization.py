@@ -54,7 +54,8 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "set_media_state": ("ok", "ok", F, F),
     "publish": (M, M, F, F),
     "subscribe_answer": (M, M, M, M),
-    "set_subscriptions": (F, F, M, F),
+    # The lead chooses its grid page: receiving classrooms' video only (this asks its own).
+    "set_subscriptions": ("invalid_target", F, M, F),
     "leave": ("ok", "ok", "ok", "ok"),
     "end_lesson": ("ok", F, F, F),
 }

@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 
 from signaling.grants import Role, Source
 from signaling.policy import (
+    LEAD_GRID_DEFAULT,
+    LEAD_GRID_MAX,
     Kind,
     Layer,
     LessonView,
@@ -149,6 +151,40 @@ def test_the_recorder_gets_lead_tracks_and_the_on_stage_tracks_on_main() -> None
         ("R3", "camera", "main"),
         ("R3", "mic", "main"),
     }
+
+
+def _grid(subs: frozenset[ProducerRef]) -> set[str]:
+    return {r.peer_id for r in subs if r.kind is Kind.VIDEO}
+
+
+def test_the_lead_never_gets_hundreds_of_videos_by_default() -> None:
+    state = LessonView(receiver_tracks(300), low_layer_above=4)
+    subs = desired_subscriptions(state, LEAD)
+    assert len(_grid(subs)) == LEAD_GRID_DEFAULT
+    # The first page by classroom id, on the low layer.
+    first = sorted(f"r{i}" for i in range(1, 301))[:LEAD_GRID_DEFAULT]
+    assert {r.classroom_id for r in subs} == set(first)
+    assert {r.layer for r in subs} == {Layer.LOW}
+
+
+def test_the_lead_gets_the_page_it_asked_for_plus_the_stage() -> None:
+    wants = tuple(Want(Source.CAMERA, f"r{i}", Layer.LOW) for i in (250, 251, 252))
+    state = LessonView(receiver_tracks(300), stage="r7", audible=frozenset({"r7"}))
+    subs = refs(desired_subscriptions(state, PeerView("L", Role.LEAD, "lead", wants)))
+    assert subs == {
+        ("R250", "camera", "low"),
+        ("R251", "camera", "low"),
+        ("R252", "camera", "low"),
+        ("R7", "camera", "main"),
+        ("R7", "mic", "main"),
+    }
+
+
+def test_the_leads_page_is_cut_at_the_grid_maximum() -> None:
+    wants = tuple(Want(Source.CAMERA, f"r{i}", Layer.LOW) for i in range(1, 101))
+    state = LessonView(receiver_tracks(100))
+    subs = desired_subscriptions(state, PeerView("L", Role.LEAD, "lead", wants))
+    assert len(_grid(subs)) == LEAD_GRID_MAX
 
 
 def test_a_missing_low_layer_falls_back_to_main() -> None:

@@ -106,13 +106,12 @@ class LiveServer:
             data_dir=data_dir,
             seed_demo=False,
             secret_key="browser-tests-secret-key-0123456789abcdef",
-            heartbeat_interval_s=1.0,
-            heartbeat_timeout_s=4.0,
             # The SFU gathers on loopback: Chromium and the server share this machine.
             media_addresses=["127.0.0.1"],
             https=https,
             tls_hostnames=[] if hostname == "127.0.0.1" else [hostname],
-            **settings,
+            # A test module's own settings win (the poor-network tests keep the defaults).
+            **{"heartbeat_interval_s": 1.0, "heartbeat_timeout_s": 4.0, **settings},
         )
         self.tls = prepare_tls(self.settings)
         # httpx trusts the local CA as a classroom PC would, never "verify=False".

@@ -1,0 +1,135 @@
+"""Poor rural links in Chromium: fault drills on a receiving classroom, seen from the pages.
+
+The service runs with fault drills on (`faults=True`) and the production liveness settings
+(2 s pings, 6 s heartbeat timeout, 4 s silence timeout). A drill cuts the classroom's whole
+link (media and WebSocket, both directions) through the admin API, for a duration, as
+docs/operations.md "Fault drills" describes. The figures (how long, how often) are for
+benchmarks/poor_network.py; these tests check behaviour: a classroom always comes back by
+itself, and a short blip never shows as lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from typing import Any
+
+import pytest
+from browser_harness import MEDIA_MS, District, LiveServer, PageWatch, started, video_plays, wait_js
+
+DEAD = {"media": {"drop": 1.0}, "signaling": {"drop": 1.0}}
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = LiveServer(
+        tmp_path_factory.mktemp("poor-network"),
+        faults=True,
+        heartbeat_interval_s=2.0,
+        heartbeat_timeout_s=6.0,
+        silence_timeout_s=4.0,
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def drill(server: LiveServer, lesson: District, peer_id: str, body: dict[str, Any]) -> None:
+    with closing(server.http("admin")) as admin:
+        path = f"/api/lessons/{lesson.lesson['id']}/faults/{peer_id}"
+        reply = admin.put(path, json=body)
+        assert reply.status_code == 200, reply.text
+
+
+def peer_of(lead: PageWatch, classroom_id: str) -> dict[str, Any]:
+    return lead.page.evaluate(
+        "(id) => [...window.tongke.state.participants.values()]"
+        ".find((p) => p.classroom_id === id) ?? null",
+        classroom_id,
+    )
+
+
+def tile_track(lead: PageWatch, classroom_id: str) -> str:
+    """The id of the video track the lead's tile of a classroom shows ("" for none)."""
+    return lead.page.evaluate(
+        "(id) => document.querySelector(`.tile[data-classroom='${id}'] video`)"
+        "?.srcObject?.getVideoTracks()[0]?.id ?? ''",
+        classroom_id,
+    )
+
+
+def tile_frames(lead: PageWatch, classroom_id: str) -> int:
+    return lead.page.evaluate(
+        "(id) => document.querySelector(`.tile[data-classroom='${id}'] video`)"
+        "?.getVideoPlaybackQuality().totalVideoFrames ?? 0",
+        classroom_id,
+    )
+
+
+def test_a_lost_classroom_comes_back_by_itself_on_the_leads_screen(
+    open_page: Any, live_server: LiveServer, lesson: District
+) -> None:
+    lead, r1 = started(open_page, lesson, "lead", "receiver1")
+    room = lesson.receivers[0]["id"]
+    tile = f".tile[data-classroom='{room}'] video"
+    video_plays(lead, tile)
+    before = tile_track(lead, room)
+    peer = peer_of(lead, room)
+
+    # Ten seconds of a dead line: lost after ~4 s, then the drill ends by itself.
+    drill(live_server, lesson, peer["peer_id"], {"to_peer": DEAD, "from_peer": DEAD,
+                                                 "duration_s": 10})  # fmt: skip
+    cut = time.monotonic()
+    wait_js(lead, f"window.tongke.state.participants.get({peer['peer_id']!r})?.state === 'lost'")
+    lost_after = time.monotonic() - cut
+    assert 3.5 < lost_after < 8, lost_after
+
+    # Nobody touches either page: the classroom publishes again and the lead's tile plays a
+    # new track of it.
+    wait_js(
+        lead,
+        f"(() => {{ const v = document.querySelector({tile!r});"
+        f" const tr = v?.srcObject?.getVideoTracks()[0];"
+        f" return tr && tr.id !== {before!r} && v.videoWidth > 0; }})()",
+        MEDIA_MS,
+    )
+    frames = tile_frames(lead, room)
+    lead.page.wait_for_timeout(1000)
+    assert tile_frames(lead, room) > frames
+    back = [p for p in lead.page.evaluate("[...window.tongke.state.participants.values()]")
+            if p["classroom_id"] == room]  # fmt: skip
+    assert back and back[0]["state"] == "connected"
+    assert r1.page.evaluate("window.tongke.media.restarts") >= 1
+    video_plays(r1, "#lead-video video")  # and its own receive side came back too
+    lead.screenshot("poor-network-back")
+    assert not lead.errors and not r1.errors, lead.errors + r1.errors
+
+
+def test_a_blip_shorter_than_three_seconds_never_shows_as_lost(
+    open_page: Any, live_server: LiveServer, lesson: District
+) -> None:
+    lead, r1 = started(open_page, lesson, "lead", "receiver1")
+    room = lesson.receivers[0]["id"]
+    video_plays(lead, f".tile[data-classroom='{room}'] video")
+    peer = peer_of(lead, room)
+    lead.page.evaluate(
+        "(id) => { window.sawLost = false; window.tongke.client.on('participant_lost',"
+        " (m) => { if (m.participant.peer_id === id) window.sawLost = true; }); }",
+        peer["peer_id"],
+    )
+    restarts = r1.page.evaluate("window.tongke.media.restarts")
+    drill(live_server, lesson, peer["peer_id"], {"to_peer": DEAD, "from_peer": DEAD,
+                                                 "duration_s": 2.8})  # fmt: skip
+    # Well past the blip, the ping it swallowed and the heartbeat timeout that follows.
+    lead.page.wait_for_timeout(12_000)
+    assert lead.page.evaluate("window.sawLost") is False
+    assert peer_of(lead, room)["state"] == "connected"
+    assert peer_of(lead, room)["peer_id"] == peer["peer_id"]
+    frames = tile_frames(lead, room)
+    lead.page.wait_for_timeout(1000)
+    assert tile_frames(lead, room) > frames
+    # Its transports rode it out: no media restart was needed.
+    assert r1.page.evaluate("window.tongke.media.restarts") == restarts

@@ -251,11 +251,12 @@ async def put_exception(
                     422, "move_needs_target", "A move names new_day, new_starts or new_ends."
                 )
             target = body.new_day or day
-            if not calendar.contains(target) or calendar.is_holiday(target):
+            if calendar.timetable_weekday(target) is None:
                 raise ApiError(
                     422,
-                    "day_outside_term",
-                    f"{target} is outside the term or a holiday; a lesson cannot move there.",
+                    "not_a_teaching_day",
+                    f"{target} is outside the term, a holiday or a weekend without 调休; "
+                    "a lesson cannot move there.",
                 )
             if (body.new_ends or slot.ends) <= (body.new_starts or slot.starts):
                 raise ApiError(

@@ -20,6 +20,7 @@ from server.lesson_hooks import DatabaseLessonHooks
 from server.media_metrics import MediaCollector
 from server.metrics import CONTENT_TYPE, HttpMetricsMiddleware, Metrics
 from server.recording import RecordingController, RecordingObserver
+from server.security_headers import SecurityHeadersMiddleware
 from server.settings import Settings
 from server.state import AppState
 from server.tls import ServingTls
@@ -148,6 +149,7 @@ def create_app(settings: Settings, tls: ServingTls | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(HttpMetricsMiddleware, metrics=lambda: metrics)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: error responses get them too
 
     from server.api import api_router, install_error_handlers
     from server.cluster.routes import cluster_router

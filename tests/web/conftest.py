@@ -50,15 +50,22 @@ def browser(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture
 def open_page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
-    """open_page(lang="zh-CN", width=1366, height=768) -> PageWatch in a fresh context."""
+    """open_page(lang="zh-CN", width=1366, height=768) -> PageWatch in a fresh context.
+
+    The service's Content-Security-Policy forbids eval, which Playwright's string
+    predicates (wait_for_function) use; tests bypass it unless `enforce_csp` (then wait
+    with selectors, URLs and evaluate only: tests/web/test_security.py)."""
     contexts: list[Any] = []
 
-    def make(lang: str = "zh-CN", width: int = 1366, height: int = 768) -> PageWatch:
+    def make(
+        lang: str = "zh-CN", width: int = 1366, height: int = 768, enforce_csp: bool = False
+    ) -> PageWatch:
         context = browser.new_context(
             base_url=live_server.url,
             viewport={"width": width, "height": height},
             locale=lang,
             permissions=["camera", "microphone"],
+            bypass_csp=not enforce_csp,
         )
         # Only the first page load: the page's own language switch must stick.
         key = "'tongke.lang'"

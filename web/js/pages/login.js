@@ -1,5 +1,6 @@
 // Sign in; then back to where the user came from (?next=/path) or home.
 import { api, rememberSignIn } from "../api.js";
+import { sameOriginPath } from "../next.js";
 import { apply, banner, catchAll, h, t, topbar, userMessage } from "../ui.js";
 
 catchAll();
@@ -19,8 +20,7 @@ const form = h(
       try {
         await api("/api/auth/login", { method: "POST", body: { username: user.value.trim(), password: pass.value } });
         rememberSignIn(true);
-        const next = new URLSearchParams(location.search).get("next");
-        location.href = next && next.startsWith("/") && !next.startsWith("//") ? next : "/";
+        location.href = sameOriginPath(new URLSearchParams(location.search).get("next"));
       } catch (err) {
         banner(err.status === 401 ? t("login.failed") : userMessage(err));
         submit.disabled = false;

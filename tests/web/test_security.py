@@ -100,8 +100,10 @@ def test_the_admin_page_cannot_be_framed(open_page: Any, live_server: LiveServer
             frame.src = url;
             frame.onload = () => {
               let reachable = false;
-              try { reachable = !!frame.contentDocument && frame.contentDocument.URL !== "about:blank"
-                    && !!frame.contentDocument.querySelector("script"); } catch { reachable = false; }
+              try {
+                const doc = frame.contentDocument;
+                reachable = !!doc && doc.URL !== "about:blank" && !!doc.querySelector("script");
+              } catch { reachable = false; }
               done(reachable);
             };
             document.body.append(frame);

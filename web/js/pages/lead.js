@@ -40,6 +40,15 @@ boardTile.label(t("lead.board"));
 const screenTile = videoTile({ placeholder: t("lead.screen"), id: "my-screen" });
 screenTile.label(t("lead.screen"));
 const grid = h("div", { class: "receivers", id: "receivers" });
+// A lesson may have hundreds of classrooms: the grid shows one page of them, and only the
+// page's cameras are asked for, on the low layer (docs/protocol.md, the lead's grid page).
+const PAGE = 16;
+let page = 0;
+let sentPage = null; // the wants last sent ("" = the server's default page)
+const pagePrev = h("button", { type: "button", id: "page-prev", onclick: () => { page -= 1; render(); } }, t("lead.page_prev"));
+const pageNext = h("button", { type: "button", id: "page-next", onclick: () => { page += 1; render(); } }, t("lead.page_next"));
+const pageInfo = h("span", { id: "page-info" });
+const pager = h("div", { class: "pager hidden", id: "receivers-pager" }, pagePrev, pageInfo, pageNext);
 const empty = h("p", { class: "muted", id: "no-receivers" }, t("lead.no_receivers"));
 const handsList = h("ol", { id: "hands" });
 const noHands = h("p", { class: "muted" }, t("lead.no_hands"));
@@ -62,6 +71,7 @@ app.replaceChildren(
       notStarted,
       h("h2", {}, t("lead.receivers")),
       empty,
+      pager,
       grid),
     h("aside", { class: "side" },
       mine.root,
@@ -99,7 +109,17 @@ function tileFor(p) {
 
 function render() {
   const receivers = [...S.participants.values()].filter((p) => p.role === "receiver");
-  const present = new Set(receivers.map((p) => p.classroom_id));
+  const pages = Math.max(1, Math.ceil(receivers.length / PAGE));
+  page = Math.min(Math.max(page, 0), pages - 1);
+  const shown = receivers.slice(page * PAGE, (page + 1) * PAGE);
+  const staged = receivers.find((p) => p.classroom_id === S.stage);
+  if (staged && !shown.includes(staged)) shown.unshift(staged); // the stage stays in sight
+  pager.classList.toggle("hidden", pages <= 1);
+  pagePrev.disabled = page <= 0;
+  pageNext.disabled = page >= pages - 1;
+  pageInfo.textContent = t("lead.page_of", { page: page + 1, pages, total: receivers.length });
+  requestPage(receivers.length > PAGE ? shown.map((p) => p.classroom_id) : null);
+  const present = new Set(shown.map((p) => p.classroom_id));
   for (const [id, tile] of tiles) {
     if (!present.has(id)) {
       tile.root.remove();
@@ -108,7 +128,7 @@ function render() {
   }
   empty.classList.toggle("hidden", receivers.length > 0);
   const live = S.lessonState === "live";
-  for (const p of receivers) {
+  for (const p of shown) {
     const tile = tileFor(p);
     tile.name.textContent = p.name;
     tile.name.title = p.name;
@@ -133,7 +153,10 @@ function render() {
     tile.stageBtn.disabled = !live;
     tile.muteBtn.textContent = muted ? t("lead.unmute") : t("lead.mute");
     const q = S.quality.get(p.peer_id);
-    if (q) tile.quality.set(levelOf(q), { rtt_ms: q.rtt_ms, loss_pct: q.loss * 100, jitter_ms: q.jitter_ms });
+    // Only a fresh report is the classroom's network now (reports come every 2 s).
+    if (p.state === "lost") tile.quality.set("down");
+    else if (q && Date.now() - q.at > QUALITY_STALE_MS) tile.quality.set("unknown");
+    else if (q) tile.quality.set(levelOf(q), { rtt_ms: q.rtt_ms, loss_pct: q.loss * 100, jitter_ms: q.jitter_ms });
   }
   const names = new Map(receivers.map((p) => [p.classroom_id, p.name]));
   handsList.replaceChildren(...S.hands.map((id) =>
@@ -164,6 +187,9 @@ function tick() {
   timer.textContent = t("lead.timer", { t: fmtOffset((Date.now() - S.startedAt) / 1000) });
 }
 setInterval(tick, 1000);
+
+// A classroom's quality report older than this says nothing about its network now.
+const QUALITY_STALE_MS = 5000;
 
 function levelOf(q) {
   const loss = q.loss * 100;
@@ -315,6 +341,13 @@ async function send(message) {
     return null;
   }
 }
+function requestPage(ids) {
+  const key = ids ? ids.join(",") : "";
+  if (!client || !S.joined || key === sentPage) return;
+  sentPage = key;
+  const wants = ids ? ids.map((id) => ({ source: "camera", classroom_id: id, layer: "low" })) : null;
+  send({ type: "set_subscriptions", wants });
+}
 const toggleStage = (id) => send({ type: "set_stage", classroom_id: S.stage === id ? null : id });
 const toggleMute = (id) => send({ type: "mute", classroom_id: id, muted: !S.muted.has(id) });
 startBtn.addEventListener("click", () => send({ type: "start_lesson" }));
@@ -325,6 +358,7 @@ endBtn.addEventListener("click", () => {
 
 function applyJoined(m) {
   S.joined = m;
+  sentPage = null; // a new connection starts from the server's default page
   S.participants = new Map(m.participants.map((p) => [p.peer_id, p]));
   S.stage = m.stage;
   S.hands = m.hands;
@@ -369,7 +403,7 @@ async function main() {
   client.on("lesson_started", (m) => { S.lessonState = "live"; S.startedAt = new Date(m.at); render(); });
   client.on("lesson_ended", (m) => { endedMsg = m; });
   client.on("fatal", finish);
-  client.on("quality", (m) => { S.quality.set(m.peer_id, m); render(); });
+  client.on("quality", (m) => { S.quality.set(m.peer_id, { ...m, at: Date.now() }); render(); });
   client.on("active_speaker", (m) => { S.speaker = m.classroom_id; render(); });
   media.on("consumers", attachMedia);
   media.on("error", (err) => errorBanner(err));
@@ -383,6 +417,7 @@ async function main() {
   statsTimer = every(2000, async () => {
     const s = await media.stats();
     quality.set(s.level, s);
+    if (S.quality.size) render(); // classrooms' reports turn stale without a message
   });
 }
 

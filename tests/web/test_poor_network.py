@@ -83,9 +83,14 @@ def test_a_lost_classroom_comes_back_by_itself_on_the_leads_screen(
     drill(live_server, lesson, peer["peer_id"], {"to_peer": DEAD, "from_peer": DEAD,
                                                  "duration_s": 10})  # fmt: skip
     cut = time.monotonic()
+    # The classroom's own pill says so while nothing arrives (stale numbers said 网络良好).
+    wait_js(r1, "document.querySelector('#quality').dataset.quality === 'down'", 5000)
+    assert r1.page.text_content("#quality") == "连接中断"
     wait_js(lead, f"window.tongke.state.participants.get({peer['peer_id']!r})?.state === 'lost'")
     lost_after = time.monotonic() - cut
     assert 3.5 < lost_after < 8, lost_after
+    pill = f".tile[data-classroom='{room}'] .pill[data-quality]"
+    wait_js(lead, f"document.querySelector({pill!r}).dataset.quality === 'down'", 3000)
 
     # Nobody touches either page: the classroom publishes again and the lead's tile plays a
     # new track of it.

@@ -585,7 +585,10 @@ export class LessonMedia extends Emitter {
 
   /** Connection numbers for the quality indicator: rtt, loss, jitter, frames decoded, per mid. */
   async stats() {
-    const out = { rtt_ms: null, loss_pct: 0, jitter_ms: 0, framesDecoded: 0, audioPackets: 0, byMid: {}, level: "unknown" };
+    const out = {
+      rtt_ms: null, loss_pct: 0, jitter_ms: 0, framesDecoded: 0, audioPackets: 0, freezes: 0, byMid: {},
+      level: "unknown",
+    };
     let lost = 0;
     let received = 0;
     const read = async (pc) => (pc && pc.connectionState !== "closed" ? await pc.getStats() : new Map());
@@ -595,6 +598,7 @@ export class LessonMedia extends Emitter {
         received += report.packetsReceived ?? 0;
         out.jitter_ms = Math.max(out.jitter_ms, (report.jitter ?? 0) * 1000);
         if (report.kind === "video") out.framesDecoded += report.framesDecoded ?? 0;
+        if (report.kind === "video") out.freezes += report.freezeCount ?? 0;
         if (report.kind === "audio") out.audioPackets += report.packetsReceived ?? 0;
         if (report.mid) {
           out.byMid[report.mid] = {
@@ -617,12 +621,18 @@ export class LessonMedia extends Emitter {
         out.rtt_ms = Math.round(report.roundTripTime * 1000);
       }
     }
-    const prev = this.prev ?? { lost: 0, received: 0 };
+    const prev = this.prev ?? { lost: 0, received: 0, freezes: 0 };
     const dLost = Math.max(0, lost - prev.lost);
     const dRecv = Math.max(0, received - prev.received);
-    this.prev = { lost, received };
+    const froze = this.prev !== null && out.freezes > prev.freezes;
+    this.prev = { lost, received, freezes: out.freezes };
     out.loss_pct = dLost + dRecv ? (100 * dLost) / (dLost + dRecv) : 0;
     out.level = received || out.rtt_ms !== null ? qualityLevel(out.rtt_ms, out.loss_pct, out.jitter_ms) : "unknown";
+    // What this classroom lives through, not only what the numbers average: nothing arrived
+    // since the last reading (the link or the server is gone), or the picture froze.
+    out.stalled = received > 0 && dRecv === 0 && this.consumers.size > 0;
+    if (out.stalled || (this.client.state !== "joined" && this.client.joined)) out.level = "down";
+    else if (froze) out.level = "poor";
     return out;
   }
 

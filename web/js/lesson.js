@@ -156,7 +156,8 @@ export function qualityPill({ hiddenUntilKnown = false } = {}) {
   return {
     root: el,
     set(level, detail) {
-      el.className = `pill ${level}`;
+      // "down" (连接中断: nothing arrives) looks like poor; "unknown" (检测中: no fresh report).
+      el.className = `pill ${level === "down" ? "poor" : level}`;
       el.dataset.quality = level;
       el.replaceChildren(h("span", { class: `dot ${level}` }), t(`quality.${level}`));
       if (detail) {

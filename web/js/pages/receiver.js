@@ -191,7 +191,7 @@ async function main() {
   if (client.stopped) return releaseDevices(); // ended or replaced while the devices opened
   await media.publish(tracks).catch((err) => errorBanner(err));
   if (client.stopped) return;
-  statsTimer = every(2000, async () => {
+  statsTimer = every(1000, async () => {
     const s = await media.stats();
     quality.set(s.level, s);
   });

@@ -19,11 +19,12 @@ from server.db.models import (
     EvaluationNote,
     Lesson,
     LessonStatus,
+    PatrolTalk,
     RecordingEvent,
     StageEvent,
 )
 from server.recording import RecordingController
-from signaling.hooks import ClassroomInfo, LessonInfo, LessonState, Note
+from signaling.hooks import ClassroomInfo, LessonInfo, LessonState, Note, Talk
 
 log = logging.getLogger("tongke.lessons")
 
@@ -162,4 +163,34 @@ class DatabaseLessonHooks:
                     text=note.text,
                     scores=dict(note.scores),
                 )
+            )
+
+    async def talk_started(self, talk: Talk) -> None:
+        async with self.db.sessions.begin() as session:
+            if await session.get(Lesson, talk.lesson_id) is None:
+                log.info("talk for unknown lesson %s ignored", talk.lesson_id)
+                return
+            account_id = talk.account_id
+            if account_id is not None and await session.get(Account, account_id) is None:
+                account_id = None
+            classroom_id: str | None = talk.classroom_id
+            if await session.get(Classroom, talk.classroom_id) is None:
+                classroom_id = None
+            session.add(
+                PatrolTalk(
+                    id=talk.id,
+                    lesson_id=talk.lesson_id,
+                    account_id=account_id,
+                    inspector=talk.inspector,
+                    classroom_id=classroom_id,
+                    classroom_name=talk.classroom_name,
+                    started_at=talk.at,
+                    offset_s=talk.offset_s,
+                )
+            )
+
+    async def talk_ended(self, talk: Talk, at: datetime, duration_s: float) -> None:
+        async with self.db.sessions.begin() as session:
+            await session.execute(
+                update(PatrolTalk).where(PatrolTalk.id == talk.id).values(duration_s=duration_s)
             )

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 
 from signaling.errors import CloseCode, ErrorCode, SignalingError
-from signaling.grants import Control, Role
+from signaling.grants import Control, Role, Source
 from signaling.hooks import LessonState, Note
 from signaling.media_port import TrackOffer
 from signaling.peer import Peer
@@ -40,6 +40,8 @@ from signaling.protocol import (
     SetSubscriptions,
     StartLesson,
     SubscribeAnswer,
+    TalkStart,
+    TalkStop,
 )
 from signaling.room import Room, producer_model, utcnow
 
@@ -167,8 +169,26 @@ async def _control(room: Room, peer: Peer, message: ClientMessage) -> None:
                 peer.mic_on, peer.camera_on = mic_on, camera_on
                 # The sender too: every peer's list, its own included, stays one picture.
                 room.broadcast(ParticipantUpdated(participant=peer.participant()))
+        case TalkStart(classroom_id=target):
+            _require(peer, Control.TALK)
+            _require_live(room)
+            await room.talkback.start(peer, target, utcnow())
+            room.sync()
+        case TalkStop():
+            _require(peer, Control.TALK)
+            if room.talkback.stop(peer.peer_id, "released", utcnow()):
+                room.sync()
         case _:  # join/resume/ping never reach a room; a new type must be routed here first
             raise SignalingError(ErrorCode.UNKNOWN_TYPE, f"{message.type} is not a room command.")
+
+
+def _may_publish(room: Room, peer: Peer, source: Source) -> bool:
+    """The grant's sources; and a patrol's mic while it talks back (control `talk`). Its
+    mic producer outlives the talk, but the policy forwards it only during one."""
+    if peer.grant.may_publish(source):
+        return True
+    talking = peer.peer_id in room.talkback.talks
+    return source is Source.MIC and talking and peer.grant.may(Control.TALK)
 
 
 def _own_classroom(room: Room, peer: Peer) -> str:
@@ -216,7 +236,7 @@ async def _media(room: Room, peer: Peer, message: ClientMessage) -> None:
     match message:
         case Publish(sdp=sdp, tracks=tracks):
             denied = sorted(
-                {t.source.value for t in tracks if not peer.grant.may_publish(t.source)}
+                {t.source.value for t in tracks if not _may_publish(room, peer, t.source)}
             )
             if denied:
                 raise SignalingError(

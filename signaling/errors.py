@@ -37,6 +37,8 @@ class ErrorCode(StrEnum):
     HEARTBEAT_TIMEOUT = "heartbeat_timeout"
     # Many nodes: the lesson's home is another node; the message names its WebSocket URL.
     WRONG_NODE = "wrong_node"
+    # Another inspector is already talking to that classroom.
+    TALK_BUSY = "talk_busy"
 
 
 class CloseCode(IntEnum):

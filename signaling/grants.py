@@ -35,6 +35,8 @@ class Control(StrEnum):
     HAND = "hand"  # raise/lower own hand
     NOTE = "note"  # write timestamped evaluation notes
     SUBSCRIBE_ANY = "subscribe_any"  # choose subscriptions freely (patrol)
+    # Talk back to one classroom (patrol): publish its mic and be heard there while talking.
+    TALK = "talk"
 
 
 DEFAULT_PUBLISH: dict[Role, frozenset[Source]] = {
@@ -49,7 +51,7 @@ DEFAULT_CONTROLS: dict[Role, frozenset[Control]] = {
         {Control.STAGE, Control.MUTE, Control.RECORDING, Control.LESSON, Control.NOTE}
     ),
     Role.RECEIVER: frozenset({Control.HAND}),
-    Role.PATROL: frozenset({Control.NOTE, Control.SUBSCRIBE_ANY}),
+    Role.PATROL: frozenset({Control.NOTE, Control.SUBSCRIBE_ANY, Control.TALK}),
     Role.RECORDER: frozenset(),
 }
 
@@ -73,6 +75,11 @@ class Grant:
 
     def may(self, control: Control) -> bool:
         return control in self.controls
+
+    def may_hold(self, source: Source) -> bool:
+        """A producer of `source` may exist: granted, or a talkback mic (control `talk`;
+        published only while talking, forwarded only then)."""
+        return source in self.publish or (source is Source.MIC and Control.TALK in self.controls)
 
 
 def default_grant(

@@ -62,6 +62,22 @@ class Note:
     scores: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Talk:
+    """An inspector talking back to one classroom (实时音频互动反馈), from `at` on."""
+
+    id: str
+    lesson_id: str
+    # The inspector as named in the grant, and the account behind it, if any.
+    inspector: str
+    account_id: str | None
+    classroom_id: str
+    classroom_name: str
+    at: datetime
+    # Seconds since the lesson went live (a talk needs a live lesson).
+    offset_s: float | None
+
+
 class LessonHooks(Protocol):
     async def lesson_info(self, lesson_id: str) -> LessonInfo | None: ...
 
@@ -82,6 +98,12 @@ class LessonHooks(Protocol):
 
     async def note_added(self, note: Note) -> None: ...
 
+    async def talk_started(self, talk: Talk) -> None:
+        """Logs a talk as it starts, so a crash mid-talk still leaves its record."""
+        ...
+
+    async def talk_ended(self, talk: Talk, at: datetime, duration_s: float) -> None: ...
+
 
 class NullLessonHooks:
     """Hooks for tests and tools: lessons kept in memory as the database would keep them
@@ -90,6 +112,8 @@ class NullLessonHooks:
     def __init__(self, lessons: dict[str, LessonInfo] | None = None) -> None:
         self.lessons = dict(lessons or {})
         self.notes: list[Note] = []
+        # Talk id -> (talk, duration in seconds; None while it goes on).
+        self.talks: dict[str, tuple[Talk, float | None]] = {}
 
     def _update(self, lesson_id: str, **changes: object) -> None:
         if lesson_id in self.lessons:
@@ -115,3 +139,9 @@ class NullLessonHooks:
 
     async def note_added(self, note: Note) -> None:
         self.notes.append(note)
+
+    async def talk_started(self, talk: Talk) -> None:
+        self.talks[talk.id] = (talk, None)
+
+    async def talk_ended(self, talk: Talk, at: datetime, duration_s: float) -> None:
+        self.talks[talk.id] = (talk, duration_s)

@@ -11,6 +11,8 @@ Rules (DESIGN.md, roles table):
   receiver's video (main) and audio; never another receiver otherwise.
 - patrol: what it asked for (`PeerView.wants`); by default the lead's camera (low) and mic.
 - recorder: the lead's tracks (main) and the on-stage receiver's tracks (main).
+- talkback: while a patrol talks to a classroom (`LessonView.talks`), that classroom's
+  peer (lead or receiver) also receives the patrol's mic; nobody else ever does.
 - nobody receives its own producers; a wanted layer a producer lacks falls back to main
   (or to whatever layer it has).
 
@@ -95,6 +97,8 @@ class LessonView:
     stage: str | None = None
     audible: frozenset[str] = frozenset()
     low_layer_above: int = LOW_LAYER_ABOVE
+    # Talkback: (patrol peer id, classroom id it talks to) pairs.
+    talks: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,4 +193,12 @@ def desired_subscriptions(state: LessonView, peer: PeerView) -> frozenset[Produc
         out = {_ref(t, Layer.MAIN) for t in lead + staged}
     else:  # pragma: no cover - a new role must be given a rule here first
         out = set()
+    if state.talks and peer.role in (Role.LEAD, Role.RECEIVER) and peer.classroom_id:
+        out |= {
+            _ref(t, Layer.MAIN)
+            for t in others
+            if t.role is Role.PATROL
+            and t.source is Source.MIC
+            and (t.peer_id, peer.classroom_id) in state.talks
+        }
     return frozenset(r for r in out if r.peer_id != peer.peer_id)

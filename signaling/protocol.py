@@ -112,6 +112,20 @@ class SetMediaState(_Client):
     camera_on: bool
 
 
+class TalkStart(_Client):
+    """Press to talk (patrol, control `talk`): to the lead classroom (null) or one receiving
+    classroom. Talking to another classroom while talking moves the talk there."""
+
+    type: Literal["talk_start"]
+    classroom_id: ClassroomId | None
+
+
+class TalkStop(_Client):
+    """Release: the talk ends and the patrol is invisible again."""
+
+    type: Literal["talk_stop"]
+
+
 class TrackSpec(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
     mid: Annotated[str, StringConstraints(min_length=1, max_length=32)]
@@ -160,7 +174,9 @@ ClientMessage = Annotated[
     | AddNote
     | Publish
     | SubscribeAnswer
-    | SetSubscriptions,
+    | SetSubscriptions
+    | TalkStart
+    | TalkStop,
     Field(discriminator="type"),
 ]
 
@@ -416,6 +432,28 @@ class ActiveSpeaker(_Server):
     classroom_id: str | None
 
 
+class TalkStarted(_Server):
+    """An inspector talks to `classroom_id`: sent to that classroom and the patrol only."""
+
+    type: Literal["talk_started"] = "talk_started"
+    talk_id: str
+    peer_id: str
+    # The inspector's name, as the classroom shows it ("巡课员 李XX 正在讲话").
+    name: str
+    classroom_id: str
+    at: str
+
+
+class TalkStopped(_Server):
+    type: Literal["talk_stopped"] = "talk_stopped"
+    talk_id: str
+    peer_id: str
+    classroom_id: str
+    at: str
+    duration_s: float
+    reason: Literal["released", "switched", "classroom_left", "patrol_left"]
+
+
 ServerMessage = Annotated[
     Joined
     | Pong
@@ -438,7 +476,9 @@ ServerMessage = Annotated[
     | SubscribeOffer
     | ProducersChanged
     | Quality
-    | ActiveSpeaker,
+    | ActiveSpeaker
+    | TalkStarted
+    | TalkStopped,
     Field(discriminator="type"),
 ]
 

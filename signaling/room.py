@@ -44,6 +44,7 @@ from signaling.protocol import (
     You,
     _Server,
 )
+from signaling.talk import Talkback
 
 if TYPE_CHECKING:
     from signaling.rooms import RoomConfig
@@ -103,6 +104,8 @@ class Room:
         self.ever_recorded = self.recording
         # The media plane's loudest publisher (peer id), told to lead and patrol peers.
         self.active_speaker: str | None = None
+        # Inspectors talking back to one classroom each (signaling/talk.py).
+        self.talkback = Talkback(self)
         self.peers: dict[str, Peer] = {}
         self.classrooms: dict[str, Peer] = {}
         self.lock = asyncio.Lock()
@@ -131,7 +134,13 @@ class Room:
         tracks = tuple(
             t for p in self.peers.values() if p.state is PeerState.CONNECTED for t in p.tracks
         )
-        return LessonView(tracks, self.stage, self.audible(), self.config.low_layer_above)
+        return LessonView(
+            tracks,
+            self.stage,
+            self.audible(),
+            self.config.low_layer_above,
+            self.talkback.pairs(),
+        )
 
     def summary(self) -> LessonSummary:
         info = self.info
@@ -260,6 +269,7 @@ class Room:
             self.attendance.connected(peer.classroom_id, utcnow())
         peer.send(self.joined(peer, id, resumed=True))
         self._tell_speaker(peer)
+        self.talkback.resumed(peer)
         if peer.visible and was is PeerState.LOST:
             self.broadcast(ParticipantUpdated(participant=peer.participant()), exclude=peer)
         self.sync()
@@ -268,6 +278,7 @@ class Room:
         """The connection died: keep the peer resumable for the window, release its media."""
         if peer.state is not PeerState.CONNECTED:
             return
+        self.talkback.peer_gone(peer, utcnow())
         peer.session = None
         peer.set_state(PeerState.LOST)
         self._release_media(peer)
@@ -287,6 +298,7 @@ class Room:
         """Removes a member for good (left, gone after the window, or replaced)."""
         if peer.state is PeerState.GONE:
             return
+        self.talkback.peer_gone(peer, utcnow())
         connected = peer.state is PeerState.CONNECTED
         peer.cancel_tasks()
         peer.session = None
@@ -336,6 +348,7 @@ class Room:
         """The lesson ended: tell everyone (their final message; the lead's carries its
         summary) and close every peer."""
         self.state = LessonState.ENDED
+        self.talkback.lesson_ended(at)
         started = self.started_at
         ended = LessonEnded(
             at=at.isoformat(),

@@ -27,6 +27,7 @@ from server.db.models import (
     ExemplaryStep,
     LibraryEvaluation,
     LibraryRecording,
+    PatrolTalk,
 )
 from server.library.queries import RUBRIC, Filters, exemplary_counts, search
 
@@ -95,6 +96,20 @@ class LiveNoteOut(BaseModel):
     scores: dict[str, Any]
 
 
+class TalkOut(BaseModel):
+    """An inspector talked back to a classroom (实时音频互动反馈) during the lesson."""
+
+    id: str
+    inspector: str
+    classroom_id: str | None
+    classroom_name: str
+    at: datetime
+    t_s: float  # seconds on the recording's timeline (may be outside it)
+    in_recording: bool
+    # None: the talk's end was never recorded (the node stopped mid-talk).
+    duration_s: float | None
+
+
 class EvaluationOut(BaseModel):
     id: str
     author: str
@@ -119,6 +134,7 @@ class RecordingDetailOut(RecordingOut):
     tracks: list[TrackOut]
     thumbnails: list[str]
     live_notes: list[LiveNoteOut]
+    talks: list[TalkOut]
     evaluations: list[EvaluationOut]
     steps: list[StepOut]
     rubric: dict[str, str]
@@ -261,7 +277,15 @@ async def get_recording(
         if row is None:
             raise not_found("recording")
         notes = []
+        talks: list[PatrolTalk] = []
         if row.lesson_id is not None:
+            talks = list(
+                await session.scalars(
+                    select(PatrolTalk)
+                    .where(PatrolTalk.lesson_id == row.lesson_id)
+                    .order_by(PatrolTalk.started_at)
+                )
+            )
             notes = list(
                 await session.scalars(
                     select(EvaluationNote)
@@ -299,11 +323,27 @@ async def get_recording(
                 "scores": note.scores or {},
             }
         )
+    talks_out = []
+    for talk in talks:
+        t = (talk.started_at - row.started_at).total_seconds()
+        talks_out.append(
+            {
+                "id": talk.id,
+                "inspector": talk.inspector,
+                "classroom_id": talk.classroom_id,
+                "classroom_name": talk.classroom_name,
+                "at": talk.started_at,
+                "t_s": round(t, 3),
+                "in_recording": 0 <= t <= row.duration_s,
+                "duration_s": talk.duration_s,
+            }
+        )
     return {
         **recording_out(row),
         "tracks": [track_out(row, track) for track in row.tracks],
         "thumbnails": [file_url(row.id, name) for name in files.get("thumbnails", [])],
         "live_notes": live,
+        "talks": talks_out,
         "evaluations": [
             {k: getattr(e, k) for k in EvaluationOut.model_fields} for e in evaluations
         ],

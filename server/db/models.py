@@ -292,6 +292,30 @@ class RecordingEvent(Base):
     at: Mapped[datetime]
 
 
+class PatrolTalk(Base):
+    """An inspector talked back to one classroom (实时音频互动反馈) from `started_at` on.
+
+    Written as the talk starts (duration null while it goes on, or if the node died mid-talk)
+    and completed as it ends. Names are copied, so the record reads right after renames."""
+
+    __tablename__ = "patrol_talks"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    lesson_id: Mapped[str] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), default=None
+    )
+    inspector: Mapped[str] = mapped_column(String(200))
+    classroom_id: Mapped[str | None] = mapped_column(
+        ForeignKey("classrooms.id", ondelete="SET NULL"), default=None
+    )
+    classroom_name: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime]
+    # Seconds since the lesson went live.
+    offset_s: Mapped[float | None] = mapped_column(Float, default=None)
+    duration_s: Mapped[float | None] = mapped_column(Float, default=None)
+
+
 class ExemplaryState(StrEnum):
     """The exemplary-lesson (示范课) workflow: nominate -> review -> exemplary or returned."""
 

@@ -206,3 +206,44 @@ def test_a_recording_just_after_beijing_midnight_is_found_under_that_beijing_day
     assert get(date_from="2026-12-04", date_to="2026-12-04") == ["午夜之前"]
     assert get(date_to="2026-12-04") == ["午夜之前"]
     assert get(date_from="2026-12-05") == ["午夜之后"]
+
+
+def test_the_detail_puts_each_patrol_talk_on_the_recordings_timeline(library: Library) -> None:
+    from datetime import timedelta
+
+    from server.db.models import Account, Classroom, Lesson, PatrolTalk, School
+
+    start = datetime(2026, 9, 4, 1, 0, tzinfo=UTC)
+
+    async def lesson_with_talks(state):  # type: ignore[no-untyped-def]
+        async with state.db.sessions.begin() as session:
+            school = School(name="石门教学点", kind="teaching_point")
+            session.add(school)
+            await session.flush()
+            room = Classroom(school_id=school.id, name="教室1")
+            teacher = Account(username=f"t{start.day}", display_name="王老师", role="teacher",
+                              password_hash="-")  # fmt: skip
+            session.add_all([room, teacher])
+            await session.flush()
+            end = start + timedelta(minutes=45)
+            lesson = Lesson(title="口算乘法", teacher_id=teacher.id, lead_classroom_id=room.id,
+                            scheduled_start=start, scheduled_end=end)  # fmt: skip
+            session.add(lesson)
+            await session.flush()
+            session.add_all([
+                PatrolTalk(lesson_id=lesson.id, inspector="李巡课", classroom_id=room.id,
+                           classroom_name="教室1", started_at=start + timedelta(seconds=90),
+                           offset_s=90.0, duration_s=12.5),
+                PatrolTalk(lesson_id=lesson.id, inspector="李巡课", classroom_id=None,
+                           classroom_name="教室2", started_at=start - timedelta(seconds=30)),
+            ])  # fmt: skip
+            return lesson.id
+
+    lesson_id = library.run(lesson_with_talks)
+    recording = library.add_recording(lesson_id=lesson_id, started_at=start, duration_s=600.0)
+    talks = library.get(f"/api/library/{recording}", "teacher").json()["talks"]
+    assert [(t["inspector"], t["classroom_name"], t["t_s"], t["in_recording"], t["duration_s"])
+            for t in talks] == [
+        ("李巡课", "教室2", -30.0, False, None),
+        ("李巡课", "教室1", 90.0, True, 12.5),
+    ]  # fmt: skip

@@ -18,6 +18,7 @@ from server.db.models import (
     Classroom,
     EvaluationNote,
     Lesson,
+    PatrolTalk,
     RecordingEvent,
     School,
     StageEvent,
@@ -26,7 +27,7 @@ from server.db.models import (
 )
 from server.lesson_hooks import DatabaseLessonHooks
 from server.settings import Settings
-from signaling.hooks import ClassroomInfo, LessonHooks, LessonState, Note
+from signaling.hooks import ClassroomInfo, LessonHooks, LessonState, Note, Talk
 
 
 @dataclass(frozen=True)
@@ -232,3 +233,40 @@ async def test_timeline_calls_for_unknown_lessons_are_ignored(roster: Roster) ->
     await hooks.stage_changed("nope", None, now)
     async with roster.db.sessions.begin() as session:
         assert (await session.scalars(select(RecordingEvent))).all() == []
+
+
+async def test_a_talk_is_logged_as_it_starts_and_completed_as_it_ends(roster: Roster) -> None:
+    hooks = DatabaseLessonHooks(roster.db)
+    t0 = utcnow()
+    talk = Talk(
+        id=uuid.uuid4().hex,
+        lesson_id=roster.lesson_id,
+        inspector="李巡课",
+        account_id="not-an-account",
+        classroom_id=roster.receiver_ids[0],
+        classroom_name="教室2",
+        at=t0,
+        offset_s=12.5,
+    )
+    await hooks.talk_started(talk)
+    async with roster.db.sessions.begin() as session:
+        row = await session.get_one(PatrolTalk, talk.id)
+    # An unknown account is kept as nobody; the talk is on record before it ends.
+    assert (row.inspector, row.classroom_id, row.account_id) == (
+        "李巡课",
+        roster.receiver_ids[0],
+        None,
+    )
+    assert row.started_at == t0 and row.offset_s == 12.5 and row.duration_s is None
+    await hooks.talk_ended(talk, t0 + timedelta(seconds=7), 7.0)
+    async with roster.db.sessions.begin() as session:
+        assert (await session.get_one(PatrolTalk, talk.id)).duration_s == 7.0
+
+
+async def test_a_talk_of_an_unknown_lesson_is_ignored(roster: Roster) -> None:
+    hooks = DatabaseLessonHooks(roster.db)
+    talk = Talk(uuid.uuid4().hex, "nope", "李", None, roster.lead_id, "录播教室", utcnow(), None)
+    await hooks.talk_started(talk)
+    await hooks.talk_ended(talk, utcnow(), 1.0)
+    async with roster.db.sessions.begin() as session:
+        assert await session.get(PatrolTalk, talk.id) is None

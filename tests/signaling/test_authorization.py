@@ -30,6 +30,8 @@ MESSAGES: dict[str, dict[str, Any]] = {
     "publish": {"sdp": "v=0", "tracks": [{"mid": "0", "source": "camera"}]},
     "subscribe_answer": {"sdp": "v=0"},
     "set_subscriptions": {"wants": [{"source": "camera"}]},
+    "talk_start": {"classroom_id": None},
+    "talk_stop": {},
     "leave": {},
     "end_lesson": {},
 }
@@ -56,6 +58,8 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "subscribe_answer": (M, M, M, M),
     # The lead chooses its grid page: receiving classrooms' video only (this asks its own).
     "set_subscriptions": ("invalid_target", F, M, F),
+    "talk_start": (F, F, "ok", F),
+    "talk_stop": (F, F, "ok", F),
     "leave": ("ok", "ok", "ok", "ok"),
     "end_lesson": ("ok", F, F, F),
 }
@@ -122,3 +126,27 @@ async def test_a_patrol_may_not_ask_for_a_classroom_outside_the_lesson(signal: S
         "set_subscriptions", wants=[{"source": "camera", "classroom_id": "x"}]
     )
     assert reply["code"] == "invalid_target"
+
+
+async def test_a_patrol_may_publish_its_mic_only_while_talking(
+    make_signal: Callable[..., Signal],
+) -> None:
+    signal = make_signal(media=RecordingMedia())
+    await signal.live()
+    patrol = await signal.patrol()
+    mic = [{"mid": "0", "source": "mic"}]
+    assert (await patrol.request("publish", sdp="v=0", tracks=mic))["code"] == "forbidden"
+    assert (await patrol.request("talk_start", classroom_id=None))["type"] == "ok"
+    assert (await patrol.request("publish", sdp="v=0", tracks=mic))["type"] == "publish_answer"
+    camera = [{"mid": "1", "source": "camera"}]
+    reply = await patrol.request("publish", sdp="v=0", tracks=camera)
+    assert reply["code"] == "forbidden" and "camera" in reply["message"]
+    assert (await patrol.request("talk_stop"))["type"] == "ok"
+    assert (await patrol.request("publish", sdp="v=0", tracks=mic))["code"] == "forbidden"
+
+
+async def test_a_patrol_without_the_talk_control_may_not_talk(signal: Signal) -> None:
+    await signal.live()
+    patrol = await signal.join(Role.PATROL, controls=frozenset())
+    reply = await patrol.request("talk_start", classroom_id=None)
+    assert reply["code"] == "forbidden" and "talk" in reply["message"]

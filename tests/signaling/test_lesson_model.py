@@ -8,7 +8,11 @@ peer was told:
 - the lesson is ended only after an end, and then nobody gets in;
 - every connected receiver is offered the lead's live producers;
 - every connected peer's picture (participants and their state, stage, hands, muted), built
-  from the messages it received, equals the room's.
+  from the messages it received, equals the room's;
+- talkback: the patrol talks to at most one classroom, the one the model says (a talk ends
+  when the patrol or that classroom drops, leaves, is replaced, or the lesson ends); it is
+  visible (`talk_started`) to that classroom only, only that classroom is offered its mic,
+  and it never appears as a participant.
 The same machine runs on the in-process bus and on Redis (there the directory must name this
 node as the lesson's home while its room exists). Interleavings that examples miss, such as a
 lone lead joining again before anyone else, are what this finds (issue 13).
@@ -24,7 +28,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from signal_harness import LEAD_ROOM, LESSON_ID, Client, RecordingMedia, Signal
 
 from signaling.grants import Role
@@ -57,6 +61,7 @@ class View:
     hands: list[str] = field(default_factory=list)
     muted: list[str] = field(default_factory=list)
     producers: set[str] = field(default_factory=set)  # peer ids of offered producers
+    talker: str | None = None  # the patrol peer talking to this peer's classroom
 
     @classmethod
     def of_joined(cls, joined: dict[str, Any]) -> View:
@@ -81,6 +86,11 @@ class View:
                 self.hands = m["hands"]
             case "producers_changed":
                 self.producers = {p["peer_id"] for p in m["producers"]}
+            case "talk_started":
+                self.talker = m["peer_id"]
+            case "talk_stopped":
+                assert self.talker == m["peer_id"], m
+                self.talker = None
 
 
 def _seen(participant: dict[str, Any]) -> tuple[str, bool, bool]:
@@ -110,6 +120,8 @@ class LessonMachine(RuleBasedStateMachine):
         self.signal = self.run(self._make_signal())
         self.actors = {name: Actor() for name in ACTORS}
         self.state = "scheduled"
+        # Which actor's classroom the patrol talks to (None: it does not talk).
+        self.talking: str | None = None
         # Resume tokens of peers that are gone (left, lost for good, replaced, ended).
         self.stale: list[str] = []
 
@@ -187,9 +199,15 @@ class LessonMachine(RuleBasedStateMachine):
 
     def left(self, name: str) -> None:
         """The model's side of a classroom removed for good (left, gone)."""
+        self.talk_over(name)
         if self.actors[name].resume_token:
             self.stale.append(self.actors[name].resume_token)
         self.actors[name] = Actor()
+
+    def talk_over(self, name: str) -> None:
+        """The actor dropped, left or was replaced: a talk it was part of ends."""
+        if name == "patrol" or name == self.talking:
+            self.talking = None
 
     async def expect_replaced(self, old: Client | None) -> None:
         if old is not None:
@@ -198,6 +216,32 @@ class LessonMachine(RuleBasedStateMachine):
 
     # Rules -------------------------------------------------------------------------------
 
+    async def enter(self, name: str) -> None:
+        """One actor joins (a classroom again: it replaces its old connection)."""
+        actor = self.actors[name]
+        client = self.signal.connect()
+        reply = await client.request("join", version=1, token=self.token(name))
+        if self.state == "ended":
+            assert reply["type"] == "error" and reply["code"] == "lesson_ended", reply
+            client.drop()
+            return
+        assert reply["type"] == "joined", reply
+        assert reply["lesson"]["state"] == self.state
+        if actor.status != "absent":
+            self.talk_over(name)
+        if name != "patrol" and actor.status != "absent":
+            self.stale.append(actor.resume_token)
+        if name != "patrol" and actor.status == "connected":
+            await self.expect_replaced(actor.client)
+        elif name == "patrol" and actor.client is not None and actor.status == "connected":
+            actor.client.send(type="leave")  # one patrol in the model: the old one leaves
+            await actor.client.wait_closed()
+        self.actors[name] = Actor(
+            "connected", client, reply["peer_id"], reply["resume_token"], False,
+            View.of_joined(reply),
+        )  # fmt: skip
+        await self.settle()
+
     @rule(data=st.data())
     def join(self, data: st.DataObject) -> None:
         # A patrol is no classroom: a second one never replaces a lost one, it joins beside
@@ -205,30 +249,7 @@ class LessonMachine(RuleBasedStateMachine):
         lost_patrol = self.actors["patrol"].status == "lost"
         name = data.draw(st.sampled_from([n for n in ACTORS if n != "patrol" or not lost_patrol]))
 
-        async def go() -> None:
-            actor = self.actors[name]
-            client = self.signal.connect()
-            reply = await client.request("join", version=1, token=self.token(name))
-            if self.state == "ended":
-                assert reply["type"] == "error" and reply["code"] == "lesson_ended", reply
-                client.drop()
-                return
-            assert reply["type"] == "joined", reply
-            assert reply["lesson"]["state"] == self.state
-            if name != "patrol" and actor.status != "absent":
-                self.stale.append(actor.resume_token)
-            if name != "patrol" and actor.status == "connected":
-                await self.expect_replaced(actor.client)
-            elif name == "patrol" and actor.client is not None and actor.status == "connected":
-                actor.client.send(type="leave")  # one patrol in the model: the old one leaves
-                await actor.client.wait_closed()
-            self.actors[name] = Actor(
-                "connected", client, reply["peer_id"], reply["resume_token"], False,
-                View.of_joined(reply),
-            )  # fmt: skip
-            await self.settle()
-
-        self.run(go())
+        self.run(self.enter(name))
 
     @rule(name=st.sampled_from(ACTORS))
     def resume(self, name: str) -> None:
@@ -270,13 +291,15 @@ class LessonMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.named("connected"))
     @rule(data=st.data())
     def drop(self, data: st.DataObject) -> None:
-        actor = self.actors[data.draw(st.sampled_from(self.named("connected")))]
+        name = data.draw(st.sampled_from(self.named("connected")))
+        actor = self.actors[name]
 
         async def go() -> None:
             assert actor.client is not None
             actor.client.drop()
             await asyncio.wait_for(actor.client.task, 3.0)
             actor.status, actor.client, actor.published = "lost", None, False
+            self.talk_over(name)
             await self.settle()
 
         self.run(go())
@@ -415,13 +438,80 @@ class LessonMachine(RuleBasedStateMachine):
                 await client.expect("lesson_ended")
                 await client.wait_closed()
             self.state = "ended"
+            self.talking = None
             for name in ACTORS:
                 self.left(name)
             await self.settle()
 
         self.run(go())
 
+    def patrol_request(self, type: str, **fields: Any) -> dict[str, Any]:
+        patrol = self.actors["patrol"]
+
+        async def go() -> dict[str, Any]:
+            assert patrol.client is not None
+            reply = await patrol.client.request(type, **fields)
+            await self.settle()
+            return reply
+
+        return self.run(go())
+
+    @precondition(lambda self: self.actors["patrol"].status == "connected")
+    @rule(to=st.sampled_from(("lead", *RECEIVERS)))
+    def talk_start(self, to: str) -> None:
+        """The inspector presses to talk to the lead classroom or a receiving one."""
+        reply = self.patrol_request("talk_start", classroom_id=None if to == "lead" else to)
+        if self.state != "live":
+            assert reply.get("code") == "lesson_not_live", reply
+        elif self.actors[to].status != "connected":
+            assert reply.get("code") == "invalid_target", reply
+        else:
+            assert reply["type"] == "ok", reply
+            self.talking = to
+
+    @precondition(lambda self: self.actors["patrol"].status == "connected")
+    @rule()
+    def talk_stop(self) -> None:
+        assert self.patrol_request("talk_stop")["type"] == "ok"
+        self.talking = None
+
+    @precondition(lambda self: self.actors["patrol"].status == "connected")
+    @rule()
+    def patrol_publish(self) -> None:
+        """The patrol's mic: accepted only while it talks (kept, but forwarded only then)."""
+        reply = self.patrol_request("publish", sdp="v=0", tracks=[{"mid": "0", "source": "mic"}])
+        if self.talking is None:
+            assert reply.get("code") == "forbidden", reply
+        else:
+            assert reply["type"] == "publish_answer", reply
+            self.actors["patrol"].published = True
+
     # Invariants --------------------------------------------------------------------------
+
+    @invariant()
+    def the_patrol_is_visible_only_to_the_classroom_it_talks_to(self) -> None:
+        room = self.signal.rooms.rooms.get(LESSON_ID)
+        patrol = self.actors["patrol"]
+        if room is None:
+            assert self.talking is None
+            return
+        expected = set()
+        if self.talking is not None:
+            target = LEAD_ROOM if self.talking == "lead" else self.talking
+            expected = {(patrol.peer_id, target)}
+        assert set(room.talkback.pairs()) == expected
+        for name in ("lead", *RECEIVERS):
+            actor = self.actors[name]
+            if actor.status != "connected":
+                continue
+            addressed = name == self.talking
+            assert actor.view.talker == (patrol.peer_id if addressed else None), name
+            hears = {r.peer_id for r in self.media.subscriptions.get(actor.peer_id, frozenset())}
+            if patrol.peer_id and not addressed:
+                assert patrol.peer_id not in hears, f"{name} hears a patrol it was not addressed by"
+            if addressed and patrol.published:
+                assert patrol.peer_id in hears, f"{name} is addressed but not offered the mic"
+            assert patrol.peer_id not in actor.view.participants, name
 
     @invariant()
     def one_room_holding_every_present_peer(self) -> None:
@@ -491,6 +581,17 @@ class RedisLessonMachine(LessonMachine):
     redis = True
 
 
+class LiveLessonMachine(LessonMachine):
+    """The same rules from a live lesson with everyone present, so that histories reach
+    deep into talkback (started from scratch, few histories get that far)."""
+
+    @initialize()
+    def everyone_in_a_live_lesson(self) -> None:
+        for name in ACTORS:
+            self.run(self.enter(name))
+        self.start()
+
+
 SETTINGS = settings(
     max_examples=100,
     stateful_step_count=40,
@@ -499,6 +600,8 @@ SETTINGS = settings(
 )
 TestLessonModel = LessonMachine.TestCase
 TestLessonModel.settings = SETTINGS
+TestLiveLessonModel = LiveLessonMachine.TestCase
+TestLiveLessonModel.settings = SETTINGS
 TestLessonModelOnRedis = RedisLessonMachine.TestCase
 TestLessonModelOnRedis.settings = settings(SETTINGS, max_examples=30)
 

@@ -56,6 +56,22 @@ function markers() {
   };
   rec.evaluations.forEach((n) => add(n, false));
   rec.live_notes.filter((n) => n.in_recording).forEach((n) => add(n, true));
+  // Talkback (巡课讲话): a band from its start for its duration.
+  for (const talk of (rec.talks ?? []).filter((x) => x.in_recording)) {
+    const left = Math.min(100, Math.max(0, (talk.t_s / duration) * 100));
+    const width = Math.max(0.6, ((talk.duration_s ?? 0) / duration) * 100);
+    bar.append(h("button", {
+      type: "button",
+      class: "marker talk",
+      style: `left:${left}%; width:${Math.min(width, 100 - left)}%`,
+      title: talkText(talk),
+      dataset: { t: talk.t_s, talk: talk.id },
+      onclick: (e) => {
+        e.stopPropagation();
+        seek(talk.t_s);
+      },
+    }));
+  }
   bar.addEventListener("click", (e) => {
     const box = bar.getBoundingClientRect();
     seek(((e.clientX - box.left) / box.width) * rec.duration_s);
@@ -63,13 +79,23 @@ function markers() {
   return bar;
 }
 
+function talkText(talk) {
+  const args = { name: talk.inspector, room: talk.classroom_name, s: Math.max(1, Math.round(talk.duration_s ?? 0)) };
+  return `${fmtOffset(talk.t_s)} ${t(talk.duration_s === null ? "replay.talk_open" : "replay.talk", args)}`;
+}
+
 function notesList() {
   const items = [
     ...rec.evaluations.map((n) => ({ ...n, live: false })),
     ...rec.live_notes.filter((n) => n.in_recording).map((n) => ({ ...n, live: true })),
+    ...(rec.talks ?? []).filter((x) => x.in_recording).map((x) => ({ ...x, talk: true })),
   ].sort((a, b) => a.t_s - b.t_s);
   if (!items.length) return h("p", { class: "muted" }, t("replay.no_notes"));
-  return h("ol", { class: "checklist notes" }, items.map((n) => h(
+  return h("ol", { class: "checklist notes" }, items.map((n) => n.talk ? h(
+    "li",
+    { class: "talk", onclick: () => seek(n.t_s), dataset: { t: n.t_s, talk: n.id } },
+    h("span", { class: "pill" }, t("replay.talk_tag")), " ", talkText(n),
+  ) : h(
     "li",
     { onclick: () => seek(n.t_s), dataset: { t: n.t_s } },
     h("b", {}, fmtOffset(n.t_s)), " ",

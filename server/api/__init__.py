@@ -34,6 +34,7 @@ def build_api_router() -> APIRouter:
         schools,
         slots,
         terms,
+        timetable_sheet,
     )
 
     router = APIRouter(prefix="/api")
@@ -43,6 +44,7 @@ def build_api_router() -> APIRouter:
     router.include_router(faults.router)
     router.include_router(terms.router)
     router.include_router(slots.router)
+    router.include_router(timetable_sheet.router)
     return router
 
 

@@ -89,6 +89,7 @@ class DatabaseLessonHooks:
             started_at=lesson.started_at,
             stage=stage,
             recording=live and lesson.recording,
+            recording_policy=lesson.recording_policy,
         )
 
     async def lesson_started(self, lesson_id: str, at: datetime) -> None:

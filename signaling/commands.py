@@ -109,6 +109,9 @@ async def _control(room: Room, peer: Peer, message: ClientMessage) -> None:
                 room.state, room.started_at = LessonState.LIVE, at
                 room.broadcast(LessonStarted(at=at.isoformat()))
                 room.changed()
+                if room.info.recording_policy == "always" and not room.recording:
+                    # The slot records every lesson: recording starts with the lesson.
+                    await _switch_recording(room, True, at)
         case EndLesson():
             _require(peer, Control.LESSON)
             at = utcnow()
@@ -151,12 +154,13 @@ async def _control(room: Room, peer: Peer, message: ClientMessage) -> None:
             _require(peer, Control.RECORDING)
             if on:
                 _require_live(room)
+                if room.info.recording_policy == "never":
+                    raise SignalingError(
+                        ErrorCode.RECORDING_NOT_ALLOWED,
+                        "The timetable says this lesson is not recorded.",
+                    )
             if on != room.recording:
-                at = utcnow()
-                await room.hooks.recording_changed(room.lesson_id, on, at)
-                room.recording = on
-                room.ever_recorded = room.ever_recorded or on
-                room.broadcast(RecordingChanged(on=on, at=at.isoformat()))
+                await _switch_recording(room, on, utcnow())
         case AddNote():
             _require(peer, Control.NOTE)
             await _add_note(room, peer, message)
@@ -189,6 +193,13 @@ def _may_publish(room: Room, peer: Peer, source: Source) -> bool:
         return True
     talking = peer.peer_id in room.talkback.talks
     return source is Source.MIC and talking and peer.grant.may(Control.TALK)
+
+
+async def _switch_recording(room: Room, on: bool, at: datetime) -> None:
+    await room.hooks.recording_changed(room.lesson_id, on, at)
+    room.recording = on
+    room.ever_recorded = room.ever_recorded or on
+    room.broadcast(RecordingChanged(on=on, at=at.isoformat()))
 
 
 def _own_classroom(room: Room, peer: Peer) -> str:

@@ -39,6 +39,8 @@ class ErrorCode(StrEnum):
     WRONG_NODE = "wrong_node"
     # Another inspector is already talking to that classroom.
     TALK_BUSY = "talk_busy"
+    # The lesson's timetable slot says it is never recorded (recording_policy never).
+    RECORDING_NOT_ALLOWED = "recording_not_allowed"
 
 
 class CloseCode(IntEnum):

@@ -44,6 +44,9 @@ class LessonInfo:
     started_at: datetime | None = None
     stage: str | None = None
     recording: bool = False
+    # From the timetable slot: always (recording starts when the lesson goes live), never
+    # (it cannot be switched on) or teacher (the lead decides).
+    recording_policy: str = "teacher"
 
 
 @dataclass(frozen=True, slots=True)

@@ -207,6 +207,8 @@ class LessonSummary(BaseModel):
     teacher: str = ""
     school: str = ""
     started_at: str | None = None
+    # always | never | teacher: whether the lead's recording switch applies (timetable slot).
+    recording_policy: str = "teacher"
 
 
 class You(BaseModel):

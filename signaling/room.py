@@ -153,6 +153,7 @@ class Room:
             teacher=info.teacher,
             school=info.school,
             started_at=self.started_at.isoformat() if self.started_at else None,
+            recording_policy=info.recording_policy,
         )
 
     def joined(self, peer: Peer, id: str | None, resumed: bool) -> Joined:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from server.db.migrate import async_url, upgrade
+from server.db.migrate import async_url, at_head, upgrade
 from server.settings import Settings
 
 
@@ -43,10 +43,11 @@ def make_engine(url: str, pool_timeout_s: float = 10.0) -> AsyncEngine:
 @asynccontextmanager
 async def open_database(settings: Settings) -> AsyncIterator[Database]:
     url = settings.effective_database_url
-    # Alembic is synchronous; its env.py runs its own event loop in this worker thread.
-    await asyncio.to_thread(upgrade, url)
     engine = make_engine(url, settings.database_pool_timeout_s)
     try:
+        if not await at_head(engine):
+            # Alembic is synchronous; its env.py runs its own event loop in this worker thread.
+            await asyncio.to_thread(upgrade, url)
         yield Database(engine, async_sessionmaker(engine, expire_on_commit=False))
     finally:
         await engine.dispose()

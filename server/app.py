@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from media.sfu import MediaService
 from recorder.jobs import RenditionRunner
+from server.api.nul_guard import NulGuardMiddleware
 from server.cluster.cascade_wiring import cascade_port, join_cascade
 from server.cluster.wiring import join_cluster, node_id_for
 from server.db import open_database
@@ -149,6 +150,7 @@ def create_app(settings: Settings, tls: ServingTls | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(HttpMetricsMiddleware, metrics=lambda: metrics)
+    app.add_middleware(NulGuardMiddleware)  # no text with U+0000 reaches a route
     app.add_middleware(SecurityHeadersMiddleware)  # outermost: error responses get them too
 
     from server.api import api_router, install_error_handlers

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import ValidationError
 
 from signaling.errors import CloseCode, ErrorCode, SignalingError
+from signaling.nul import nul_path
 from signaling.protocol import CLIENT_TYPES, ClientMessage, Error, Heartbeat, encode, parse_client
 from signaling.stats import SignalingStats
 
@@ -342,6 +343,15 @@ class Session:
             return None
         id = raw.get("id") if isinstance(raw, dict) else None
         id = clean(id) if isinstance(id, str) and 0 < len(id) <= 64 else None
+        if "\\u0000" in data:
+            # No text of the protocol may hold NUL: PostgreSQL cannot store it (a note
+            # with one once answered internal_error).
+            field = nul_path(raw)
+            if field is not None:
+                self.stats.messages["invalid"] += 1
+                message = f"{field}: text must not contain the NUL character (U+0000)."
+                self._strike(ErrorCode.INVALID_MESSAGE, message, id)
+                return None
         kind = raw.get("type") if isinstance(raw, dict) else None
         if not isinstance(kind, str):
             self.stats.messages["invalid"] += 1

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from server.db import lengths
 from server.db.models import AccountRole, ClassroomKind, LessonStatus, SchoolKind
 from signaling.grants import Role
 
@@ -14,8 +15,23 @@ from signaling.grants import Role
 # (at most this) is the lesson's real limit.
 ROSTER_BODY_MAX = 10_000
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Meta = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=lengths.NAME)
+]
+Meta = Annotated[str, StringConstraints(strip_whitespace=True, max_length=lengths.NAME)]
+
+
+def _meta(length: int) -> Any:
+    """Lesson metadata fitting its column (server/db/lengths.py)."""
+    return Annotated[str, StringConstraints(strip_whitespace=True, max_length=length)]
+
+
+Stage = _meta(lengths.STAGE)
+Subject = _meta(lengths.SUBJECT)
+Grade = _meta(lengths.GRADE)
+TextbookVersion = _meta(lengths.TEXTBOOK_VERSION)
+Volume = _meta(lengths.VOLUME)
+Unit = _meta(lengths.UNIT)
 Username = Annotated[
     str,
     StringConstraints(
@@ -139,12 +155,12 @@ class AccountPatch(Strict):
 class LessonMeta(Strict):
     """CELTS-42 style library metadata."""
 
-    stage: Meta = ""  # 学段
-    subject: Meta = ""  # 学科
-    grade: Meta = ""  # 年级
-    textbook_version: Meta = ""  # 教材版本
-    volume: Meta = ""  # 册次
-    unit: Meta = ""  # 单元/课时
+    stage: Stage = ""  # 学段
+    subject: Subject = ""  # 学科
+    grade: Grade = ""  # 年级
+    textbook_version: TextbookVersion = ""  # 教材版本
+    volume: Volume = ""  # 册次
+    unit: Unit = ""  # 单元/课时
 
 
 class LessonIn(LessonMeta):
@@ -166,12 +182,12 @@ class LessonPatch(Strict):
     receiver_classroom_ids: list[Id] | None = Field(default=None, max_length=ROSTER_BODY_MAX)
     scheduled_start: AwareDatetime | None = None
     scheduled_end: AwareDatetime | None = None
-    stage: Meta | None = None
-    subject: Meta | None = None
-    grade: Meta | None = None
-    textbook_version: Meta | None = None
-    volume: Meta | None = None
-    unit: Meta | None = None
+    stage: Stage | None = None
+    subject: Subject | None = None
+    grade: Grade | None = None
+    textbook_version: TextbookVersion | None = None
+    volume: Volume | None = None
+    unit: Unit | None = None
 
 
 class ClassroomRef(BaseModel):

@@ -31,6 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from server.db import lengths
+
 
 def new_id() -> str:
     return uuid.uuid4().hex
@@ -193,12 +195,12 @@ class Lesson(Base):
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
     recording: Mapped[bool] = mapped_column(Boolean, default=False)
     # CELTS-42 style library metadata.
-    stage: Mapped[str] = mapped_column(String(32), default="")  # 学段
-    subject: Mapped[str] = mapped_column(String(64), default="")  # 学科
-    grade: Mapped[str] = mapped_column(String(32), default="")  # 年级
-    textbook_version: Mapped[str] = mapped_column(String(64), default="")  # 教材版本
-    volume: Mapped[str] = mapped_column(String(32), default="")  # 册次
-    unit: Mapped[str] = mapped_column(String(200), default="")  # 单元/课时
+    stage: Mapped[str] = mapped_column(String(lengths.STAGE), default="")  # 学段
+    subject: Mapped[str] = mapped_column(String(lengths.SUBJECT), default="")  # 学科
+    grade: Mapped[str] = mapped_column(String(lengths.GRADE), default="")  # 年级
+    textbook_version: Mapped[str] = mapped_column(String(lengths.TEXTBOOK_VERSION), default="")
+    volume: Mapped[str] = mapped_column(String(lengths.VOLUME), default="")  # 册次
+    unit: Mapped[str] = mapped_column(String(lengths.UNIT), default="")  # 单元/课时
     # Generated from the term timetable (server/timetable/): its slot and the slot's regular
     # day; (slot_id, slot_day) is what makes generating again update, not duplicate.
     slot_id: Mapped[str | None] = mapped_column(
@@ -345,12 +347,12 @@ class LibraryRecording(Base):
     error_code: Mapped[str | None] = mapped_column(String(64), default=None)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
     title: Mapped[str] = mapped_column(String(300), default="")
-    stage: Mapped[str] = mapped_column(String(32), default="", index=True)  # 学段
-    subject: Mapped[str] = mapped_column(String(64), default="", index=True)  # 学科
-    grade: Mapped[str] = mapped_column(String(32), default="", index=True)  # 年级
-    textbook_version: Mapped[str] = mapped_column(String(64), default="")  # 教材版本
-    volume: Mapped[str] = mapped_column(String(32), default="")  # 册次
-    unit: Mapped[str] = mapped_column(String(200), default="")  # 单元/课时
+    stage: Mapped[str] = mapped_column(String(lengths.STAGE), default="", index=True)  # 学段
+    subject: Mapped[str] = mapped_column(String(lengths.SUBJECT), default="", index=True)
+    grade: Mapped[str] = mapped_column(String(lengths.GRADE), default="", index=True)  # 年级
+    textbook_version: Mapped[str] = mapped_column(String(lengths.TEXTBOOK_VERSION), default="")
+    volume: Mapped[str] = mapped_column(String(lengths.VOLUME), default="")  # 册次
+    unit: Mapped[str] = mapped_column(String(lengths.UNIT), default="")  # 单元/课时
     teacher: Mapped[str] = mapped_column(String(200), default="")
     teacher_id: Mapped[str | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="SET NULL"), default=None, index=True

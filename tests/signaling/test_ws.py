@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shared_support import fresh_postgres_database
 from signal_harness import LEAD_ROOM, LESSON_ID, lesson_info
 from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
@@ -65,10 +66,27 @@ def join(ws: WebSocketTestSession, token: str) -> dict[str, Any]:
     return reply(ws)
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[App]:
+@contextlib.contextmanager
+def _database(backend: str, data_dir: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield ""  # the default: SQLite in the data folder
+        return
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
+    """The app on SQLite and on PostgreSQL: three faults of issue 17 showed only there."""
+    with _database(request.param, tmp_path) as url, _app(tmp_path, url) as made:
+        yield made
+
+
+@contextlib.contextmanager
+def _app(tmp_path: Path, database_url: str) -> Iterator[App]:
     config = Settings(
         data_dir=tmp_path,
+        database_url=database_url,
         secret_key="ws-tests-secret-0123456789-0123456789-abcdef",
         seed_demo=False,
         ws_max_message_bytes=4096,
@@ -249,3 +267,20 @@ def test_hostile_frames_get_errors_and_never_disturb_another_peer(app: App) -> N
         # The patrol attackers were never announced to the lead (notes may reach it).
         assert {m["type"] for m in seen} <= {"pong", "note_added"}
     assert app.state.rooms.stats.errors["internal_error"] == 0
+
+
+def test_text_with_nul_is_refused_naming_the_field_and_the_connection_kept(app: App) -> None:
+    """A note with U+0000 answered internal_error on PostgreSQL (issue 17)."""
+    with app.connect() as lead:
+        join(lead, app.token(Role.LEAD, LEAD_ROOM))
+        lead.send_text(json.dumps({"type": "add_note", "id": "n", "text": "好\u0000课"}))
+        error = reply(lead)
+        while error["id"] != "n":  # events the join caused
+            error = reply(lead)
+        assert (error["code"], error["id"]) == ("invalid_message", "n")
+        assert error["message"].startswith("text:") and "U+0000" in error["message"]
+        lead.send_json({"type": "ping", "id": "p"})
+        pong = reply(lead)
+        while pong["id"] != "p":
+            pong = reply(lead)
+        assert pong["type"] == "pong"

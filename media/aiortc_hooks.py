@@ -133,6 +133,79 @@ def neutralize_transceiver(transceiver: RTCRtpTransceiver) -> None:
     transceiver.receiver.receive = no_receive  # type: ignore[method-assign]
 
 
+# aiortc offers only ECDHE-ECDSA suites: as the DTLS client of a peer whose certificate is
+# RSA (GStreamer's webrtcbin, many classroom terminals) it fails with "no shared cipher".
+# The RSA suites are added after the ECDSA ones; a server with an ECDSA certificate still
+# picks ECDSA.
+DTLS_CIPHERS = (
+    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"
+    b"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:"
+    b"ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA"
+)
+
+
+def accept_rsa_peers(pc: RTCPeerConnection) -> None:
+    """Let ``pc``'s DTLS handshakes use the RSA suites of :data:`DTLS_CIPHERS` too.
+
+    Call right after making ``pc``: it wraps ``RTCCertificate._create_ssl_context`` of the
+    certificates aiortc generated for it (``RTCPeerConnection.__certificates``)."""
+    for certificate in pc._RTCPeerConnection__certificates:  # type: ignore[attr-defined]
+        original = certificate._create_ssl_context
+
+        def create_ssl_context(srtp_profiles: Any, _original: Any = original) -> Any:
+            context = _original(srtp_profiles=srtp_profiles)
+            context.set_cipher_list(DTLS_CIPHERS)
+            return context
+
+        certificate._create_ssl_context = create_ssl_context
+
+
+def use_certificate(pc: RTCPeerConnection, certificate: Any) -> None:
+    """Tests: make ``pc`` (before any transceiver exists) present ``certificate`` (an
+    ``RTCCertificate``, e.g. RSA as GStreamer's) in its DTLS handshakes."""
+    if pc.getTransceivers():
+        raise ValueError("Set the certificate before adding transceivers.")
+    pc._RTCPeerConnection__certificates = [certificate]  # type: ignore[attr-defined]
+
+
+def answer_as_dtls_server(pc: RTCPeerConnection, offer: SessionDescription) -> None:
+    """After an ``a=setup:actpass`` offer was applied: answer ``a=setup:passive``.
+
+    aiortc answers ``active`` (it becomes the DTLS client) whenever the offer allows either;
+    standard stacks and other SFUs answer ``passive``. createAnswer keeps a role already set
+    on the transport (``RTCDtlsTransport._role``). An offer that chose (``active`` or
+    ``passive``) is left to aiortc, which answers the other role."""
+    if any(media.dtls is None or media.dtls.role != "auto" for media in offer.media):
+        return
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.receiver.transport
+        if dtls is not None and dtls._role == "auto":
+            dtls._set_role("server")
+
+
+def dtls_role(pc: RTCPeerConnection) -> str:
+    """``client``, ``server`` or ``auto``: the bundled DTLS transport's role."""
+    dtls = dtls_transport_of(pc)
+    return "auto" if dtls is None else str(dtls._role)
+
+
+def on_dtls_failure(dtls: RTCDtlsTransport, callback: Callable[[str], None]) -> None:
+    """Call ``callback(reason)`` when ``dtls``'s handshake fails, with OpenSSL's reason
+    ("no shared cipher" ...). aiortc only writes it to its debug log, through the instance's
+    private ``__log_debug``; this wraps that call."""
+    original = dtls._RTCDtlsTransport__log_debug  # type: ignore[attr-defined]
+
+    def log_debug(msg: str, *args: object) -> None:
+        if msg.startswith("x DTLS handshake failed"):
+            try:
+                callback(msg[2:] % args)
+            except Exception:
+                logger.exception("DTLS failure listener failed")
+        original(msg, *args)
+
+    dtls._RTCDtlsTransport__log_debug = log_debug  # type: ignore[attr-defined]
+
+
 def local_cname(pc: RTCPeerConnection) -> str:
     """The CNAME aiortc writes in this peer connection's a=ssrc lines."""
     return str(pc._RTCPeerConnection__cname)  # type: ignore[attr-defined]

@@ -50,6 +50,9 @@ class OutgoingTrack:
     active: bool = True
 
 
+# The SSRC of a published m-line that announced none (learnt from its first packet).
+UNKNOWN_SSRC = 0
+
 SUPPORTED_MIME_TYPES = frozenset({"audio/opus", "video/vp8", "video/h264"})
 
 
@@ -140,10 +143,6 @@ def check_publisher_offer(description: SessionDescription, *, allow_inactive: bo
                 f"m-line {media.rtp.muxId} offers no codec tongke forwards "
                 "(Opus, VP8, H.264 packetization-mode 1).",
             )
-        if not hooks.media_ssrcs(media)[0]:
-            raise NegotiationError(
-                "bad_offer", f"m-line {media.rtp.muxId} announces no SSRC (a=ssrc)."
-            )
 
 
 def incoming_tracks(
@@ -164,14 +163,15 @@ def incoming_tracks(
                 f"m-line {mid} offers no codec tongke forwards (Opus, VP8, H.264 mode 1).",
             )
         hooks.keep_codecs(transceiver, chosen)
+        # No a=ssrc (allowed; unified-plan stacks may omit it): SSRC 0 until the transport
+        # binds the m-line's first packet to it by MID or payload type.
         ssrcs, rtx_pairs = hooks.media_ssrcs(media)
-        if not ssrcs:
-            raise NegotiationError("bad_offer", f"m-line {mid} announces no SSRC (a=ssrc).")
-        rtx_ssrc = next((r for r, m in rtx_pairs.items() if m == ssrcs[0]), None)
+        ssrc = ssrcs[0] if ssrcs else UNKNOWN_SSRC
+        rtx_ssrc = next((r for r, m in rtx_pairs.items() if m == ssrc), None)
         extensions = {e.uri: e.id for e in hooks.negotiated_header_extensions(transceiver)}
         params = RtpParameters(
             codec=codec_info(chosen),
-            ssrc=ssrcs[0],
+            ssrc=ssrc,
             rtx_ssrc=rtx_ssrc,
             header_extensions=extensions,
             mid=mid,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from media.audio_level import AudioLevelObserver, NullAudioLevelObserver
@@ -168,6 +168,23 @@ class Producer:
     @property
     def rtx_ssrc(self) -> int | None:
         return self.params.rtx_ssrc
+
+    def bind_ssrc(self, ssrc: int) -> None:
+        """The publisher's m-line had no ``a=ssrc`` (``params.ssrc`` 0): the transport found
+        this stream's first packet (by MID or payload type) and names its SSRC. Emits
+        ``ssrc_bound`` once."""
+        if self._ssrc:
+            return
+        self._ssrc = ssrc
+        self.params = replace(self.params, ssrc=ssrc)
+        self.events.emit("ssrc_bound", ssrc)
+
+    def bind_rtx_ssrc(self, ssrc: int) -> None:
+        """As :meth:`bind_ssrc` for the RTX stream (no ``a=ssrc-group:FID`` was announced)."""
+        if self.params.rtx_ssrc or self._rtx_pt is None:
+            return
+        self.params = replace(self.params, rtx_ssrc=ssrc)
+        self._rtx_ssrc = ssrc
 
     @property
     def closed(self) -> bool:
@@ -341,6 +358,8 @@ class Producer:
         self.key_frames.request(self._clock())
 
     def _send_key_frame_request(self) -> None:
+        if not self._ssrc:  # no packet yet from an m-line without a=ssrc: nothing to name
+            return
         if self._use_fir:
             self._fir_seq = (self._fir_seq + 1) & 0xFF
             data = bytes(RtcpFirPacket(self._report_ssrc, [(self._ssrc, self._fir_seq)]))

@@ -38,6 +38,7 @@ from typing import Any
 from aiortc import RTCIceServer
 
 from media import aiortc_hooks as hooks
+from media.announce import AnnounceGate
 from media.cascade import Cascade, RelayOffer, RelayTrack
 from media.faults import NO_FAULTS, AnyFaults, FaultInjector
 from media.quality import PeerQuality
@@ -104,6 +105,9 @@ class MediaService:
         self._producers: dict[str, tuple[ProducerInfo, Any]] = {}
         self._ids = itertools.count(1)
         self._closed = False
+        # New producers are announced once their transport is connected and SSRC known.
+        self._gate = AnnounceGate(lambda info: self._emit("producer_added", info))
+        self._tasks: set[asyncio.Task[None]] = set()
         # Cascade relays (media/cascade.py): this node's home and edge ends.
         self.cascade = Cascade(
             producers=self._producers,
@@ -176,6 +180,8 @@ class MediaService:
             self._emit("transport_state", peer.id, direction, state.value)
             if state is TransportState.FAILED:
                 logger.info("%s transport of peer %s failed", direction, peer.id)
+                if direction == "send":
+                    self._send_failed(peer, transport)
 
         transport = WebRtcTransport(
             self._next_id(f"{direction}-"),
@@ -216,9 +222,27 @@ class MediaService:
             if not peer.producers and not peer.subscriptions and peer.recv is None:
                 self._peers.pop(peer.id, None)  # a refused first offer leaves nothing behind
             raise
-        for info in created:
-            self._emit("producer_added", info)
+        if created and peer.send is not None:
+            self._gate.hold(peer.send, [peer.producers[info.id] for info in created])
         return PublishResult(answer, tuple(created))
+
+    def _send_failed(self, peer: PeerSession, transport: WebRtcTransport) -> None:
+        """A publisher's send transport failed (aiortc never recovers one): its producers
+        close (never announced ones silently), the transport goes so that a new ``publish``
+        starts afresh, and ``publish_failed(lesson, peer, reason)`` tells the publisher."""
+        if self._peers.get(peer.id) is not peer or peer.send is not transport:
+            return
+        reason = transport.failure_reason or "the connection failed"
+        logger.warning("send transport of peer %s failed: %s", peer.id, reason)
+        for info, producer in list(peer.producers.values()):
+            self._drop_producer(info, producer)
+            producer.close()
+        add_counts(self._closed_counts, transport)
+        peer.send = None
+        task = asyncio.ensure_future(transport.close())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._emit("publish_failed", peer.lesson_id, peer.id, reason)
 
     async def _publish(
         self, peer: PeerSession, sdp: str, tracks: Sequence[TrackSpec]
@@ -265,7 +289,8 @@ class MediaService:
             if info.id in other.subscriptions or self._main_of(info.id) in other.subscriptions:
                 self._emit("renegotiation_needed", other.id)
         self.cascade.producer_closed(info.id)
-        self._emit("producer_removed", info)
+        if not self._gate.forget(info.id):  # never announced: nobody hears of it going
+            self._emit("producer_removed", info)
 
     def _sibling(self, info: ProducerInfo, layer: str) -> ProducerInfo | None:
         for other, _ in self._producers.values():

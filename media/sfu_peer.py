@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from media import aiortc_hooks as hooks
+from media import sdp_compat
 from media.negotiation import IncomingTrack, OutgoingTrack
 from media.quality import QualityMeter
 from media.router import RouterError
@@ -71,7 +72,7 @@ class PeerSession:
                 )
             specs[spec.mid] = spec
         try:
-            media = hooks.parse_sdp(sdp).media
+            media = hooks.parse_sdp(sdp_compat.normalize(sdp)).media
         except (ValueError, IndexError, KeyError) as exc:
             raise MediaError("bad_sdp", f"The offer is not valid SDP: {exc}.") from exc
         taken = {(info.source, info.layer) for info, _ in self.producers.values()}

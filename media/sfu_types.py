@@ -77,6 +77,9 @@ class MediaListener(Protocol):
     def renegotiation_needed(self, peer_id: str) -> None: ...
     # Optional (media/cascade.py): a relayed producer closed; call ``relay_resync``.
     def relay_renegotiation_needed(self, relay_id: str) -> None: ...
+    # Optional: a publisher's send transport failed (``reason`` is a sentence); its
+    # producers are closed and were never offered if it never connected.
+    def publish_failed(self, lesson_id: str, peer_id: str, reason: str) -> None: ...
 
 
 class NullMediaListener:

@@ -24,10 +24,11 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
 from media import aiortc_hooks as hooks
-from media import rtcp
-from media.codecs import CodecInfo, RtpParameters
+from media import rtcp, sdp_compat
+from media.codecs import SDES_MID, CodecInfo, RtpParameters
 from media.faults import NO_FAULTS, AnyFaults
 from media.negotiation import (
+    UNKNOWN_SSRC,
     IncomingTrack,
     NegotiationError,
     OutgoingTrack,
@@ -86,6 +87,8 @@ class RtpStreamIn(Protocol):
     """What the transport calls on a producer (media/producer.py implements it)."""
 
     def receive_rtp(self, packet: RtpPacket, arrival_ms: int) -> None: ...
+    def bind_ssrc(self, ssrc: int) -> None: ...
+    def bind_rtx_ssrc(self, ssrc: int) -> None: ...
     def receive_sender_report(self, report: Any, arrival_ms: int) -> None: ...
     def get_rtcp(self, now_ms: int) -> list[bytes]: ...
 
@@ -121,8 +124,11 @@ class WebRtcTransport:
         self._pc = RTCPeerConnection(
             RTCConfiguration(iceServers=list(ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
         )
+        hooks.accept_rsa_peers(self._pc)
         self._host_addresses = host_addresses
         self._on_state = on_state
+        # Why the transport failed, in a sentence (empty until it does).
+        self.failure_reason = ""
         self._state = TransportState.NEW
         self._link: hooks.SrtpLink | None = None
         # Fault injection (tests, drills): toward the peer and from it; NO_FAULTS costs nothing.
@@ -133,6 +139,9 @@ class WebRtcTransport:
         self._producers_by_ssrc: dict[int, RtpStreamIn] = {}
         self._consumers_by_ssrc: dict[int, RtpStreamOut] = {}
         self._producers: tuple[RtpStreamIn, ...] = ()
+        # Producers of m-lines without a=ssrc (or without an RTX SSRC) until their first
+        # packet names it: (producer, params, media bound, RTX bound).
+        self._unbound: list[list[Any]] = []
         self._consumers: tuple[RtpStreamOut, ...] = ()
         self._video_consumers = 0
         self._outgoing: list[OutgoingTrack] = []
@@ -188,8 +197,19 @@ class WebRtcTransport:
             "closed": TransportState.FAILED,
         }
         state = mapping.get(self._pc.connectionState)
+        if state is TransportState.FAILED and not self.failure_reason:
+            dtls = hooks.dtls_transport_of(self._pc)
+            ice_failed = dtls is not None and dtls.transport.state == "failed"
+            self.failure_reason = (
+                "ICE failed: no candidate pair answered (a firewall, or ICE servers missing)"
+                if ice_failed
+                else "the connection failed"
+            )
         if state is not None:
             self._set_state(state)
+
+    def _dtls_failed(self, reason: str) -> None:
+        self.failure_reason = reason
 
     def when_connected(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once connected (now if already); never after close."""
@@ -235,6 +255,7 @@ class WebRtcTransport:
         if dtls is None:
             return
         self._link = hooks.SrtpLink(dtls)
+        hooks.on_dtls_failure(dtls, self._dtls_failed)
         self._attach_link(self._link)
 
     def _attach_link(self, link: hooks.SrtpLink) -> None:
@@ -269,14 +290,18 @@ class WebRtcTransport:
         self._check_open()
         if self.direction != "send":
             raise TransportError("bad_offer", "A receive transport does not take offers.")
+        sdp = sdp_compat.normalize(sdp)
         try:
             description = hooks.parse_sdp(sdp)
         except (ValueError, IndexError, KeyError) as exc:
             raise TransportError("bad_sdp", f"The offer is not valid SDP: {exc}.") from exc
         check_publisher_offer(description, allow_inactive=allow_inactive)
+        sdp_compat.check_transport_features(description, what="offer", code="bad_offer")
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             tracks = incoming_tracks(description, self._pc.getTransceivers())
+            # The DTLS server, as standard stacks expect when the offer says actpass.
+            hooks.answer_as_dtls_server(self._pc, description)
             self._prepare_transceivers()
             await self._pc.setLocalDescription(await self._pc.createAnswer())
         except TransportError:
@@ -289,16 +314,62 @@ class WebRtcTransport:
         return self._pc.localDescription.sdp, tracks
 
     def attach_producer(self, producer: RtpStreamIn, params: RtpParameters) -> None:
-        """Route incoming packets of ``params.ssrc`` and ``params.rtx_ssrc`` to ``producer``."""
-        self._producers_by_ssrc[params.ssrc] = producer
+        """Route incoming packets of ``params.ssrc`` and ``params.rtx_ssrc`` to ``producer``.
+
+        An SSRC the offer did not announce (``UNKNOWN_SSRC``, or no RTX SSRC while RTX was
+        negotiated) is bound to the first packet that names the m-line's MID in the
+        sdes:mid header extension or, without one, carries its (RTX) payload type."""
+        if params.ssrc != UNKNOWN_SSRC:
+            self._producers_by_ssrc[params.ssrc] = producer
         if params.rtx_ssrc:
             self._producers_by_ssrc[params.rtx_ssrc] = producer
+        rtx_open = params.codec.rtx_payload_type is not None and not params.rtx_ssrc
+        if params.ssrc == UNKNOWN_SSRC or rtx_open:
+            self._unbound.append([producer, params, params.ssrc != UNKNOWN_SSRC, not rtx_open])
         self._producers = (*self._producers, producer)
 
     def detach_producer(self, producer: RtpStreamIn) -> None:
         for ssrc in [s for s, p in self._producers_by_ssrc.items() if p is producer]:
             del self._producers_by_ssrc[ssrc]
+        self._unbound = [entry for entry in self._unbound if entry[0] is not producer]
         self._producers = tuple(p for p in self._producers if p is not producer)
+
+    def _bind_unknown(self, packet: RtpPacket) -> RtpStreamIn | None:
+        """The producer an unannounced SSRC belongs to, bound from now on (None: no m-line
+        claims it). Runs once per new SSRC, never on the steady path."""
+        pt = packet.payload_type
+        named: list[tuple[list[Any], bool]] = []  # the packet's MID names the m-line
+        by_type: list[tuple[list[Any], bool]] = []  # no MID in the packet: payload type only
+        for entry in self._unbound:
+            _, params, media_bound, rtx_bound = entry
+            codec = params.codec
+            if not media_bound and pt == codec.payload_type:
+                is_rtx = False
+            elif not rtx_bound and pt == codec.rtx_payload_type:
+                is_rtx = True
+            else:
+                continue
+            mid_id = params.extension_id(SDES_MID)
+            value = packet.get_extension(mid_id) if mid_id else None
+            if value is None:
+                by_type.append((entry, is_rtx))
+            elif value == params.mid.encode():
+                named.append((entry, is_rtx))
+        matches = named or by_type
+        if len(matches) != 1:
+            return None  # nothing, or ambiguous without a MID: wait for a telling packet
+        entry, is_rtx = matches[0]
+        producer = entry[0]
+        self._producers_by_ssrc[packet.ssrc] = producer
+        if is_rtx:
+            producer.bind_rtx_ssrc(packet.ssrc)
+            entry[3] = True
+        else:
+            producer.bind_ssrc(packet.ssrc)
+            entry[2] = True
+        if entry[2] and entry[3]:
+            self._unbound.remove(entry)
+        return producer
 
     # -- receive transport: the server offers ----------------------------------------------
 
@@ -350,6 +421,12 @@ class WebRtcTransport:
         self._check_open()
         if self._pc.signalingState != "have-local-offer":
             raise TransportError("bad_answer", "No offer is waiting for an answer.")
+        sdp = sdp_compat.normalize(sdp)
+        try:
+            description = hooks.parse_sdp(sdp)
+        except ValueError as exc:
+            raise TransportError("bad_answer", f"The answer is not valid SDP: {exc}.") from exc
+        sdp_compat.check_transport_features(description, what="answer", code="bad_answer")
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         except Exception as exc:
@@ -387,6 +464,8 @@ class WebRtcTransport:
             return
         # The producer tells media from RTX packets itself (both SSRCs map to it).
         producer = self._producers_by_ssrc.get(packet.ssrc)
+        if producer is None and self._unbound:
+            producer = self._bind_unknown(packet)
         if producer is not None:
             producer.receive_rtp(packet, arrival_ms)
         else:

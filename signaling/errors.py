@@ -37,6 +37,9 @@ class ErrorCode(StrEnum):
     HEARTBEAT_TIMEOUT = "heartbeat_timeout"
     # Many nodes: the lesson's home is another node; the message names its WebSocket URL.
     WRONG_NODE = "wrong_node"
+    # Unsolicited: the peer's published media failed to connect (or broke); the message
+    # names the reason (ICE, DTLS ...). Its tracks are withdrawn; publish again.
+    TRANSPORT_FAILED = "transport_failed"
     # Another inspector is already talking to that classroom.
     TALK_BUSY = "talk_busy"
     # The lesson's timetable slot says it is never recorded (recording_policy never).

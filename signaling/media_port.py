@@ -81,6 +81,11 @@ class MediaListener(Protocol):
         """The media plane renegotiated on its own (a consumed producer went away)."""
         ...
 
+    def publish_failed(self, lesson_id: str, peer_id: str, reason: str) -> None:
+        """The peer's published media failed to connect or broke (``reason``, a sentence):
+        its tracks are withdrawn; the peer is told with a ``transport_failed`` error."""
+        ...
+
     def media_lost(self, lesson_id: str, peer_id: str) -> None:
         """The node that served the peer's media is gone (many nodes): the peer must connect
         again, and its media is set up afresh on a live node."""

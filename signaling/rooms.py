@@ -28,6 +28,7 @@ from signaling.policy import LOW_LAYER_ABOVE, PublishedTrack
 from signaling.protocol import (
     PROTOCOL_VERSION,
     ClientMessage,
+    Error,
     IceServer,
     Join,
     Ping,
@@ -397,6 +398,22 @@ class RoomManager:
         if room is None or peer is None or peer.state is not PeerState.CONNECTED:
             return
         room.send_offer(peer, offer)
+
+    def publish_failed(self, lesson_id: str, peer_id: str, reason: str) -> None:
+        """The peer's send transport failed after publish_answer (media/sfu.py): its tracks
+        are withdrawn (never offered to anyone if it never connected); it hears why."""
+        room = self.rooms.get(lesson_id)
+        peer = room.peers.get(peer_id) if room is not None else None
+        if peer is None:
+            return
+        log.info("published media of peer %s in lesson %s failed: %s", peer_id, lesson_id, reason)
+        peer.send(
+            Error(
+                code=ErrorCode.TRANSPORT_FAILED,
+                message=f"Your published media did not connect: {reason}. Nobody receives "
+                "it; publish again.",
+            )
+        )
 
     def media_lost(self, lesson_id: str, peer_id: str) -> None:
         """Its media node died: close its connection with 4301 (MOVED). The client opens its

@@ -208,6 +208,11 @@ class SfuMediaPort:
     def transport_state(self, peer_id: str, direction: str, state: str) -> None:
         return None
 
+    def publish_failed(self, lesson_id: str, peer_id: str, reason: str) -> None:
+        failed = getattr(self._listener, "publish_failed", None)
+        if failed is not None:
+            failed(lesson_id, peer_id, reason)
+
     # internals -----------------------------------------------------------------------------
 
     def _offer(self, result: SubscribeResult | None, peer_id: str) -> SubscriptionOffer | None:

@@ -182,10 +182,16 @@ class SyntheticPublisher:
         speaking: bool = True,
         relay_only: bool = False,
         pacing_factor: float = 2.5,
+        certificate: Any = None,
     ) -> None:
+        """``certificate``: an aiortc ``RTCCertificate`` to present instead of aiortc's ECDSA
+        one (an RSA one stands in for GStreamer and many classroom terminals)."""
         if codec not in ("vp8", "h264"):
             raise ValueError(f"Synthetic publisher codec must be vp8 or h264, got {codec!r}.")
         self.pc = make_peer_connection(ice_servers, relay_only=relay_only)
+        if certificate is not None:
+            hooks.use_certificate(self.pc, certificate)
+            hooks.accept_rsa_peers(self.pc)
         # Host addresses would add host candidates; relay-only gathers TURN candidates alone.
         self._host_addresses = None if relay_only else host_addresses
         self.video_tracks: dict[str, ClipVideoTrack] = {}

@@ -228,3 +228,27 @@ def test_rtp_protector_matches_pylibsrtp_and_its_pinned_internals() -> None:
         assert receiver.unprotect(protected) == plain
     with pytest.raises(ValueError, match="too long"):
         protector.protect(bytes(1500))
+
+
+async def test_the_dtls_interop_hooks_find_what_they_wrap() -> None:
+    from aiortc.rtcdtlstransport import SRTP_PROFILES, RTCCertificate
+    from OpenSSL import SSL
+
+    pc = RTCPeerConnection()
+    try:
+        hooks.accept_rsa_peers(pc)
+        (certificate,) = pc._RTCPeerConnection__certificates  # type: ignore[attr-defined]
+        assert params(RTCCertificate._create_ssl_context) == ["self", "srtp_profiles"]
+        context = certificate._create_ssl_context(srtp_profiles=SRTP_PROFILES)
+        ciphers = SSL.Connection(context).get_cipher_list()
+        tls12 = [c for c in ciphers if c.startswith("ECDHE-")]  # TLS 1.3 suites come first
+        assert "ECDHE-RSA-AES128-GCM-SHA256" in tls12 and tls12[0].startswith("ECDHE-ECDSA")
+        pc.addTransceiver("video")
+        dtls = hooks.dtls_transport_of(pc)
+        assert dtls is not None and dtls._role == "auto" and hooks.dtls_role(pc) == "auto"
+        assert callable(dtls._RTCDtlsTransport__log_debug)  # type: ignore[attr-defined]
+        source = inspect.getsource(RTCDtlsTransport)
+        assert 'self.__log_debug("x DTLS handshake failed' in source
+        assert 'if dtlsTransport._role == "auto"' in inspect.getsource(RTCPeerConnection)
+    finally:
+        await pc.close()

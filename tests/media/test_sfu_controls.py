@@ -115,7 +115,9 @@ async def test_a_publisher_can_add_a_track_with_a_second_offer(clip_cache) -> No
         result = await service.publish("L3", "lead", offer, [*specs, TrackSpec(new_mid, "screen")])
         await lead.accept_answer(result.sdp)
         assert [(p.source, p.mid) for p in result.producers] == [("screen", new_mid)]
-        assert len(service.producers("L3")) == 3 and len(events.added) == 3
+        assert len(service.producers("L3")) == 3
+        # Announced once the send transport is connected (the re-offer's one too).
+        await wait_for(lambda: len(events.added) == 3)
         receiver = await subscribe(service, "L3", "r", [result.producers[0].id])
         await wait_for(lambda: receiver.decoded["video"] >= 10)
         assert receiver.video_sizes == [(320, 240)] and receiver.decode_errors == 0

@@ -118,6 +118,21 @@ async def test_quality_reports_reach_the_lead_and_patrol_only(
     assert "quality" not in r2.types()
 
 
+async def test_a_failed_publish_transport_is_told_to_the_publisher_alone(
+    lesson: Signal, media: RecordingMedia
+) -> None:
+    lead = await lesson.live()
+    r1 = await lesson.receiver("r1")
+    assert media.listener is not None
+    reason = "DTLS handshake failed (fingerprint mismatch)"
+    media.listener.publish_failed("lesson-1", lead.joined["peer_id"], reason)
+    error = await lead.expect("error")
+    assert error["code"] == "transport_failed" and error.get("id") is None
+    assert reason in error["message"]
+    await r1.settle()
+    assert "error" not in r1.types()
+
+
 async def test_the_null_media_port_answers_media_unavailable() -> None:
     port = NullMediaPort()
     peer = PeerInfo("lesson-1", "p", Role.LEAD, "lead-room")

@@ -87,7 +87,12 @@ def rig() -> Iterator[Rig]:
             host_addresses=LOOPBACK, layers=("main",), cache_dir=clip.default_cache_dir()
         )
         offer = await publisher.create_offer()
-        await port.publish(LEAD, offer, TRACKS)
+        await publisher.accept_answer(await port.publish(LEAD, offer, TRACKS))
+        # Its producers are offered to subscribers once its transport is connected.
+        for _ in range(300):
+            if all(port.producer_for(ref) for ref in _wanted()):
+                break
+            await asyncio.sleep(0.05)
         receiver = SyntheticReceiver(host_addresses=LOOPBACK)
         sub = await port.set_subscriptions(_receiver(0), _wanted())
         assert sub is not None

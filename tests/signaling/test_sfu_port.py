@@ -28,6 +28,7 @@ class RoomSide:
         self.tracks: dict[str, tuple[PublishedTrack, ...]] = {}
         self.offers: list[tuple[str, SubscriptionOffer]] = []
         self.speakers: list[str | None] = []
+        self.failures: list[tuple[str, str]] = []
 
     def producers_changed(
         self, lesson_id: str, peer_id: str, tracks: tuple[PublishedTrack, ...]
@@ -42,6 +43,9 @@ class RoomSide:
 
     def subscription_offer(self, lesson_id: str, peer_id: str, offer: SubscriptionOffer) -> None:
         self.offers.append((peer_id, offer))
+
+    def publish_failed(self, lesson_id: str, peer_id: str, reason: str) -> None:
+        self.failures.append((peer_id, reason))
 
 
 async def wait_for(predicate: Callable[[], bool], within: float = 15.0) -> None:
@@ -70,6 +74,9 @@ async def test_a_published_lead_reaches_a_receiver_through_the_port(port: SfuMed
         offer = await publisher.create_offer()
         tracks = [TrackOffer(t.mid, Source(t.source), Layer(t.layer)) for t in publisher.tracks]
         await publisher.accept_answer(await port.publish(LEAD, offer, tracks))
+        # Announced to the room once the lead's transport is connected, never before.
+        assert "lead-peer" not in room.tracks
+        await wait_for(lambda: len(room.tracks.get("lead-peer", ())) == 2)
         assert {t.source for t in room.tracks["lead-peer"]} == {Source.CAMERA, Source.MIC}
 
         wanted = frozenset(
@@ -105,3 +112,30 @@ async def test_an_answer_without_an_offer_is_refused_with_invalid_sdp(port: SfuM
     with pytest.raises(MediaError) as info:
         await port.subscribe_answer(RECEIVER, "v=0")
     assert info.value.code is ErrorCode.INVALID_SDP
+
+
+async def test_a_publish_whose_transport_fails_reaches_the_room_and_no_track_does(
+    port: SfuMediaPort,
+) -> None:
+    room = RoomSide()
+    port.set_listener(room)
+    publisher = SyntheticPublisher(
+        host_addresses=LOOPBACK, layers=("main",), cache_dir=clip.default_cache_dir()
+    )
+    try:
+        offer = await publisher.create_offer()
+        # Another certificate than the one the offer names: DTLS fails after the answer.
+        lines = offer.split("\r\n")
+        offer = "\r\n".join(
+            "a=fingerprint:sha-256 " + ":".join(["CD"] * 32)
+            if line.startswith("a=fingerprint:sha-256")
+            else line
+            for line in lines
+        )
+        tracks = [TrackOffer(t.mid, Source(t.source), Layer(t.layer)) for t in publisher.tracks]
+        await publisher.accept_answer(await port.publish(LEAD, offer, tracks))
+        await wait_for(lambda: room.failures != [])
+        assert room.failures[0][0] == "lead-peer" and "fingerprint" in room.failures[0][1]
+        assert "lead-peer" not in room.tracks
+    finally:
+        await publisher.close()

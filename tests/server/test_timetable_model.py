@@ -11,7 +11,9 @@ changes are refused as double booking and which lessons the term must have. Afte
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+import sys
 import tempfile
 from contextlib import ExitStack
 from datetime import date, datetime, timedelta
@@ -20,19 +22,36 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from app_support import make_settings
-from conftest import District, district_app
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from timetable_support import period_times, slot_body, term_lessons
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _server_conftest() -> Any:
+    """tests/server/conftest.py by path: `from conftest import` finds another folder's
+    conftest when several test folders run together (see app_support.py)."""
+    spec = importlib.util.spec_from_file_location(
+        "server_conftest_for_timetable_model", Path(__file__).with_name("conftest.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+_conftest = _server_conftest()
+District = _conftest.District
+district_app = _conftest.district_app
 _years = itertools.count(2100)
 _stack = ExitStack()
-_district: District | None = None
+_district: Any = None
 
 
-def shared_district() -> District:
+def shared_district() -> Any:
     """One app for every example (each example makes a term of its own, in its own year)."""
     global _district
     if _district is None:

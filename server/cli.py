@@ -19,9 +19,15 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="data folder (SQLite, recordings, secret)")
     parser.add_argument("--database-url", help="SQLAlchemy URL; default SQLite in the data folder")
     parser.add_argument("--redis-url", help="Redis URL for many nodes; default in-process bus")
+    parser.add_argument(
+        "--debug", action="store_true", help="on a start-up failure, print the traceback too"
+    )
 
 
 def _settings(args: argparse.Namespace, **extra: object) -> Settings:
+    from server.preflight import check_config_file
+
+    check_config_file(args.config)  # a named file that is missing must not mean defaults
     return load_settings(
         config_file=args.config,
         data_dir=args.data_dir,
@@ -37,6 +43,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from server.app import create_app
     from server.cluster.drain import serve
     from server.http_guard import connection_guard
+    from server.preflight import preflight
     from server.tls import TlsError, prepare_tls
 
     try:
@@ -60,6 +67,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
+    preflight(settings, args.config)  # folders, database, Redis: one line each when not
     try:
         tls = prepare_tls(settings)  # made or checked before the loop starts
     except TlsError as exc:
@@ -320,8 +328,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from server.preflight import StartupError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except StartupError as exc:
+        if getattr(args, "debug", False):
+            import traceback
+
+            traceback.print_exc()
+        print(f"error: {exc.message}", file=sys.stderr)
+        return int(exc.code)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 ``select(packet, layer)`` returns a small frozen ``Translation`` (drop, or forward, or switch
 to this packet's layer, which only happens at a keyframe of the target layer); the
 precomputed constants mean no allocation per packet. The target layer follows the
-subscriber's bandwidth feedback (REMB, receiver-report loss) with hysteresis (see
+subscriber's bandwidth feedback (REMB, and the loss left after NACK repair) with hysteresis (see
 ``DualStreamSelector.update``). It never exceeds the preferred layer (set from role:
 patrol and many-receiver grids prefer low).
 
@@ -22,6 +22,7 @@ from media.codecs import RtpParameters, extension_rewriter, vp8_ids, vp8_with_id
 from media.consumer import Consumer, ConsumerListener, RtpSink, Segment
 from media.events import monotonic_ms
 from media.producer import Producer
+from media.residual_loss import ResidualLoss
 from media.rtcp import RtcpReportBlock
 from media.rtp import RtpPacket, pack_tail
 
@@ -97,11 +98,11 @@ class DualStreamSelector:
         up_after_ms: int = 5000,
         up_margin: float = 1.25,
         down_margin: float = 0.85,
-        down_loss: float = 0.10,
-        up_loss: float = 0.02,
+        down_loss: float = 0.05,
+        up_loss: float = 0.01,
         main_bitrate_floor: int = 300_000,
-        probe_after_ms: int = 15_000,
-        probe_max_ms: int = 120_000,
+        probe_after_ms: int = 5_000,
+        probe_max_ms: int = 20_000,
         probe_window_ms: int = 10_000,
     ) -> None:
         self._available = sorted(set(available))
@@ -116,6 +117,10 @@ class DualStreamSelector:
         self._down_margin = down_margin
         self._down_loss = down_loss
         self._up_loss = up_loss
+        # The loss thresholds judge the loss left after NACK repair (media/residual_loss.py):
+        # 5 % unrepaired is a picture that breaks up; under 1 % is a link main can use.
+        # Main is tried again after 5 s of calm (doubling to 20 s after failed tries), so a
+        # classroom is back on main within seconds of an impairment's end, not minutes.
         self._floor = main_bitrate_floor
         self._probe_base_ms = probe_after_ms
         self._probe_after_ms = probe_after_ms
@@ -317,6 +322,7 @@ class LayeredConsumer(Consumer):
         # The last packet forwarded did not end its frame (no marker bit).
         self._in_frame = False
         self.switches_held = 0
+        self._residual = ResidualLoss()
 
     @property
     def producers(self) -> tuple[Producer, ...]:
@@ -426,7 +432,10 @@ class LayeredConsumer(Consumer):
     def receive_receiver_report(self, block: RtcpReportBlock) -> None:
         super().receive_receiver_report(block)
         if block.ssrc == self.params.ssrc:  # not our RTX stream's (see Consumer)
-            self._update_target(loss=block.fraction_lost / 256)
+            # The loss NACK repair left, not the raw loss it repairs (media/residual_loss.py).
+            residual = self._residual.update(self._clock(), block)
+            if residual is not None:
+                self._update_target(loss=residual)
 
     def _update_target(
         self, *, available_bps: int | None = None, loss: float | None = None

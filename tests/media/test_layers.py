@@ -86,7 +86,7 @@ def test_bandwidth_covering_main_does_not_change_the_target():
 
 
 def test_climbing_back_needs_margin_for_the_whole_hold_time():
-    s = DualStreamSelector(up_after_ms=5000, up_margin=1.25)
+    s = DualStreamSelector(up_after_ms=5000, up_margin=1.25, probe_after_ms=60_000)
     s.update(0, available_bps=500_000, main_bps=900_000)
     assert s.update(1000, available_bps=1_000_000, main_bps=900_000) is False  # no margin
     assert s.update(2000, available_bps=1_000_000, main_bps=900_000) is False
@@ -96,8 +96,26 @@ def test_climbing_back_needs_margin_for_the_whole_hold_time():
     assert s.target_layer == MAIN
 
 
+def test_defaults_try_main_again_within_seconds_of_a_clean_link():
+    """An impairment ends (no loss left after repair, nothing short): main is the target
+    again 5 s later, well inside the 10 s the issue asks for."""
+    s = DualStreamSelector()
+    assert s.update(0, loss=0.12) and s.target_layer == LOW
+    assert s.update(1000, loss=0.0) is False
+    assert s.update(5999, loss=0.0) is False
+    assert s.update(6000, loss=0.0) is True and s.target_layer == MAIN
+
+
+def test_defaults_keep_main_under_a_few_percent_left_after_repair():
+    s = DualStreamSelector()
+    for t in range(0, 20_000, 1000):
+        assert s.update(t, loss=0.03) is False
+    assert s.target_layer == MAIN
+    assert s.update(20_000, loss=0.05) is True and s.target_layer == LOW
+
+
 def test_a_bad_estimate_during_the_hold_time_restarts_it():
-    s = DualStreamSelector(up_after_ms=5000)
+    s = DualStreamSelector(up_after_ms=5000, probe_after_ms=60_000)
     s.update(0, available_bps=500_000, main_bps=900_000)
     s.update(1000, available_bps=2_000_000, main_bps=900_000)
     s.update(3000, available_bps=1_000_000, main_bps=900_000)  # no margin: restart
@@ -165,7 +183,7 @@ def test_steady_moderate_loss_on_low_tries_main_after_the_longest_wait():
     """5 % loss on low is not calm (it may be congestion), but a link that keeps losing
     5 % for probe_max_ms and nothing worse gets main again (random loss, which NACK repairs
     on main as well); main then holds while the loss stays under down_loss."""
-    s = DualStreamSelector(probe_after_ms=15_000, probe_max_ms=60_000)
+    s = DualStreamSelector(probe_after_ms=15_000, probe_max_ms=60_000, down_loss=0.10, up_loss=0.02)
     assert s.update(0, loss=0.2) and s.target_layer == LOW
     for t in range(1000, 61_000, 1000):
         assert s.update(t, loss=0.05) is False, t  # never calm: no 15 s try
@@ -175,7 +193,7 @@ def test_steady_moderate_loss_on_low_tries_main_after_the_longest_wait():
 
 
 def test_loss_reaching_down_loss_on_low_restarts_the_longest_wait():
-    s = DualStreamSelector(probe_after_ms=15_000, probe_max_ms=60_000)
+    s = DualStreamSelector(probe_after_ms=15_000, probe_max_ms=60_000, down_loss=0.10, up_loss=0.02)
     s.update(0, loss=0.2)
     s.update(1000, loss=0.05)
     s.update(30_000, loss=0.12)  # heavy again: the wait starts over
@@ -389,10 +407,32 @@ def test_remb_under_the_main_bitrate_moves_to_low_and_asks_low_for_a_keyframe():
     assert changes == ["low"] and consumer.current_layer == "low"
 
 
-def test_loss_reported_by_the_subscriber_moves_to_low():
+def report(lost: int, highest: int, fraction: int = 0) -> RtcpReportBlock:
+    return RtcpReportBlock(
+        5000, fraction_lost=fraction, packets_lost=lost, highest_sequence=highest
+    )
+
+
+def test_loss_that_nack_repairs_keeps_main():
+    """25 % raw loss in every report, but the cumulative count stays put: each missing packet
+    arrived as a retransmission, so the subscriber saw no loss."""
     clock, _, main, low, consumer, _, _ = setup_layers()
     both(clock, main, low, 3, key_main=(0,))
-    consumer.receive_receiver_report(RtcpReportBlock(5000, fraction_lost=64))
+    for i in range(10):
+        consumer.receive_receiver_report(report(3, 1000 + 100 * i, fraction=64))
+        clock.advance(1000)
+    assert consumer.target_layer == "main"
+
+
+def test_loss_left_after_repair_moves_to_low():
+    clock, _, main, low, consumer, _, _ = setup_layers()
+    both(clock, main, low, 3, key_main=(0,))
+    consumer.receive_receiver_report(report(0, 1000))
+    clock.advance(1000)
+    consumer.receive_receiver_report(report(10, 1100))  # inside the window: not judged yet
+    assert consumer.target_layer == "main"
+    clock.advance(1000)
+    consumer.receive_receiver_report(report(24, 1200))  # 24 of 200 never repaired: 12 %
     assert consumer.target_layer == "low"
 
 

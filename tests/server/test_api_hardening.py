@@ -8,16 +8,18 @@ runs on both backends (the `district` fixture).
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import District
 from pydantic import BaseModel
 from sqlalchemy import String
 
 from server.api import schemas
 from server.db import lengths
 from server.db.models import Account, Classroom, Lesson, LibraryRecording, School
+
+if TYPE_CHECKING:
+    from conftest import District
 
 METADATA = {
     "stage": lengths.STAGE,

@@ -73,6 +73,22 @@ export function connectedClient(getJoin, { label = "", slot } = {}) {
   return client;
 }
 
+/**
+ * Talkback: while an inspector talks to this classroom, a banner names them ("巡课员 李XX
+ * 正在讲话"); its sound plays like every other audio consumer. Gone when the talk stops, the
+ * connection is new (a resumed one is told again) or the lesson ends.
+ */
+export function talkBanner(client) {
+  const id = "talk-banner";
+  const clear = () => banner("", "info", id);
+  client.on("talk_started", (m) => {
+    banner(t("talk.banner", { name: m.name }), "warn", id).dataset.talk = m.talk_id;
+  });
+  client.on("talk_stopped", clear);
+  client.on("joined", clear);
+  client.on("fatal", clear);
+}
+
 // Fatal codes each classroom page answers with a screen of its own (js/lifecycle.js).
 const SCREENS = new Set(["lesson_ended", "replaced"]);
 

@@ -1,14 +1,21 @@
-// 巡课: every live lesson as a tile (the lead's low layer); click one for its main picture and
-// sound. The patrol peer is invisible to the lesson and publishes nothing (it has no control to
-// try). Timestamped evaluation notes with scores (评课).
-import { api, me } from "../api.js";
-import { LessonClient, LessonMedia } from "../client.js";
+// 巡课: every live lesson as a tile (the lead's low layer); click one to focus it: the lead's
+// camera at the main layer, every receiving classroom as a low thumbnail (click: main), the
+// board and slides, a choice of whose sound to hear. Only what is shown is subscribed; a
+// hidden tab subscribes to nothing. The patrol is invisible until it talks back (press and
+// hold): then only the chosen classroom hears it and sees its name. Timestamped notes (评课).
+import { api, logout, me } from "../api.js";
+import { LessonClient, LessonMedia, openMic } from "../client.js";
 import { audioSink, every, exchange, followParticipants, loadJoin, qualityPill, videoTile } from "../lesson.js";
 import { endedPanel, outcomeByCode, outcomeByLesson, showEnded } from "../lifecycle.js";
 import { apply, banner, catchAll, fmtOffset, h, t, toast, topbar, userMessage, errorBanner } from "../ui.js";
 
 catchAll();
-const { slot } = topbar({ title: t("patrol.title") });
+const account = await me().catch(() => null);
+const { slot } = topbar({
+  title: t("patrol.title"),
+  account,
+  onLogout: async () => { await logout(); location.href = "/login/?next=/patrol/"; },
+});
 const app = document.getElementById("app");
 const wall = h("div", { class: "wall", id: "wall" });
 const focusBox = h("div", { class: "classroom hidden", id: "focus" });
@@ -95,7 +102,13 @@ function addLesson(getJoin, info = {}, outcome = null) {
     setRecording(m.recording);
     describe();
   });
-  followParticipants(client, () => entry.participants, describe);
+  followParticipants(client, () => entry.participants, () => {
+    describe();
+    if (focused === entry) {
+      refreshPickers(entry);
+      subscribeFocus();
+    }
+  });
   client.on("note_added", (m) => { entry.notes.push(m.note); if (focused === entry) renderNotes(); });
   media.on("consumers", () => attach(entry));
   media.on("error", (err) => console.warn("patrol media", err));
@@ -116,15 +129,16 @@ function attach(entry) {
   entry.video.setTrack(pick?.track ?? null);
   entry.video.root.dataset.mid = pick?.mid ?? "";
   if (!pick) entry.video.setPlaceholder(t("media.no_video"));
-  if (focused === entry) {
-    focusVideo.setTrack(pick?.track ?? null);
-    if (!pick) focusVideo.setPlaceholder(t("media.no_video"));
-    sink.set([...entry.media.consumers.values()].filter((c) => c.producer.kind === "audio").map((c) => c.track));
-  }
+  if (focused === entry) renderFocus(entry);
 }
 
-// Focus: one lesson's main picture, sound and the evaluation form ---------------------------
+// Focus: one lesson's main picture, thumbnails, sound, talkback and the evaluation form -------
 const focusVideo = videoTile({ placeholder: t("common.loading"), id: "focus-video" });
+const thumbs = h("div", { class: "thumbs", id: "focus-thumbs" });
+const audioPick = h("select", { id: "audio-choice" });
+const talkPick = h("select", { id: "talk-target" });
+const talkButton = h("button", { type: "button", class: "primary big", id: "talk" }, t("patrol.talk"));
+const talkState = h("p", { class: "small muted", id: "talk-state" }, t("patrol.talk_hint"));
 const notesList = h("ul", { class: "checklist notes", id: "notes" });
 const noteText = h("textarea", { id: "note-text", placeholder: t("patrol.note_placeholder") });
 const scoreInputs = Object.fromEntries(SCORES.map((s) => [s, h("input", { type: "number", min: 0, max: 100, id: `score-${s}` })]));
@@ -137,9 +151,156 @@ const back = h("button", { type: "button", id: "focus-close" }, t("patrol.close_
 const focusTitle = h("h2", {});
 const focusRec = h("span", { class: "rec hidden", id: "focus-recording" }, t("recording.notice"));
 focusBox.append(
-  h("section", { class: "stack" }, h("div", { class: "row", style: "display:flex; gap:.6rem; align-items:center" }, back, focusTitle, focusRec), focusVideo.root),
-  h("aside", { class: "side" }, h("div", { class: "panel" }, h("h3", {}, t("patrol.notes")), noteForm, notesList)),
+  h("section", { class: "stack" },
+    h("div", { class: "row", style: "display:flex; gap:.6rem; align-items:center" }, back, focusTitle, focusRec),
+    focusVideo.root,
+    h("label", {}, t("patrol.classrooms")), thumbs),
+  h("aside", { class: "side" },
+    h("div", { class: "panel" }, h("label", { for: "audio-choice" }, t("patrol.audio")), audioPick),
+    h("div", { class: "panel", id: "talk-panel" }, h("label", { for: "talk-target" }, t("patrol.talk_to")), talkPick, talkButton, talkState),
+    h("div", { class: "panel" }, h("h3", {}, t("patrol.notes")), noteForm, notesList)),
 );
+
+// What the focused lesson shows: `main` is a classroom id (null: the lead), `audio` likewise.
+const view = { main: null, audio: null };
+
+function leadOf(entry) {
+  return [...entry.participants.values()].find((p) => p.role === "lead");
+}
+
+function receiversOf(entry) {
+  return [...entry.participants.values()].filter((p) => p.role === "receiver");
+}
+
+function roomName(entry, classroomId) {
+  if (classroomId === null) return t("patrol.lead_room");
+  return [...entry.participants.values()].find((p) => p.classroom_id === classroomId)?.name ?? classroomId;
+}
+
+/** The wants of the focused view: main camera, every other camera low, board and slides low, one mic. */
+function focusWants(entry) {
+  if (document.hidden) return [];
+  const wants = [{ source: "camera", classroom_id: view.main, layer: "main" }];
+  if (view.main !== null) wants.push({ source: "camera", classroom_id: null, layer: "low" });
+  for (const p of receiversOf(entry)) {
+    if (p.classroom_id !== view.main) wants.push({ source: "camera", classroom_id: p.classroom_id, layer: "low" });
+  }
+  wants.push({ source: "board", classroom_id: null, layer: "low" }, { source: "screen", classroom_id: null, layer: "low" });
+  wants.push({ source: "mic", classroom_id: view.audio, layer: "main" });
+  return wants;
+}
+
+async function subscribeFocus() {
+  const entry = focused;
+  if (!entry) return;
+  try {
+    await entry.client.request({ type: "set_subscriptions", wants: focusWants(entry) });
+  } catch (err) {
+    errorBanner(err);
+  }
+}
+
+function consumerOf(entry, classroomId, source) {
+  const lead = leadOf(entry);
+  const query = classroomId === null ? { peerId: lead?.peer_id, source } : { classroomId, source };
+  return entry.media.find(query)[0] ?? null;
+}
+
+function renderFocus(entry) {
+  const main = consumerOf(entry, view.main, "camera");
+  focusVideo.setTrack(main?.track ?? null);
+  focusVideo.root.dataset.classroom = view.main ?? "lead";
+  focusVideo.label(roomName(entry, view.main));
+  if (!main) focusVideo.setPlaceholder(t("media.no_video"));
+  const tiles = [];
+  const addThumb = (classroomId, source, label) => {
+    const c = consumerOf(entry, classroomId, source);
+    if (source !== "camera" && !c) return; // no board or slides published
+    const tile = videoTile({ placeholder: t("media.no_video") });
+    tile.setTrack(c?.track ?? null);
+    tile.label(label);
+    tile.root.classList.add("clickable", "thumb");
+    tile.root.dataset.classroom = classroomId ?? "lead";
+    tile.root.dataset.source = source;
+    if (source === "camera") {
+      tile.root.addEventListener("click", () => {
+        view.main = classroomId;
+        refreshPickers(entry);
+        renderFocus(entry);
+        subscribeFocus();
+      });
+    }
+    tiles.push(tile.root);
+  };
+  if (view.main !== null) addThumb(null, "camera", t("patrol.lead_room"));
+  for (const p of receiversOf(entry)) if (p.classroom_id !== view.main) addThumb(p.classroom_id, "camera", p.name);
+  addThumb(null, "board", t("source.board"));
+  addThumb(null, "screen", t("source.screen"));
+  thumbs.replaceChildren(...tiles);
+  sink.set([...entry.media.consumers.values()].filter((c) => c.producer.kind === "audio").map((c) => c.track));
+}
+
+function refreshPickers(entry) {
+  const rooms = [{ id: null, name: t("patrol.lead_room") }, ...receiversOf(entry).map((p) => ({ id: p.classroom_id, name: p.name }))];
+  if (!rooms.some((r) => r.id === view.audio)) view.audio = null;
+  if (!rooms.some((r) => r.id === view.main)) view.main = null;
+  for (const [select, chosen] of [[audioPick, view.audio], [talkPick, talkPick.value === "" ? null : talkPick.value]]) {
+    select.replaceChildren(...rooms.map((r) => h("option", { value: r.id ?? "" }, r.name)));
+    select.value = chosen ?? "";
+  }
+}
+
+audioPick.addEventListener("change", () => {
+  view.audio = audioPick.value === "" ? null : audioPick.value;
+  subscribeFocus();
+});
+
+// Talkback: press and hold. talk_start first (the server allows the mic only while talking),
+// then the mic is published, or its paused sender resumed; release stops both.
+const talk = { active: false, mic: null, published: false, pending: null };
+
+async function startTalk() {
+  const entry = focused;
+  if (!entry || talk.active) return;
+  talk.active = true;
+  const target = talkPick.value === "" ? null : talkPick.value;
+  talk.pending = (async () => {
+    try {
+      await entry.client.request({ type: "talk_start", classroom_id: target });
+      talk.mic = await openMic();
+      if (!talk.active) return;
+      if (talk.published) await entry.media.setSource("mic", talk.mic);
+      else await entry.media.publish({ mic: talk.mic });
+      talk.published = true;
+      talkButton.classList.add("talking");
+      talkState.textContent = t("patrol.talking", { room: roomName(entry, target) });
+      talkState.dataset.state = "talking";
+    } catch (err) {
+      talk.active = false;
+      errorBanner(err);
+      await entry.client.request({ type: "talk_stop" }).catch(() => {});
+    }
+  })();
+}
+
+async function stopTalk() {
+  const entry = focused;
+  if (!talk.active) return;
+  talk.active = false;
+  await talk.pending;
+  talkButton.classList.remove("talking");
+  talkState.textContent = t("patrol.talk_hint");
+  talkState.dataset.state = "idle";
+  if (entry && talk.published) await entry.media.setSource("mic", null).catch(() => {});
+  talk.mic?.stop();
+  talk.mic = null;
+  await entry?.client.request({ type: "talk_stop" }).catch(() => {});
+}
+
+talkButton.addEventListener("pointerdown", (e) => { e.preventDefault(); startTalk(); });
+for (const type of ["pointerup", "pointerleave", "pointercancel"]) talkButton.addEventListener(type, stopTalk);
+talkButton.addEventListener("keydown", (e) => { if (e.key === " " && !e.repeat) startTalk(); });
+talkButton.addEventListener("keyup", (e) => { if (e.key === " ") stopTalk(); });
 
 function renderNotes() {
   notesList.replaceChildren(...[...(focused?.notes ?? [])].reverse().map((n) =>
@@ -152,32 +313,30 @@ async function focus(entry) {
   if (focused === entry) return;
   await unfocus();
   focused = entry;
+  view.main = null;
+  view.audio = null;
   focusBox.classList.remove("hidden");
   focusTitle.textContent = entry.joined?.lesson?.title ?? "";
   focusRec.classList.toggle("hidden", entry.root.querySelector(".recording-notice").classList.contains("hidden"));
   entry.root.classList.add("focus");
+  refreshPickers(entry);
   renderNotes();
-  try {
-    // The lead's main camera and microphone of this lesson.
-    await entry.client.request({ type: "set_subscriptions", wants: [
-      { source: "camera", classroom_id: null, layer: "main" },
-      { source: "mic", classroom_id: null, layer: "main" },
-    ] });
-  } catch (err) {
-    errorBanner(err);
-  }
+  await subscribeFocus();
   attach(entry);
 }
 
 async function unfocus() {
   const entry = focused;
   if (!entry) return;
+  await stopTalk();
   focused = null;
   entry.root.classList.remove("focus");
   focusBox.classList.add("hidden");
   focusVideo.setTrack(null);
+  thumbs.replaceChildren();
   sink.set([]);
-  await entry.client.request({ type: "set_subscriptions", wants: null }).catch(() => {});
+  // Back to the wall's default (lead camera low + lead mic), or nothing while hidden.
+  await entry.client.request({ type: "set_subscriptions", wants: document.hidden ? [] : null }).catch(() => {});
 }
 back.addEventListener("click", unfocus);
 
@@ -193,6 +352,7 @@ noteForm.addEventListener("submit", async (e) => {
   try {
     await focused.client.request({ type: "add_note", text, ...(Object.keys(scores).length ? { scores } : {}) });
     noteText.value = "";
+    for (const input of Object.values(scoreInputs)) input.value = "";
     toast(t("admin.saved"));
   } catch (err) {
     errorBanner(err);
@@ -218,7 +378,6 @@ async function main() {
     window.tongke = { lessons, entry };
     return;
   }
-  const account = await me().catch(() => null);
   if (!account) {
     banner(t("patrol.login_needed"), "warn");
     slot.append(h("a", { class: "btn primary", href: `/login/?next=${encodeURIComponent(location.pathname + location.search)}` }, t("nav.login")));
@@ -240,3 +399,11 @@ async function main() {
 }
 
 main();
+
+// A hidden tab receives nothing; shown again, each lesson gets its view back.
+document.addEventListener("visibilitychange", () => {
+  for (const entry of new Set(lessons.values())) {
+    if (entry === focused) subscribeFocus();
+    else entry.client.request({ type: "set_subscriptions", wants: document.hidden ? [] : null }).catch(() => {});
+  }
+});

@@ -2,7 +2,7 @@
 // own preview small; raise/lower hand; whether the lead hears this room; connection quality;
 // reconnects by itself; the ended and replaced screens.
 import { LessonMedia, devicesAllowed, liveTrackCount, openCamera, openMic, releaseDevices } from "../client.js";
-import { audioSink, connectedClient, every, followParticipants, loadJoin, qualityPill, storedJoinSource, videoTile } from "../lesson.js";
+import { audioSink, connectedClient, every, followParticipants, loadJoin, qualityPill, storedJoinSource, talkBanner, videoTile } from "../lesson.js";
 import { outcomeByCode, showEnded, showInsecure, showNoLink, showReplaced } from "../lifecycle.js";
 import { apply, catchAll, errorBanner, h, t, topbar } from "../ui.js";
 
@@ -157,6 +157,7 @@ async function main() {
     return saved?.join ? showInsecure(app, t("insecure.what_classroom")) : showNoLink(app);
   }
   client = connectedClient(storedJoinSource(), { slot });
+  talkBanner(client);
   media = new LessonMedia(client);
   window.tongke = { client, media, state: S, liveTrackCount };
   client.on("joined", applyJoined);

@@ -68,9 +68,7 @@ slot_receivers = Table(
     "slot_receivers",
     Base.metadata,
     Column("slot_id", ID, ForeignKey("timetable_slots.id", ondelete="CASCADE"), primary_key=True),
-    Column(
-        "classroom_id", ID, ForeignKey("classrooms.id", ondelete="RESTRICT"), primary_key=True
-    ),
+    Column("classroom_id", ID, ForeignKey("classrooms.id", ondelete="RESTRICT"), primary_key=True),
     Column("position", Integer, nullable=False, default=0),
 )
 

@@ -111,7 +111,6 @@ async def test_a_burst_past_the_rate_limit_is_refused_with_rate_limited(
     assert [r["id"] for r in replies] == [f"p{n}" for n in range(8)]
 
 
-
 @pytest.mark.parametrize(
     ("frame", "code"),
     [

@@ -14,6 +14,21 @@ command -v certutil >/dev/null 2>&1 || need_apt+=(libnss3-tools)
 [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 # The rendition title card draws Chinese text.
 fc-list :lang=zh 2>/dev/null | grep -q . || need_apt+=(fonts-wqy-microhei fontconfig)
+# GStreamer for the system python3 (where Debian's python3-gi lives): tests/media/
+# test_gstreamer.py joins lessons through webrtcbin as classroom terminals do, and the RTSP
+# tests serve a 录播 host's H.264 + AAC stream from gst-rtsp-server.
+gst_probe='import sys, gi, websockets
+gi.require_version("Gst", "1.0"); gi.require_version("GstWebRTC", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+sys.exit(any(Gst.ElementFactory.find(e) is None for e in ("webrtcbin", "nicesrc", "vp8enc",
+    "x264enc", "avdec_h264", "opusenc", "voaacenc", "rtspsrc", "rtph264pay")))'
+/usr/bin/python3 -c "$gst_probe" 2>/dev/null || need_apt+=(python3-gi python3-websockets \
+  gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 \
+  gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-libav \
+  gstreamer1.0-rtsp gstreamer1.0-tools)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} from Debian packages"
   as_root apt-get update -qq

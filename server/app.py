@@ -27,6 +27,7 @@ from server.state import AppState
 from server.tls import ServingTls
 from server.tokens import JoinTokens
 from server.turn import IceServerIssuer
+from server.workers.wiring import start_workers
 from signaling.bus import open_bus
 from signaling.faults import FaultyBus, SignalingFaults
 from signaling.rooms import RoomConfig, RoomManager
@@ -123,6 +124,8 @@ def create_app(settings: Settings, tls: ServingTls | None = None) -> FastAPI:
                 rpc = await join_cascade(stack, settings, cluster_bus, media_port, cluster, metrics)
                 if rpc is not None:
                     media_metrics.also_look_up(rpc.peer_info)
+            # Media workers (one process per core): the classrooms' media in child processes.
+            await start_workers(stack, settings, media_port, metrics)
             app.state.cluster = cluster  # the draining server (SIGTERM) finds it here
             state = AppState(
                 settings=settings,

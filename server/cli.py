@@ -45,6 +45,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from server.http_guard import connection_guard
     from server.preflight import preflight
     from server.tls import TlsError, prepare_tls
+    from server.workers.check import check_workers
 
     try:
         settings = _settings(
@@ -58,7 +59,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             tls_key=args.tls_key,
             https=True if args.https else None,
             trusted_proxies=args.trusted_proxy,
+            workers=args.workers,
         )
+        if "workers" not in settings.model_fields_set:  # serve's default: one per core
+            settings = settings.model_copy(update={"workers": 0})
     except ValidationError as exc:
         for error in exc.errors():
             where = ".".join(str(part) for part in error["loc"])
@@ -68,6 +72,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
     preflight(settings, args.config)  # folders, database, Redis: one line each when not
+    check_workers(settings)  # a media worker that cannot start: one line
     try:
         tls = prepare_tls(settings)  # made or checked before the loop starts
     except TlsError as exc:
@@ -248,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="address or network of a reverse proxy whose X-Forwarded-* headers are believed "
         "(repeatable)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="media worker processes (default: one per core; 1: everything in one process)",
     )
     serve.set_defaults(func=_cmd_serve)
 

@@ -27,6 +27,7 @@ class ExitCode(IntEnum):
     DATA_DIR = 3  # the data folder or the recording root cannot be written
     DATABASE = 4  # the database cannot be reached, or it is missing
     REDIS = 5  # Redis (TONGKE_REDIS_URL) cannot be reached
+    WORKERS = 6  # a media worker process cannot start (server/workers/check.py)
 
 
 class StartupError(Exception):

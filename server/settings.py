@@ -123,6 +123,15 @@ class Settings(BaseSettings):
     # Receiving classrooms one lesson may name (POST/PATCH /api/lessons): 名师课堂 and
     # 名校课堂 broadcast one teacher to hundreds of schools. More is refused roster_too_large.
     max_receiving_classrooms: int = Field(default=1000, ge=1, le=10_000)
+    # Media worker processes on this machine (docs/operations.md "Media workers"): the
+    # service's process keeps signaling, the lead's media and the recorder, the workers
+    # serve the classrooms' media. 1: none, everything in one process; 0: one per core.
+    # `tongke serve` uses one per core unless --workers or this setting says otherwise.
+    # Not with redis_url (one media process per node) or faults (drills act in-process).
+    workers: int = Field(default=1, ge=0, le=256)
+    # A lesson whose classrooms' media passes this many peers on one worker spreads to
+    # another worker (the lead's streams are relayed once to each worker it uses).
+    worker_lesson_peers: int = Field(default=200, ge=1)
     # Cascade (docs/architecture.md "Cascade relay"; many nodes only): once this node serves
     # media to this many peers, further non-lead peers of lessons homed here get their media
     # from the least loaded other node, relayed there once per node. 0: never.

@@ -24,8 +24,11 @@ log = logging.getLogger("tongke.cluster.media")
 
 
 def cascade_port(settings: Settings, local: SfuMediaPort) -> MediaPort:
-    """The port the rooms use: the local SFU on one node, ClusterMediaPort with Redis."""
-    return ClusterMediaPort(local) if settings.redis_url else local
+    """The port the rooms use: the local SFU in one process, ClusterMediaPort with Redis or
+    with media workers (server/workers/)."""
+    from server.workers.wiring import worker_count
+
+    return ClusterMediaPort(local) if settings.redis_url or worker_count(settings) else local
 
 
 def picker(settings: Settings, node: ClusterNode, service: MediaService) -> Picker:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -262,6 +263,13 @@ class ClusterMediaPort:
             log.warning("node %s serving %s's media is gone", remote.node, remote.info.peer_id)
             if self._listener is not None:
                 self._listener.media_lost(remote.info.lesson_id, remote.info.peer_id)
+
+    def peers_by_node(self) -> dict[str, Counter[str]]:
+        """How many peers each other node serves, by lesson (media worker placement)."""
+        counts: dict[str, Counter[str]] = {}
+        for remote in self._remotes.values():
+            counts.setdefault(remote.node, Counter())[remote.info.lesson_id] += 1
+        return counts
 
     def media_node(self, peer_id: str) -> str | None:
         """The node serving the peer's media, None when it is this one (tests, admin)."""

@@ -27,14 +27,14 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from media.relay import RelayOffer
 from media.sfu import MediaError, MediaService, SubscribeResult, TrackSpec
-from signaling.bus import GAP_TYPE
+from signaling.bus import GAP_TYPE, Subscription
 from signaling.grants import Role
 from signaling.media_port import PeerInfo
-from signaling.redis_bus import BusUnavailable, RedisBus
+from signaling.redis_bus import BusUnavailable
 from signaling.sfu_port import quality_report
 
 log = logging.getLogger("tongke.cluster.media")
@@ -44,6 +44,18 @@ UNAVAILABLE = "media_unavailable"
 _SEEN_MAX = 1024
 
 EventHandler = Callable[[str, str, dict[str, Any]], None]
+
+
+class RpcBus(Protocol):
+    """What the RPC needs of a bus: the Redis bus across machines, or the unix socket
+    between the service and its media workers (server/workers/ipc.py). ``publish`` raises
+    ``BusUnavailable`` when the message cannot leave."""
+
+    node_id: str
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> Any: ...
+
+    def subscribe(self, channel: str, maxsize: int = 256) -> Subscription: ...
 
 
 def request_channel(node_id: str) -> str:
@@ -74,7 +86,7 @@ def offer_dict(service: MediaService, lesson_id: str, result: SubscribeResult | 
 class MediaRpc:
     """This node's end of the media RPC: calls other nodes, serves their calls."""
 
-    def __init__(self, bus: RedisBus, service: MediaService, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, bus: RpcBus, service: MediaService, *, timeout_s: float = 10.0) -> None:
         self.bus = bus
         self.node_id = bus.node_id
         self.service = service

@@ -17,6 +17,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -70,10 +71,14 @@ class LessonRecording:
         self.started_at = clock()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.started_at))
         self.directory = _new_folder(Path(root) / lesson_id, stamp)
-        # Held while this process records, before the manifest exists: ``recover`` on
-        # another node sharing the root (or a restart racing a live one) leaves it alone.
-        # The kernel drops the lock when the process dies, so a crashed session is free.
-        self._lock_fd: int | None = _hold_session_lock(self.directory)
+        try:
+            # Held while this process records, before the manifest exists: ``recover`` on
+            # another node sharing the root (or a restart racing a live one) leaves it
+            # alone. The kernel drops the lock when the process dies: a crash frees it.
+            self._lock_fd: int | None = _hold_session_lock(self.directory)
+        except OSError:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            raise
         self.lesson_id = lesson_id
         self._on_error = on_error
         self._options = recorder_options
@@ -91,8 +96,13 @@ class LessonRecording:
             "ended_at": None,
             "duration_s": None,
         }
-        write_sidecar(self.directory / MANIFEST, self._manifest)
-        self._stage = (self.directory / STAGE).open("a", encoding="utf-8", buffering=1)
+        try:
+            write_sidecar(self.directory / MANIFEST, self._manifest)
+            self._stage = (self.directory / STAGE).open("a", encoding="utf-8", buffering=1)
+        except OSError:  # a full or failing disk: no half-made session is left behind
+            os.close(self._lock_fd)
+            shutil.rmtree(self.directory, ignore_errors=True)
+            raise
         self._stage_lock = threading.Lock()  # fsync in a worker vs. close in finish
         self._stage_syncs: set[asyncio.Future[None]] = set()
 

@@ -53,11 +53,15 @@ def fsync_path(path: Path, *, directory: bool = False) -> None:
 def write_sidecar(path: Path, data: dict[str, Any]) -> None:
     """Atomically and durably replace ``path`` with ``data`` as JSON."""
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(json.dumps(data, ensure_ascii=False, indent=1))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(json.dumps(data, ensure_ascii=False, indent=1))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:  # a full disk: the old sidecar stays whole, no empty .tmp is left
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_path(path.parent, directory=True)
 
 

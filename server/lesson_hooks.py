@@ -23,7 +23,8 @@ from server.db.models import (
     RecordingEvent,
     StageEvent,
 )
-from server.recording import RecordingController
+from server.recording import RecordingController, RecordingUnavailable
+from signaling.errors import ErrorCode, SignalingError
 from signaling.hooks import ClassroomInfo, LessonInfo, LessonState, Note, Talk
 
 log = logging.getLogger("tongke.lessons")
@@ -38,7 +39,8 @@ class DatabaseLessonHooks:
 
     def __init__(self, db: Database, recording: RecordingController | None = None) -> None:
         self.db = db
-        # Told of the switch, the stage and the end (its errors are logged, never raised).
+        # Told of the switch, the stage and the end. Errors are logged, except a recorder
+        # that cannot start: the lead is refused (recording_unavailable).
         self.recording = recording
 
     async def _tell_recorder(self, name: str, *args: object) -> None:
@@ -116,21 +118,42 @@ class DatabaseLessonHooks:
         await self._tell_recorder("lesson_ended", lesson_id)
 
     async def recording_changed(self, lesson_id: str, on: bool, at: datetime) -> None:
-        async with self.db.sessions.begin() as session:
-            lesson = await session.get(Lesson, lesson_id)
-            if lesson is None:
-                log.info("recording change for unknown lesson %s ignored", lesson_id)
-                return
-            lesson.recording = on
-            session.add(RecordingEvent(lesson_id=lesson_id, on=on, at=at))
-        await self._tell_recorder("start" if on else "stop", lesson_id)
+        if on:
+            # The recorder first: a root it cannot write refuses the switch, and the lesson
+            # stays off (SignalingError recording_unavailable), never "on" with nothing written.
+            await self._start_recorder(lesson_id)
+        try:
+            async with self.db.sessions.begin() as session:
+                lesson = await session.get(Lesson, lesson_id)
+                if lesson is None:
+                    log.info("recording change for unknown lesson %s ignored", lesson_id)
+                    return
+                lesson.recording = on
+                session.add(RecordingEvent(lesson_id=lesson_id, on=on, at=at))
+        except Exception:
+            if on:  # the switch stays off: so does the recorder
+                await self._tell_recorder("stop", lesson_id)
+            raise
+        if not on:
+            await self._tell_recorder("stop", lesson_id)
+
+    async def _start_recorder(self, lesson_id: str) -> None:
+        if self.recording is None:
+            return
+        try:
+            await self.recording.start(lesson_id)
+        except RecordingUnavailable as exc:
+            raise SignalingError(ErrorCode.RECORDING_UNAVAILABLE, str(exc)) from exc
 
     async def lesson_restored(self, lesson_id: str, stage: str | None, recording: bool) -> None:
         # The database already says so; the recorder of this process must hear it. Starting
         # opens a new session: the one the stopped process left is repaired by recovery.
         await self._tell_recorder("set_stage", lesson_id, stage)
         if recording:
-            await self._tell_recorder("start", lesson_id)
+            try:
+                await self._start_recorder(lesson_id)
+            except SignalingError as exc:  # the controller told the room (recording_failed)
+                log.warning("recording of lesson %s not resumed: %s", lesson_id, exc)
 
     async def stage_changed(self, lesson_id: str, classroom_id: str | None, at: datetime) -> None:
         async with self.db.sessions.begin() as session:

@@ -44,11 +44,18 @@ from server.library.catalogue import (
     update_rendition,
 )
 from server.settings import Settings
+from signaling.errors import ErrorCode
 from signaling.media_port import PeerInfo
 
 log = logging.getLogger("tongke.recording")
 
 ErrorHandler = Callable[[str, str, str], None]  # (lesson_id, code, message)
+
+
+class RecordingUnavailable(Exception):
+    """Recording cannot start: the recording root cannot be written (read-only, missing,
+    not a folder, full). The message names the folder and the system's reason."""
+
 
 # Jobs that did not end (the service stopped) are queued again at the next start.
 UNFINISHED_JOBS = (JobState.QUEUED.value, JobState.RUNNING.value, JobState.CANCELLED.value)
@@ -143,7 +150,8 @@ class RecordingController:
         }
 
     async def start(self, lesson_id: str) -> bool:
-        """Start recording (idempotent); False if the lesson is unknown or we are closed."""
+        """Start recording (idempotent); False if the lesson is unknown or we are closed.
+        Raises RecordingUnavailable when the session folder cannot be created."""
         if self._recovery is not None:
             await asyncio.shield(self._recovery)  # a live folder must not look crashed
         async with self._lock(lesson_id):
@@ -156,12 +164,22 @@ class RecordingController:
             if lead is None:
                 log.warning("recording requested for unknown lesson %s", lesson_id)
                 return False
-            recording = await LessonRecording.open(
-                self.root,
-                lesson_id,
-                lead,
-                on_error=lambda _rec, code, message: self._track_failed(lesson_id, code, message),
-            )
+            try:
+                recording = await LessonRecording.open(
+                    self.root,
+                    lesson_id,
+                    lead,
+                    on_error=lambda _rec, code, message: self._track_failed(
+                        lesson_id, code, message
+                    ),
+                )
+            except OSError as exc:
+                log.error("recording lesson %s impossible: %s", lesson_id, exc)
+                reason = exc.strerror or str(exc)
+                message = f"The recording folder {self.root} cannot be written: {reason}."
+                # A room that believed it records (a restart carrying on) hears it stopped.
+                self._report(lesson_id, ErrorCode.RECORDING_UNAVAILABLE.value, message)
+                raise RecordingUnavailable(message) from exc
             self._active[lesson_id] = _Active(recording, lead)
             self._status[lesson_id] = {"recording_id": None, "error": None}
             recording.set_stage(self._stage.get(lesson_id))
@@ -370,12 +388,15 @@ class RecordingController:
             return
         active.error = (code, message)
         log.error("recording of lesson %s stopped: %s %s", lesson_id, code, message)
+        self._report(lesson_id, code, message)
+        self._spawn(self.stop(lesson_id))
+
+    def _report(self, lesson_id: str, code: str, message: str) -> None:
         if self.on_error is not None:
             try:
                 self.on_error(lesson_id, code, message)
             except Exception:
                 log.exception("recording on_error handler failed")
-        self._spawn(self.stop(lesson_id))
 
 
 class RecordingObserver:

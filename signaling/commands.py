@@ -19,6 +19,7 @@ from signaling.protocol import (
     AddNote,
     ClientMessage,
     EndLesson,
+    Error,
     HandRaised,
     Leave,
     LessonStarted,
@@ -110,8 +111,13 @@ async def _control(room: Room, peer: Peer, message: ClientMessage) -> None:
                 room.broadcast(LessonStarted(at=at.isoformat()))
                 room.changed()
                 if room.info.recording_policy == "always" and not room.recording:
-                    # The slot records every lesson: recording starts with the lesson.
-                    await _switch_recording(room, True, at)
+                    # The slot records every lesson: recording starts with the lesson. A
+                    # recorder that cannot start leaves the lesson live, unrecorded, and
+                    # the lead is told why (no id: its start_lesson still succeeded).
+                    try:
+                        await _switch_recording(room, True, at)
+                    except SignalingError as exc:
+                        peer.send(Error(code=exc.code, message=str(exc)))
         case EndLesson():
             _require(peer, Control.LESSON)
             at = utcnow()

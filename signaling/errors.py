@@ -44,6 +44,8 @@ class ErrorCode(StrEnum):
     TALK_BUSY = "talk_busy"
     # The lesson's timetable slot says it is never recorded (recording_policy never).
     RECORDING_NOT_ALLOWED = "recording_not_allowed"
+    # The recording root cannot be written (read-only, missing, full): recording stays off.
+    RECORDING_UNAVAILABLE = "recording_unavailable"
 
 
 class CloseCode(IntEnum):

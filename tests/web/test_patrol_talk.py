@@ -89,8 +89,10 @@ def test_inspector_focuses_a_lesson_and_talks_to_the_lead_only(
     watch.page.wait_for_selector("#talk-state[data-state=talking]")
     lead.page.wait_for_selector("#talk-banner:has-text('巡课员')")
     wait_js(lead, f"({PATROL_AUDIO_ENERGY})().then((e) => e > 0)", 20_000)
-    watch.screenshot("patrol-talking-zh-CN")
     lead.screenshot("lead-hears-patrol-zh-CN")
+    r1.screenshot("receiver-not-addressed-zh-CN")
+    watch.screenshot("patrol-talking-zh-CN")
+    lead.page.wait_for_selector("#talk-banner:has-text('巡课员')")
     assert r1.page.locator("#talk-banner:not(.hidden)").count() == 0
     assert r2.page.locator("#talk-banner:not(.hidden)").count() == 0
     assert r1.page.evaluate(PATROL_AUDIO_ENERGY) == 0

@@ -297,8 +297,13 @@ async function stopTalk() {
   await entry?.client.request({ type: "talk_stop" }).catch(() => {});
 }
 
-talkButton.addEventListener("pointerdown", (e) => { e.preventDefault(); startTalk(); });
-for (const type of ["pointerup", "pointerleave", "pointercancel"]) talkButton.addEventListener(type, stopTalk);
+// The pointer is captured: the talk ends on release wherever the finger or mouse is then.
+talkButton.addEventListener("pointerdown", (e) => {
+  e.preventDefault();
+  talkButton.setPointerCapture(e.pointerId);
+  startTalk();
+});
+for (const type of ["pointerup", "pointercancel"]) talkButton.addEventListener(type, stopTalk);
 talkButton.addEventListener("keydown", (e) => { if (e.key === " " && !e.repeat) startTalk(); });
 talkButton.addEventListener("keyup", (e) => { if (e.key === " ") stopTalk(); });
 

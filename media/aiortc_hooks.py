@@ -480,6 +480,24 @@ def tap_incoming_rtp(dtls: RTCDtlsTransport, on_rtp: Callable[[bytes], None]) ->
     dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
 
 
+def count_srtp_headers(dtls: RTCDtlsTransport, on_rtp: Callable[[bytes], None]) -> None:
+    """Show every incoming SRTP packet, still encrypted, to ``on_rtp`` and drop it; DTLS
+    still reaches aiortc. SRTP leaves the RTP header in clear (version, marker, payload type,
+    sequence number, timestamp, SSRC), so a load generator counts frames and losses of
+    hundreds of receivers without decrypting anything. Incoming RTCP is dropped."""
+    connection = dtls.transport._connection
+    queue = connection._queue
+
+    def data_received(data: bytes, component: int) -> None:
+        first = data[0]
+        if first < 128 or first > 191:
+            queue.put_nowait((data, component))  # DTLS (and STUN-less leftovers): aiortc
+        elif not 192 <= data[1] <= 208:
+            on_rtp(data)
+
+    connection.data_received = data_received
+
+
 def tap_sender_rtcp(sender: RTCRtpSender, on_rtcp: Callable[[object], None]) -> None:
     """Show every RTCP packet routed to ``sender`` (aiortc's parsed objects) to ``on_rtcp``."""
     original = sender._handle_rtcp_packet

@@ -337,8 +337,12 @@ class SyntheticReceiver:
         host_addresses: Sequence[str] | None = None,
         decode: bool = False,
         relay_only: bool = False,
+        header_only: bool = False,
     ) -> None:
         self.pc = make_peer_connection(ice_servers, relay_only=relay_only)
+        # Count from the clear RTP header of SRTP, never decrypting (load generation: no
+        # keyframe detection, no first-frame time, no RTCP): hundreds per process.
+        self._header_only = header_only and not decode
         # Host addresses would add host candidates; relay-only gathers TURN candidates alone.
         self._host_addresses = None if relay_only else host_addresses
         self._decode = decode
@@ -397,6 +401,8 @@ class SyntheticReceiver:
         if dtls is not None and not self._tapped:
             if self._decode:
                 hooks.tap_incoming_rtp(dtls, self._count)
+            elif self._header_only:
+                hooks.count_srtp_headers(dtls, self._count_header)
             else:
                 self._link = hooks.SrtpLink(dtls)
                 self._link.attach(lambda data, arrival_ms: self._count(data), _ignore)
@@ -437,6 +443,24 @@ class SyntheticReceiver:
         self._add_seq(stats, seq)
         if stats.first_frame_ms < 0 and (key or stats.key_start >= 0):
             self._check_first_frame(stats, seq, key, marker)
+
+    def _count_header(self, data: bytes) -> None:
+        """``_count`` from the clear header of an SRTP packet (its payload is encrypted)."""
+        if len(data) < 12:
+            return
+        ssrc = int.from_bytes(data[8:12], "big")
+        if ssrc in self._rtx:
+            return  # the repaired sequence number is in the encrypted payload
+        stats = self.streams.get(ssrc)
+        if stats is None:
+            stats = self.streams[ssrc] = StreamCounters(kind=self._kinds.get(ssrc, ""))
+            stats.payload_type = data[1] & 0x7F
+            stats.first_packet_ms = hooks.now_ms()
+        stats.packets += 1
+        stats.bytes += len(data)
+        if data[1] & 0x80:
+            stats.frames += 1
+        self._add_seq(stats, int.from_bytes(data[2:4], "big"))
 
     @staticmethod
     def _check_first_frame(stats: StreamCounters, seq: int, key: bool, marker: bool) -> None:

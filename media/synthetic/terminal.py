@@ -86,6 +86,7 @@ class SyntheticTerminal:
         auto_reconnect: bool = False,
         fallback_urls: Sequence[str] = (),
         connect_timeout_s: float | None = None,
+        header_only: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         # Opening the join link and the WebSocket; None: short (10 s, 5 s) so a dead node is
@@ -110,6 +111,8 @@ class SyntheticTerminal:
         self.host_addresses = list(host_addresses) if host_addresses is not None else None
         self.publish = publish
         self.decode = decode
+        # Without decode: count received media from the clear SRTP header only (load tests).
+        self.header_only = header_only
         self.codec = codec
         # Media only through the TURN servers of ``joined.ice_servers`` (iceTransportPolicy relay).
         self.relay_only = relay_only
@@ -223,6 +226,7 @@ class SyntheticTerminal:
             host_addresses=self.host_addresses,
             decode=self.decode,
             relay_only=self.relay_only,
+            header_only=self.header_only,
         )
         self._receiver_ready.set()
         if self.publish and set(self.joined["you"]["publish"]):

@@ -47,6 +47,9 @@ RESTART_GAP = 3000  # a keyframe this far behind the last packet sent starts a n
 RESEND_RING = 512
 RESEND_MIN_INTERVAL_MS = 50
 RESEND_DEFAULT_INTERVAL_MS = 100
+# A subscriber's loss report older than this no longer describes its link (it left, or its
+# reports stopped): it stops counting toward what the publisher is told (Producer).
+REPORT_FRESH_MS = 5000
 
 
 class Segment(NamedTuple):
@@ -161,6 +164,7 @@ class Consumer:
         self._guard_seq = 0
         self._segments: list[Segment] = []  # newest last
         self._last_sr: tuple[int, int] | None = None  # (compact NTP, now_ms) of our last SR
+        self._reported = (0, -REPORT_FRESH_MS)  # (fraction_lost 0-255, when) of the last RR
         # When each outgoing seq was last resent (a ring by seq; see RESEND_RING), made at
         # the first NACK: most consumers (audio, clean links) never need its 8 KB.
         self._resent_seq: list[int] = []
@@ -397,6 +401,7 @@ class Consumer:
             return
         stats = self._stats
         stats.fraction_lost = block.fraction_lost / 256
+        self._reported = (block.fraction_lost, self._clock())
         stats.packets_lost = block.packets_lost
         stats.highest_sequence = block.highest_sequence
         stats.jitter_ms = block.jitter * 1000 / self._clock_rate
@@ -405,6 +410,11 @@ class Consumer:
             rtt = (now - block.lsr - block.dlsr) & 0xFFFFFFFF
             if rtt < 0x80000000:
                 stats.rtt_ms = rtt * 1000 / 65536
+
+    def reported_fraction_lost(self, now_ms: int) -> int:
+        """The subscriber's last ``fraction_lost`` (0-255) of this stream, 0 once stale."""
+        fraction, at = self._reported
+        return fraction if now_ms - at < REPORT_FRESH_MS and not self._paused else 0
 
     def get_rtcp(self, now_ms: int) -> list[bytes]:
         """Our sender report and SDES CNAME for this stream; empty before the first packet."""

@@ -55,6 +55,12 @@ UNKNOWN_SSRC = 0
 
 SUPPORTED_MIME_TYPES = frozenset({"audio/opus", "video/vp8", "video/h264"})
 
+# The Opus fmtp the SFU answers a publisher with (RFC 7587): ``useinbandfec=1`` tells the
+# publisher's encoder that its receiver (the SFU, forwarding to subscribers that decode it)
+# wants in-band FEC, which libwebrtc then scales with the loss our receiver reports carry
+# (media/producer.py reports the subscribers' loss too); ``minptime=10`` as browsers offer.
+OPUS_ANSWER_FMTP: dict[str, int] = {"minptime": 10, "useinbandfec": 1}
+
 
 def codec_info(codecs: Sequence[RTCRtpCodecParameters]) -> CodecInfo:
     """M1's CodecInfo for aiortc's negotiated list (first non-RTX codec, plus its RTX)."""
@@ -162,6 +168,8 @@ def incoming_tracks(
                 "unsupported_codec",
                 f"m-line {mid} offers no codec tongke forwards (Opus, VP8, H.264 mode 1).",
             )
+        if chosen[0].mimeType.lower() == "audio/opus":
+            chosen[0].parameters = {**chosen[0].parameters, **OPUS_ANSWER_FMTP}
         hooks.keep_codecs(transceiver, chosen)
         # No a=ssrc (allowed; unified-plan stacks may omit it): SSRC 0 until the transport
         # binds the m-line's first packet to it by MID or payload type.

@@ -100,6 +100,7 @@ class Producer:
         max_incoming_bitrate: int = 3_000_000,
         audio_levels: AudioLevelObserver | NullAudioLevelObserver | None = None,
         key_frame_interval_ms: int = 500,
+        downstream_loss: Callable[[Producer, int], int] | None = None,
     ) -> None:
         if kind not in ("audio", "video"):
             raise ValueError(f"producer kind must be audio or video, not {kind!r}.")
@@ -132,6 +133,11 @@ class Producer:
         self._fir_seq = 0
         self._level_id = params.extension_id(AUDIO_LEVEL) if kind == "audio" else 0
         self._levels = audio_levels or NullAudioLevelObserver()
+        # Audio only: the worst loss (0-255) subscribers report of this stream, so that the
+        # publisher's Opus encoder protects against the loss of the whole path (in-band FEC
+        # follows the loss in our receiver reports). Video is repaired by NACK at the SFU and
+        # must not make the publisher's encoder back off for one lossy classroom.
+        self._downstream_loss = downstream_loss if kind == "audio" else None
         self.buffer = RetransmissionBuffer()
         self.nack = NackGenerator()
         self.key_frames = KeyFrameRequester(
@@ -403,6 +409,8 @@ class Producer:
         if expected_interval > 0 and lost_interval > 0:
             fraction = (lost_interval << 8) // expected_interval
         self._stats.fraction_lost = fraction / 256
+        if self._downstream_loss is not None:
+            fraction = max(fraction, self._downstream_loss(self, now_ms))
         lost = max(-0x800000, min(lost, 0x7FFFFF))
         lsr = dlsr = 0
         if self._sr is not None:

@@ -131,6 +131,7 @@ class Router:
                 report_ssrc=self._report_ssrc,
                 audio_levels=self.audio_levels if kind == "audio" else None,
                 key_frame_interval_ms=self._key_frame_interval_ms,
+                downstream_loss=self._worst_fraction_lost,
             )
         except ValueError as exc:
             raise RouterError("bad_producer", str(exc)) from None
@@ -219,6 +220,13 @@ class Router:
             except Exception:  # one broken consumer must not starve the others
                 logger.exception("consumer %s failed to send; closing it", consumer.id)
                 consumer.close("error")
+
+    def _worst_fraction_lost(self, producer: Producer, now_ms: int) -> int:
+        """The highest fresh ``fraction_lost`` (0-255) the subscribers of ``producer`` report."""
+        worst = 0
+        for consumer in self._fanout.get(producer.id, ()):
+            worst = max(worst, consumer.reported_fraction_lost(now_ms))
+        return worst
 
     # -- lifecycle --------------------------------------------------------------------
 

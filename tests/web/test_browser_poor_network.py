@@ -138,3 +138,44 @@ def test_a_blip_shorter_than_three_seconds_never_shows_as_lost(
     assert tile_frames(lead, room) > frames
     # Its transports rode it out: no media restart was needed.
     assert r1.page.evaluate("window.tongke.media.restarts") == restarts
+
+
+AUDIO_IN = """() => (async () => {
+  const pc = window.tongke.media?.recvPc;
+  if (!pc) return null;
+  for (const r of (await pc.getStats()).values()) {
+    if (r.type === 'inbound-rtp' && r.kind === 'audio') return {
+      received: r.totalSamplesReceived ?? 0, concealed: r.concealedSamples ?? 0,
+      silent: r.silentConcealedSamples ?? 0, fec: r.fecPacketsReceived ?? 0,
+      lost: r.packetsLost ?? 0, packets: r.packetsReceived ?? 0};
+  }
+  return null;
+})()"""
+
+
+def test_a_lossy_classroom_gets_the_leads_voice_with_opus_fec(
+    open_page: Any, live_server: LiveServer, lesson: District
+) -> None:
+    lead, r1 = started(open_page, lesson, "lead", "receiver1")
+    wait_js(r1, f"({AUDIO_IN})().then((a) => a && a.packets > 100)", MEDIA_MS)
+    # The lead was answered with in-band FEC (fmtp useinbandfec=1 on its Opus).
+    answer = lead.page.evaluate("window.tongke.media.sendPc.remoteDescription.sdp")
+    assert "useinbandfec=1" in answer, answer
+    peer = peer_of(lead, lesson.receivers[0]["id"])
+    # Loss on the classroom's downlink only: the lead's encoder can only learn of it from the
+    # server's receiver reports, which carry the worst loss a subscriber reports. (15 %: the
+    # fake microphone's beep reads as music to libopus, which leaves CELT for SILK, the mode
+    # with in-band FEC, only past ~8 % loss; speech switches at 1-2 %.)
+    drill(live_server, lesson, peer["peer_id"], {"to_peer": {"media": {"drop": 0.15}},
+                                                 "duration_s": 30})  # fmt: skip
+    r1.page.wait_for_timeout(5000)  # the classroom's reports reach the lead's encoder
+    before = r1.page.evaluate(AUDIO_IN)
+    r1.page.wait_for_timeout(15_000)
+    after = r1.page.evaluate(AUDIO_IN)
+    delta = {k: after[k] - before[k] for k in after}
+    concealed = (delta["concealed"] - delta["silent"]) / max(1, delta["received"])
+    print(f"15 % loss toward the classroom: {delta}, concealed {concealed:.2%}")
+    assert delta["lost"] > 0, delta
+    # Packets carrying Opus FEC arrived: without the reports' loss the encoder adds none.
+    assert delta["fec"] > 0, delta
+    assert not lead.errors and not r1.errors, lead.errors + r1.errors

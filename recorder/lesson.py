@@ -36,7 +36,15 @@ from recorder.sidecar import (
     read_sidecar,
     write_sidecar,
 )
-from recorder.track_writer import CodecLike, ErrorCallback, RecordingSummary, TrackRecorder
+from recorder.track_writer import (
+    DISK_FULL,
+    DISK_FULL_ERRNOS,
+    WRITE_FAILED,
+    CodecLike,
+    ErrorCallback,
+    RecordingSummary,
+    TrackRecorder,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +94,8 @@ class LessonRecording:
         self._summaries: list[RecordingSummary] = []
         self._count = 0
         self._finished = False
+        # Set when finishing could not write the manifest: {code, message}.
+        self.error: dict[str, str] | None = None
         self._manifest: dict[str, Any] = {
             "format": 1,
             "kind": "lesson",
@@ -189,7 +199,13 @@ class LessonRecording:
                 ended_at=ended,
                 duration_s=round(ended - self.started_at, 3),
             )
-            await asyncio.to_thread(write_sidecar, self.directory / MANIFEST, self._manifest)
+            try:
+                await asyncio.to_thread(write_sidecar, self.directory / MANIFEST, self._manifest)
+            except OSError as exc:  # a full disk: the tracks are final, the manifest is not
+                code = DISK_FULL if exc.errno in DISK_FULL_ERRNOS else WRITE_FAILED
+                self.error = {"code": code, "message": f"Writing {MANIFEST} failed: {exc}"}
+                self._manifest.update(state=RecordingState.FAILED.value, error=self.error)
+                logger.warning("recording %s not finalized: %s", self.directory, exc)
             if self._lock_fd is not None:
                 os.close(self._lock_fd)  # closing the descriptor releases the lock
                 self._lock_fd = None

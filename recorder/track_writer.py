@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 _STOP = object()
 KEY_FRAME_RETRY_S = 1.0
-_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 # Error codes reported through on_error and written to the sidecar.
 DISK_FULL = "recording_disk_full"
@@ -230,7 +230,7 @@ class TrackRecorder:
             self._complete(RecordingState.FINISHED, writer)
         except Exception as exc:  # any muxer failure must stop cleanly, never kill the loop
             self._accepting = False
-            code = DISK_FULL if getattr(exc, "errno", None) in _DISK_FULL_ERRNOS else WRITE_FAILED
+            code = DISK_FULL if getattr(exc, "errno", None) in DISK_FULL_ERRNOS else WRITE_FAILED
             self.error = {"code": code, "message": f"Writing {self.path.name} failed: {exc}"}
             logger.warning("recording %s stopped: %s", self.path, exc)
             writer.abandon()

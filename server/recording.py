@@ -200,6 +200,9 @@ class RecordingController:
             if active.pending:
                 await asyncio.gather(*active.pending, return_exceptions=True)
             summary = await active.recording.finish()
+            if active.error is None and active.recording.error is not None:
+                error = active.recording.error  # the manifest could not be finalized
+                active.error = (error["code"], error["message"])
             facts = await read_session_async(self.root, summary.directory)
             code, message = active.error or (None, None)
             row = await catalogue_session(self.db, facts, error_code=code, error_message=message)
@@ -259,7 +262,7 @@ class RecordingController:
             self._writers.pop(job_id, None)
 
     def _submit(self, row: LibraryRecording) -> None:
-        self._spawn(self._submit_async(row.id, row.directory, row))
+        self._spawn(self._submit_async(row.id, row.directory, row), f"queueing rendition {row.id}")
 
     async def _submit_async(self, recording_id: str, directory: str, row: Any) -> None:
         self._job_dirs[recording_id] = directory
@@ -315,10 +318,16 @@ class RecordingController:
     def _lock(self, lesson_id: str) -> asyncio.Lock:
         return self._locks.setdefault(lesson_id, asyncio.Lock())
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+    def _spawn(self, coro: Any, what: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=what)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._spawned_done)
+
+    def _spawned_done(self, task: asyncio.Task[Any]) -> None:
+        # A background step that failed is logged once here, never left unretrieved.
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed: %s", task.get_name(), task.exception())
 
     def _wanted(self, lesson_id: str, active: _Active) -> dict[str, tuple[ProducerInfo, str]]:
         peers = self._peers.get(lesson_id, {})
@@ -389,7 +398,7 @@ class RecordingController:
         active.error = (code, message)
         log.error("recording of lesson %s stopped: %s %s", lesson_id, code, message)
         self._report(lesson_id, code, message)
-        self._spawn(self.stop(lesson_id))
+        self._spawn(self.stop(lesson_id), f"stopping the recording of {lesson_id}")
 
     def _report(self, lesson_id: str, code: str, message: str) -> None:
         if self.on_error is not None:

@@ -388,9 +388,10 @@ class RoomManager:
         if room is None or not room.recording:
             return
         room.recording = False
-        room.broadcast(
-            RecordingChanged(on=False, at=utcnow().isoformat(), reason=code, message=message)
-        )
+        at = utcnow()
+        # Stored like the lead's own switch: the lesson's flag and the recording timeline.
+        room.spawn(room.hooks.recording_changed(lesson_id, False, at), "recording stop hook")
+        room.broadcast(RecordingChanged(on=False, at=at.isoformat(), reason=code, message=message))
 
     def subscription_offer(self, lesson_id: str, peer_id: str, offer: SubscriptionOffer) -> None:
         room = self.rooms.get(lesson_id)

@@ -341,7 +341,10 @@ class MediaService:
         for pid, layer in (layers or {}).items():
             if layer not in LAYERS:
                 raise MediaError("bad_layer", f"Unknown layer {layer!r} for producer {pid}.")
-            peer.layers[self._main_of(pid)] = layer
+        for pid, layer in (layers or {}).items():
+            # A consumer that exists already follows the new choice too (a patrol's thumbnail
+            # clicked to main keeps its consumer: only its layer changes).
+            self._prefer(peer, self._main_of(pid), layer)
         peer.wanted = tuple(wanted)
         async with peer.lock:
             return await self._renegotiate(peer)
@@ -386,14 +389,14 @@ class MediaService:
         peer = self._peers.get(peer_id)
         if peer is None:
             raise MediaError("unknown_peer", f"Peer {peer_id} is not known to the media service.")
-        key = self._main_of(producer_id)
+        self._prefer(peer, self._main_of(producer_id), layer)
+
+    @staticmethod
+    def _prefer(peer: PeerSession, key: str, layer: str) -> None:
+        """Remember ``layer`` for the peer's consumer of ``key`` and steer it if it exists."""
         peer.layers[key] = layer
         sub = peer.subscriptions.get(key)
-        if (
-            sub is not None
-            and sub.consumer is not None
-            and hasattr(sub.consumer, "set_preferred_layer")
-        ):
+        if sub is not None and sub.consumer is not None:
             sub.consumer.set_preferred_layer(layer)
 
     def set_faults(

@@ -98,3 +98,28 @@ async def test_a_bandwidth_cap_moves_the_subscriber_to_the_low_layer_cleanly(
     finally:
         await receiver.close()
         await lead.close()
+
+
+async def test_subscribing_again_at_another_layer_switches_the_existing_consumer(
+    service, clip_cache
+) -> None:
+    # A patrol's thumbnail (low) clicked to the main picture: the same producers wanted again
+    # with another layer keep their consumer, and that consumer must follow the new layer.
+    lead, producers = await publish(service, "L4", "lead", clip_cache, layers=("main", "low"))
+    main, low, audio = producers
+    receiver = await subscribe(service, "L4", "r", [main.id, audio.id], layers={main.id: "low"})
+    try:
+        await wait_for(lambda: receiver.decoded["video"] >= 15)
+        assert receiver.video_sizes == [(320, 240)]
+        consumer = service.consumer("r", main.id)
+        again = await service.subscribe("L4", "r", [main.id, audio.id], {main.id: "main"})
+        assert again is None  # same m-lines: no renegotiation
+        await wait_for(lambda: receiver.video_sizes[-1] == (640, 480))
+        assert service.consumer("r", main.id) is consumer
+        assert consumer.current_layer == "main"
+        await service.subscribe("L4", "r", [low.id, audio.id], {low.id: "low"})
+        await wait_for(lambda: receiver.video_sizes[-1] == (320, 240))
+        assert receiver.decode_errors == 0
+    finally:
+        await receiver.close()
+        await lead.close()

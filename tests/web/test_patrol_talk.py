@@ -43,11 +43,6 @@ def focused_patrol(open_page: Any, lesson: District) -> tuple[PageWatch, ...]:
     return lead, r1, r2, watch
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a receiving classroom asked at the main layer arrives at 320 px wide on this "
-    "2-core machine (the consumer says main); cause not found yet",
-)
 def test_a_clicked_classroom_thumbnail_plays_at_the_main_layer(
     open_page: Any, lesson: District
 ) -> None:

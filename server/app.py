@@ -17,6 +17,7 @@ from server.api.nul_guard import NulGuardMiddleware
 from server.cluster.cascade_wiring import cascade_port, join_cascade
 from server.cluster.wiring import join_cluster, node_id_for
 from server.db import open_database
+from server.disk_space import DiskSpaceCollector
 from server.lesson_hooks import DatabaseLessonHooks
 from server.media_metrics import MediaCollector
 from server.metrics import CONTENT_TYPE, HttpMetricsMiddleware, Metrics
@@ -115,6 +116,7 @@ def create_app(settings: Settings, tls: ServingTls | None = None) -> FastAPI:
             stack.push_async_callback(media_port.close)
             recording.on_error = rooms.recording_failed
             metrics.watch_signaling(lambda: rooms.stats)
+            metrics.watch(DiskSpaceCollector(settings))
             stack.callback(metrics.count_error_logs())
             # Many nodes: register, heartbeat, place lessons (closed before rooms: leave first).
             cluster = await join_cluster(

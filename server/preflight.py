@@ -97,7 +97,7 @@ async def probe_database(settings: Settings, write: bool = False) -> None:
         ) from exc
     except Exception as exc:
         raise StartupError(
-            ExitCode.DATABASE, f"database {_where(url)} cannot be used: {_reason(exc)}"
+            ExitCode.DATABASE, f"database {_where(url)} cannot be used: {reason_of(exc)}"
         ) from exc
     finally:
         await engine.dispose()
@@ -112,13 +112,13 @@ async def probe_redis(url: str) -> None:
             await client.ping()
     except Exception as exc:
         raise StartupError(
-            ExitCode.REDIS, f"Redis {_where(url)} cannot be reached: {_reason(exc)}"
+            ExitCode.REDIS, f"Redis {_where(url)} cannot be reached: {reason_of(exc)}"
         ) from exc
     finally:
         await client.aclose()
 
 
-def _reason(exc: BaseException) -> str:
+def reason_of(exc: BaseException) -> str:
     """The driver's own first line, without SQLAlchemy's links and parameters."""
     inner = getattr(exc, "orig", None) or exc
     text = str(inner).strip().splitlines()[0] if str(inner).strip() else type(inner).__name__

@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     log_level: str = "info"
     # Where recordings are written. Empty: <data_dir>/recordings.
     recording_root: Path | None = None
+    # Free space the data folder and the recording root each need (MiB; an hour of a
+    # lesson's tracks is about 1 GiB). Below it /readyz says not ready and the lead's
+    # recording status says space_low, so the page warns before recording.
+    min_free_disk_mb: int = Field(default=1024, ge=0)
     # Library renditions (MP4) run in child processes: how many at once, at what nice level.
     rendition_concurrency: int = Field(default=1, ge=1)
     rendition_nice: int = Field(default=10, ge=0, le=19)

@@ -29,6 +29,7 @@ from server.db.models import (
     LibraryRecording,
     PatrolTalk,
 )
+from server.disk_space import folder_space, min_free_bytes
 from server.library.queries import RUBRIC, Filters, exemplary_counts, search
 
 router = APIRouter(prefix="/library", tags=["library"])
@@ -261,10 +262,16 @@ async def counts(
 async def recording_status(
     state: State, principal: CurrentPrincipal, lesson_id: str
 ) -> dict[str, Any]:
-    """Whether a lesson records now, its last catalogue entry and its last error."""
+    """Whether a lesson records now, its last catalogue entry and its last error; and the
+    recording root's free space, so the lead page warns before recording onto a full disk."""
+    space = folder_space("recordings", state.settings.effective_recording_root)
+    disk = {
+        "free_bytes": space.free_bytes,
+        "space_low": space.low(min_free_bytes(state.settings)),
+    }
     if state.recording is None:
-        return {"recording": False, "recording_id": None, "error": None}
-    return state.recording.status(lesson_id)
+        return {"recording": False, "recording_id": None, "error": None, **disk}
+    return {**state.recording.status(lesson_id), **disk}
 
 
 @router.get("/{recording_id}", response_model=RecordingDetailOut, responses=ERRORS)

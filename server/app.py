@@ -163,6 +163,7 @@ def create_app(settings: Settings, tls: ServingTls | None = None) -> FastAPI:
     from server.health import health_router
     from server.pages import pages_router
     from server.tls_routes import tls_router
+    from server.whip import router as whip_router
     from server.ws import ws_router
 
     app.include_router(api_router)
@@ -172,6 +173,7 @@ def create_app(settings: Settings, tls: ServingTls | None = None) -> FastAPI:
     app.include_router(pages_router)
     app.include_router(tls_router)
     app.include_router(ws_router)
+    app.include_router(whip_router)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

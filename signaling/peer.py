@@ -32,7 +32,7 @@ class Peer:
         peer_id: str,
         grant: Grant,
         resume_token: str,
-        session: Session,
+        session: Session | None,
         school: str = "",
     ) -> None:
         self.peer_id = peer_id
@@ -41,6 +41,11 @@ class Peer:
         self.session: Session | None = session
         self.school = school
         self.state = PeerState.CONNECTED
+        # An ingest (signaling/ingest.py: "whip", "rtsp"): publishes as its classroom, is
+        # not its presence, subscribes to nothing.
+        self.ingest: str | None = None
+        # Who opened the ingest (a WHIP credential id, an RTSP source id): revoking it ends it.
+        self.ingest_owner: str | None = None
         # The peer's own devices, as it last said (set_media_state).
         self.mic_on = True
         self.camera_on = True
@@ -69,8 +74,8 @@ class Peer:
 
     @property
     def visible(self) -> bool:
-        """Patrol and recorder peers never appear to others."""
-        return self.role in (Role.LEAD, Role.RECEIVER)
+        """Patrol, recorder and ingest peers never appear to others."""
+        return self.role in (Role.LEAD, Role.RECEIVER) and self.ingest is None
 
     @property
     def info(self) -> PeerInfo:

@@ -20,6 +20,7 @@ from signaling.attendance import Attendance
 from signaling.errors import CloseCode, ErrorCode, SignalingError
 from signaling.grants import Role
 from signaling.hooks import LessonHooks, LessonInfo, LessonState
+from signaling.ingest import ingest_tracks
 from signaling.media_port import MediaError, MediaPort, SubscriptionOffer
 from signaling.peer import Peer, PeerState
 from signaling.policy import LessonView, ProducerRef, desired_subscriptions
@@ -131,8 +132,14 @@ class Room:
         return sorted(c for c in self.roster if c not in heard)
 
     def view(self) -> LessonView:
+        peers = [p for p in self.peers.values() if p.state is PeerState.CONNECTED]
+        # A source an ingest publishes (a 录播 host's camera) replaces the page's own.
+        ingested = ingest_tracks(peers)
         tracks = tuple(
-            t for p in self.peers.values() if p.state is PeerState.CONNECTED for t in p.tracks
+            t
+            for p in peers
+            for t in p.tracks
+            if p.ingest is not None or (t.classroom_id, t.source) not in ingested
         )
         return LessonView(
             tracks,
@@ -311,7 +318,12 @@ class Room:
             self.attendance.disconnected(classroom, utcnow())
         if connected:
             self._release_media(peer)
-        if classroom is not None and reason != "replaced" and peer.role is Role.RECEIVER:
+        if (
+            classroom is not None
+            and reason != "replaced"
+            and peer.role is Role.RECEIVER
+            and peer.ingest is None
+        ):
             self.lower_hand(classroom)
             if self.stage == classroom:
                 self.set_stage(None)
@@ -460,7 +472,7 @@ class Room:
             return
         view = self.view()
         for peer in tuple(self.peers.values()):
-            if peer.state is not PeerState.CONNECTED:
+            if peer.state is not PeerState.CONNECTED or peer.ingest is not None:
                 continue
             desired = desired_subscriptions(view, peer.view)
             if desired == peer.desired:

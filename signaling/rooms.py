@@ -293,6 +293,15 @@ class RoomManager:
 
     # Room callbacks --------------------------------------------------------------------
 
+    async def room_for(self, lesson_id: str) -> Room:
+        """The lesson's room here, loaded if needed and held until :meth:`room_released`
+        (an ingest attaching, signaling/ingest.py). SignalingError as for a join."""
+        return await self._room_for(lesson_id)
+
+    def room_released(self, room: Room) -> None:
+        room.admitting -= 1
+        self._room_changed(room)
+
     def _peer_gone(self, peer: Peer) -> None:
         self._resume.pop(peer.resume_token, None)
         self.stats.peers[peer.role.value] -= 1
@@ -408,6 +417,9 @@ class RoomManager:
         if peer is None:
             return
         log.info("published media of peer %s in lesson %s failed: %s", peer_id, lesson_id, reason)
+        if peer.ingest is not None and room is not None:
+            room.remove(peer, "gone")  # its encoder or 录播 host must publish anew
+            return
         peer.send(
             Error(
                 code=ErrorCode.TRANSPORT_FAILED,

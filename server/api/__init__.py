@@ -27,6 +27,7 @@ def build_api_router() -> APIRouter:
         classrooms,
         evaluations,
         faults,
+        ingest,
         join,
         lessons,
         library,
@@ -42,6 +43,7 @@ def build_api_router() -> APIRouter:
         router.include_router(module.router)
     router.include_router(evaluations.router)
     router.include_router(faults.router)
+    router.include_router(ingest.router)
     router.include_router(terms.router)
     router.include_router(slots.router)
     router.include_router(timetable_sheet.router)

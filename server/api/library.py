@@ -359,7 +359,8 @@ async def get_recording(
     }
 
 
-@router.get("/{recording_id}/files/{name:path}", responses=ERRORS)
+# HEAD too: players and download managers ask for the size and type first.
+@router.api_route("/{recording_id}/files/{name:path}", methods=["GET", "HEAD"], responses=ERRORS)
 async def get_file(
     state: State, principal: CurrentPrincipal, recording_id: str, name: str
 ) -> FileResponse:

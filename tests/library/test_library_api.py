@@ -150,6 +150,23 @@ def test_track_files_are_served_as_webm_and_other_names_are_refused(
     assert anonymous.status_code == 401
 
 
+def test_head_on_a_library_file_answers_like_get_without_a_body(
+    library: Library, with_files: str
+) -> None:
+    url = f"/api/library/{with_files}/files/rendition/lesson.mp4"
+    headers = library.headers("teacher")
+    head = library.client.head(url, headers=headers)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(DATA))
+    assert head.headers["content-type"] == "video/mp4"
+    assert head.headers["accept-ranges"] == "bytes"
+    assert (
+        library.client.head(f"/api/library/{with_files}/files/x.txt", headers=headers).status_code
+        == 404
+    )
+    assert library.client.head(url).status_code == 401
+
+
 @pytest.fixture
 def with_copy(library: Library) -> str:
     """A lesson whose lead camera is H.264 (Matroska) with its MP4 copy, and a WebM mic."""

@@ -131,9 +131,12 @@ async def point(receivers: int, workers: int, seconds: float, kill: bool) -> dic
         await asyncio.sleep(3.0)  # settle: joins' keyframes, layer choices
         before = [_mark(t) for t in terminals]
         cpu_before, t0 = _cpu_by_process(host.process.pid), time.monotonic()
+        driver_before = _cpu(os.getpid())
         await asyncio.sleep(seconds)
         after = [_mark(t) for t in terminals]
         cpu_after, elapsed = _cpu_by_process(host.process.pid), time.monotonic() - t0
+        # The load generator's own core: near 1.0 means the receivers, not the server, lag.
+        report["driver_cpu"] = round((_cpu(os.getpid()) - driver_before) / elapsed, 3)
         fps, losses = [], []
         for b, a in zip(before, after, strict=True):
             if a[3] != b[3] or a[1] <= b[1]:

@@ -7,12 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from media.sfu import MediaService
 from recorder.jobs import RenditionRunner
+from server.api.access import access, require_declared_access
 from server.api.nul_guard import NulGuardMiddleware
 from server.cluster.cascade_wiring import cascade_port, join_cascade
 from server.cluster.wiring import join_cluster, node_id_for
@@ -153,6 +154,8 @@ def create_app(settings: Settings, tls: ServingTls | None = None) -> FastAPI:
         version="0.1.0",
         description="Synchronous 1+N live teaching: lessons, classrooms, join links, signaling.",
         lifespan=lifespan,
+        # Deny by default: an HTTP route that declares no access rule is refused.
+        dependencies=[Depends(require_declared_access)],
     )
     app.add_middleware(HttpMetricsMiddleware, metrics=lambda: metrics)
     app.add_middleware(NulGuardMiddleware)  # no text with U+0000 reaches a route
@@ -175,7 +178,11 @@ def create_app(settings: Settings, tls: ServingTls | None = None) -> FastAPI:
     app.include_router(ws_router)
     app.include_router(whip_router)
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get(
+        "/metrics",
+        include_in_schema=False,
+        dependencies=[access(None, why="scraped by Prometheus; counts only, no names")],
+    )
     async def prometheus_metrics() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 

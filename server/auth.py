@@ -18,8 +18,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.errors import ApiError, forbidden
-from server.db.models import Account, AccountRole, LoginSession, utcnow
+from server.db.models import Account, AccountRole, LoginSession, School, utcnow
 from server.passwords import dummy_hash, verify_password_async
+from server.scope import DISTRICT_SCOPE, AccountScope, ScopeLevel
 from server.state import AppState, get_state
 
 COOKIE_NAME = "tongke_session"
@@ -35,10 +36,16 @@ class Principal:
     role: AccountRole
     school_id: str | None
     session_id: str
+    # Where the account may act (server/scope.py); district-wide when left out.
+    scope: AccountScope = DISTRICT_SCOPE
 
     @property
     def is_admin(self) -> bool:
         return self.role is AccountRole.ADMIN
+
+    @property
+    def is_district_admin(self) -> bool:
+        return self.is_admin and self.scope.level is ScopeLevel.DISTRICT
 
 
 def hash_token(token: str) -> str:
@@ -109,14 +116,15 @@ async def optional_principal(
     async with state.db.sessions.begin() as session:
         row = (
             await session.execute(
-                select(LoginSession, Account)
+                select(LoginSession, Account, School.county_id)
                 .join(Account, Account.id == LoginSession.account_id)
+                .outerjoin(School, School.id == Account.school_id)
                 .where(LoginSession.token_hash == hash_token(token))
             )
         ).first()
     if row is None:
         raise _not_authenticated("The session is unknown; sign in again.")
-    login, account = row
+    login, account, school_county_id = row
     if login.revoked_at is not None or not account.active:
         raise _not_authenticated("The session has ended; sign in again.")
     if login.expires_at <= utcnow():
@@ -133,6 +141,10 @@ async def optional_principal(
         role=AccountRole(account.role),
         school_id=account.school_id,
         session_id=login.id,
+        scope=AccountScope.of(
+            school_county_id if account.school_id is not None else account.county_id,
+            account.school_id,
+        ),
     )
 
 

@@ -24,6 +24,7 @@ from server.db.models import (
     AccountRole,
     Classroom,
     ClassroomKind,
+    County,
     JoinLink,
     Lesson,
     School,
@@ -82,8 +83,11 @@ async def seed_demo(db: Database, settings: Settings) -> DemoDistrict:
     passwords = {username: secrets.token_urlsafe(12) for _, username, _ in people}
     hashes = {u: await hash_password_async(p) for u, p in passwords.items()}
     async with db.sessions.begin() as session:
-        central = School(name="城关中心校", kind=SchoolKind.CENTRAL.value, district="示范县")
-        point = School(name="石门教学点", kind=SchoolKind.TEACHING_POINT.value, district="示范县")
+        county = County(name="示范县")
+        session.add(county)
+        await session.flush()
+        central = School(name="城关中心校", kind=SchoolKind.CENTRAL.value, county_id=county.id)
+        point = School(name="石门教学点", kind=SchoolKind.TEACHING_POINT.value, county_id=county.id)
         session.add_all([central, point])
         await session.flush()
         lead = Classroom(school_id=central.id, name="录播教室", kind=ClassroomKind.LEAD.value)

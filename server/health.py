@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from server.api.access import access
 from server.disk_space import service_folders, space_problem
 from server.preflight import PROBE_TIMEOUT_S, StartupError, reason_of, writable_folder
 from server.state import AppState, get_state
@@ -16,7 +17,10 @@ from server.state import AppState, get_state
 # A write every backend commits to disk, changing nothing: the schema version row.
 DATABASE_WRITE = "UPDATE alembic_version SET version_num = version_num"
 
-health_router = APIRouter(tags=["health"])
+# Probes of load balancers and orchestrators, which sign in nowhere; they show no data.
+health_router = APIRouter(
+    tags=["health"], dependencies=[access(None, why="liveness and readiness probes")]
+)
 
 
 @health_router.get("/healthz")

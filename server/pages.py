@@ -7,10 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse
 
+from server.api.access import access
 from server.api.errors import ApiError
 from server.state import AppState, get_state
 
-pages_router = APIRouter()
+# The join page is static (its link is checked by /api/join); the probe stores nothing.
+pages_router = APIRouter(dependencies=[access(None, why="static page and a discarded probe")])
 
 # The device check uploads this much at most; more is refused rather than read.
 NETCHECK_MAX_BYTES = 2 * 1024 * 1024

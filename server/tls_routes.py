@@ -14,10 +14,12 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from server.api.access import access
 from server.api.errors import ApiError, ErrorResponse
 from server.state import AppState, get_state
 
-tls_router = APIRouter()
+# The CA and the TLS status are what a new device needs before it can sign in.
+tls_router = APIRouter(dependencies=[access(None, why="a new device trusts the CA first")])
 
 # The media type browsers and mobile OSes offer to install as a CA (iOS, Android).
 CA_MEDIA_TYPE = "application/x-x509-ca-cert"

@@ -80,7 +80,7 @@ async def seed_bench_lesson(settings: Settings, receivers: int, patrols: int = 0
     from signaling.grants import Role
 
     async with open_database(settings) as db, db.sessions.begin() as session:
-        school = School(name="bench", kind=SchoolKind.CENTRAL.value, district="bench")
+        school = School(name="bench", kind=SchoolKind.CENTRAL.value)
         session.add(school)
         await session.flush()
         lead = Classroom(school_id=school.id, name="lead", kind=ClassroomKind.LEAD.value)

@@ -25,6 +25,7 @@ def build_api_router() -> APIRouter:
         accounts,
         auth_routes,
         classrooms,
+        counties,
         evaluations,
         faults,
         ingest,
@@ -39,10 +40,11 @@ def build_api_router() -> APIRouter:
     )
 
     router = APIRouter(prefix="/api")
-    for module in (auth_routes, schools, classrooms, accounts, lessons, links, join, library):
+    for module in (auth_routes, counties, schools, classrooms, accounts, lessons, links, join):
         router.include_router(module.router)
     router.include_router(evaluations.router)
     router.include_router(faults.router)
+    router.include_router(library.router)
     router.include_router(ingest.router)
     router.include_router(terms.router)
     router.include_router(slots.router)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import update
 
+from server.api.access import SignedIn, access
 from server.api.errors import ApiError, ErrorResponse
 from server.api.schemas import AccountOut, LoginIn, LoginOut, PasswordChangeIn
 from server.auth import (
     COOKIE_NAME,
-    CurrentPrincipal,
     State,
     check_credentials,
     open_session,
@@ -23,7 +23,9 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 ERRORS: dict[int | str, dict[str, object]] = {401: {"model": ErrorResponse}}
 
 
-@router.post("/login", responses=ERRORS)
+@router.post(
+    "/login", responses=ERRORS, dependencies=[access(None, why="the password is the credential")]
+)
 async def login(body: LoginIn, request: Request, response: Response, state: State) -> LoginOut:
     """Check the password; the session token comes back as an HttpOnly cookie and in the body."""
     async with state.db.sessions.begin() as session:
@@ -43,7 +45,7 @@ async def login(body: LoginIn, request: Request, response: Response, state: Stat
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-async def logout(principal: CurrentPrincipal, state: State) -> Response:
+async def logout(principal: SignedIn, state: State) -> Response:
     """End this session; its token and cookie stop working at once."""
     async with state.db.sessions.begin() as session:
         await revoke_session(session, principal.session_id)
@@ -57,9 +59,7 @@ async def logout(principal: CurrentPrincipal, state: State) -> Response:
     status_code=status.HTTP_204_NO_CONTENT,
     responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
 )
-async def change_password(
-    body: PasswordChangeIn, principal: CurrentPrincipal, state: State
-) -> Response:
+async def change_password(body: PasswordChangeIn, principal: SignedIn, state: State) -> Response:
     """Change one's own password; every other session of the account is signed out."""
     new_hash = await hash_password_async(body.new_password)
     async with state.db.sessions.begin() as session:
@@ -80,7 +80,7 @@ async def change_password(
 
 
 @router.get("/me", responses=ERRORS)
-async def me(principal: CurrentPrincipal, state: State) -> AccountOut:
+async def me(principal: SignedIn, state: State) -> AccountOut:
     async with state.db.sessions.begin() as session:
         account = await session.get_one(Account, principal.account_id)
         return AccountOut.model_validate(account)

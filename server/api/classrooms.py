@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Response, status
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.api.access import ADMINS, EVERYONE, ScopedAdmin, SignedIn, access, require_in_scope
 from server.api.errors import ApiError, ErrorResponse, not_found
 from server.api.schemas import ClassroomIn, ClassroomOut, ClassroomPatch
-from server.auth import AdminPrincipal, CurrentPrincipal, State
-from server.db.models import Classroom, Lesson, School, lesson_receivers
+from server.auth import Principal, State
+from server.db.models import Classroom, Lesson, lesson_receivers
 
 router = APIRouter(prefix="/classrooms", tags=["classrooms"])
 
@@ -27,23 +30,32 @@ async def _name_taken(
     return (await session.scalar(query)) is not None
 
 
+ClassroomReader = Annotated[Principal, access(EVERYONE, resource="classroom")]
+ClassroomManager = Annotated[Principal, access(ADMINS, resource="classroom", manage=True)]
+
+
 def _taken() -> ApiError:
     return ApiError(409, "classroom_name_taken", "The school already has a classroom of that name.")
 
 
 @router.get("", responses=ERRORS)
 async def list_classrooms(
-    _: CurrentPrincipal, state: State, school_id: str | None = None
+    principal: SignedIn, state: State, school_id: str | None = None
 ) -> list[ClassroomOut]:
+    """The classrooms of the schools in the caller's scope."""
     async with state.db.sessions.begin() as session:
-        query = select(Classroom).order_by(Classroom.school_id, Classroom.name)
+        query = (
+            select(Classroom)
+            .where(principal.scope.school_clause(Classroom.school_id))
+            .order_by(Classroom.school_id, Classroom.name)
+        )
         if school_id is not None:
             query = query.where(Classroom.school_id == school_id)
         return [ClassroomOut.model_validate(row) for row in await session.scalars(query)]
 
 
 @router.get("/{classroom_id}", responses=ERRORS)
-async def get_classroom(classroom_id: str, _: CurrentPrincipal, state: State) -> ClassroomOut:
+async def get_classroom(classroom_id: str, _: ClassroomReader, state: State) -> ClassroomOut:
     async with state.db.sessions.begin() as session:
         classroom = await session.get(Classroom, classroom_id)
         if classroom is None:
@@ -52,10 +64,9 @@ async def get_classroom(classroom_id: str, _: CurrentPrincipal, state: State) ->
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
-async def create_classroom(body: ClassroomIn, _: AdminPrincipal, state: State) -> ClassroomOut:
+async def create_classroom(body: ClassroomIn, principal: ScopedAdmin, state: State) -> ClassroomOut:
     async with state.db.sessions.begin() as session:
-        if await session.get(School, body.school_id) is None:
-            raise not_found("school")
+        await require_in_scope(session, principal, "school", body.school_id, manage=True)
         if await _name_taken(session, body.school_id, body.name):
             raise _taken()
         classroom = Classroom(school_id=body.school_id, name=body.name, kind=body.kind.value)
@@ -66,7 +77,7 @@ async def create_classroom(body: ClassroomIn, _: AdminPrincipal, state: State) -
 
 @router.patch("/{classroom_id}", responses=ERRORS)
 async def update_classroom(
-    classroom_id: str, body: ClassroomPatch, _: AdminPrincipal, state: State
+    classroom_id: str, body: ClassroomPatch, _: ClassroomManager, state: State
 ) -> ClassroomOut:
     async with state.db.sessions.begin() as session:
         classroom = await session.get(Classroom, classroom_id)
@@ -83,7 +94,7 @@ async def update_classroom(
 
 
 @router.delete("/{classroom_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-async def delete_classroom(classroom_id: str, _: AdminPrincipal, state: State) -> Response:
+async def delete_classroom(classroom_id: str, _: ClassroomManager, state: State) -> Response:
     async with state.db.sessions.begin() as session:
         classroom = await session.get(Classroom, classroom_id)
         if classroom is None:

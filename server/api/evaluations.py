@@ -13,16 +13,17 @@ answer 403 ``forbidden`` (or ``own_nomination``). Every step is kept with who an
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.api.access import access
 from server.api.errors import ApiError, forbidden, not_found
 from server.api.library import ERRORS, EvaluationOut, StepOut
-from server.auth import CurrentPrincipal, Principal, State
+from server.auth import Principal, State
 from server.db.models import (
     AccountRole,
     ExemplaryStep,
@@ -36,6 +37,14 @@ router = APIRouter(prefix="/library", tags=["library"])
 
 EVALUATORS = frozenset({AccountRole.TEACHER, AccountRole.INSPECTOR})
 REVIEWERS = frozenset({AccountRole.INSPECTOR, AccountRole.ADMIN})
+NOMINATORS = frozenset({AccountRole.TEACHER, AccountRole.ADMIN})
+
+# Evaluating is open to every teacher and inspector (the library is shared district-wide);
+# nominating needs the recording's teacher or an admin whose scope holds its lesson;
+# reviewing an inspector or admin whose scope sees it.
+Evaluator = Annotated[Principal, access(EVALUATORS, why="the library is shared district-wide")]
+Nominator = Annotated[Principal, access(NOMINATORS, resource="recording", manage=True)]
+Reviewer = Annotated[Principal, access(REVIEWERS, resource="recording")]
 
 
 class EvaluationIn(BaseModel):
@@ -82,7 +91,7 @@ def _scores(scores: dict[str, Any], *, complete: bool) -> dict[str, int]:
     responses=ERRORS,
 )
 async def add_evaluation(
-    state: State, principal: CurrentPrincipal, recording_id: str, body: EvaluationIn
+    state: State, principal: Evaluator, recording_id: str, body: EvaluationIn
 ) -> dict[str, Any]:
     if principal.role not in EVALUATORS:
         raise forbidden("Teachers and inspectors evaluate lessons.")
@@ -175,14 +184,14 @@ async def _last_nomination(session: AsyncSession, recording_id: str) -> Exemplar
 
 @router.post("/{recording_id}/nominate", response_model=WorkflowOut, responses=ERRORS)
 async def nominate(
-    state: State, principal: CurrentPrincipal, recording_id: str, body: NominateIn
+    state: State, principal: Nominator, recording_id: str, body: NominateIn
 ) -> dict[str, Any]:
     return await _step(state, principal, recording_id, "nominate", body.comment, {})
 
 
 @router.post("/{recording_id}/review", response_model=WorkflowOut, responses=ERRORS)
 async def review(
-    state: State, principal: CurrentPrincipal, recording_id: str, body: ReviewIn
+    state: State, principal: Reviewer, recording_id: str, body: ReviewIn
 ) -> dict[str, Any]:
     scores = _scores(body.scores, complete=True)
     action = "exemplary" if body.decision == "exemplary" else "return"

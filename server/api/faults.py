@@ -12,18 +12,22 @@ until the drill has run that long.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from media.faults import NO_FAULTS, AnyFaults, FaultInjector
+from server.api.access import ADMINS, access
 from server.api.errors import ApiError, ErrorResponse
-from server.auth import AdminPrincipal, State
+from server.auth import Principal, State
 from server.state import AppState
 from signaling.faults import MessageFaults
 
 router = APIRouter(prefix="/lessons", tags=["faults"])
+
+# Admins whose scope holds the lesson's lead classroom.
+LessonAdmin = Annotated[Principal, access(ADMINS, resource="lesson", manage=True)]
 
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 422)
@@ -140,7 +144,7 @@ def _out(state: AppState, lesson_id: str, peer: Any) -> FaultsOut:
 
 
 @router.get("/{lesson_id}/faults", responses=ERRORS)
-async def list_faults(lesson_id: str, _: AdminPrincipal, state: State) -> list[FaultsOut]:
+async def list_faults(lesson_id: str, _: LessonAdmin, state: State) -> list[FaultsOut]:
     """The peers of a live lesson that have faults, with what the faults did so far."""
     _check_enabled(state)
     room = state.rooms.rooms.get(lesson_id)
@@ -152,7 +156,7 @@ async def list_faults(lesson_id: str, _: AdminPrincipal, state: State) -> list[F
 
 @router.put("/{lesson_id}/faults/{peer_id}", responses=ERRORS)
 async def put_faults(
-    lesson_id: str, peer_id: str, body: FaultsIn, _: AdminPrincipal, state: State
+    lesson_id: str, peer_id: str, body: FaultsIn, _: LessonAdmin, state: State
 ) -> FaultsOut:
     """Replace one peer's faults (media and signaling, both directions)."""
     _check_enabled(state)
@@ -190,7 +194,7 @@ def _end_due_drills(state: AppState) -> None:
 @router.delete(
     "/{lesson_id}/faults/{peer_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS
 )
-async def delete_faults(lesson_id: str, peer_id: str, _: AdminPrincipal, state: State) -> Response:
+async def delete_faults(lesson_id: str, peer_id: str, _: LessonAdmin, state: State) -> Response:
     """Remove every fault of one peer (idempotent for a peer of the lesson)."""
     _check_enabled(state)
     _peer(state, lesson_id, peer_id)

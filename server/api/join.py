@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
+from server.api.access import access
 from server.api.errors import ApiError, ErrorResponse
 from server.api.lessons import classroom_ref
 from server.api.schemas import JoinOut, LessonSummary, OutcomeOut, RecordingOutcome
@@ -27,7 +28,10 @@ from server.state import AppState
 from signaling.grants import Role, default_grant
 from signaling.redis_bus import TRANSIENT
 
-router = APIRouter(tags=["join"])
+# The link's code is the credential (revocable, expiring), not an account.
+router = APIRouter(
+    tags=["join"], dependencies=[access(None, why="the join link is the credential")]
+)
 
 # The WebSocket endpoint, relative to the page's origin.
 WS_PATH = "/ws"

@@ -8,14 +8,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from server.api.access import EVERYONE, PLANNERS, SignedIn, access, require_in_scope
 from server.api.errors import ApiError, ErrorResponse, forbidden, not_found
 from server.api.schemas import ClassroomRef, LessonIn, LessonOut, LessonPatch
-from server.auth import CurrentPrincipal, Principal, State, require_role
+from server.auth import Principal, State
 from server.db.models import (
     Account,
     AccountRole,
@@ -34,7 +35,10 @@ ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 422)
 }
 
-Planner = Annotated[Principal, Depends(require_role(AccountRole.ADMIN, AccountRole.TEACHER))]
+Planner = Annotated[Principal, access(PLANNERS)]
+# Admins whose scope holds the lead classroom, and the lesson's own teacher (ensure_manages).
+LessonManager = Annotated[Principal, access(PLANNERS, resource="lesson", manage=True)]
+LessonReader = Annotated[Principal, access(EVERYONE, resource="lesson")]
 
 LESSON_LOAD = (
     selectinload(Lesson.teacher),
@@ -114,6 +118,14 @@ async def _check_teacher(session: AsyncSession, teacher_id: str) -> None:
         raise ApiError(422, "not_a_teacher", "A lesson's teacher must be an active teacher.")
 
 
+async def check_roster_scope(
+    session: AsyncSession, principal: Principal, lead_id: str, receiver_ids: list[str]
+) -> None:
+    """Every classroom of a roster lies in the caller's scope (404 classroom_not_found)."""
+    for classroom_id in dict.fromkeys([lead_id, *receiver_ids]):
+        await require_in_scope(session, principal, "classroom", classroom_id, manage=True)
+
+
 def check_roster_size(receiver_ids: list[str], limit: int) -> None:
     """The setting max_receiving_classrooms: a lesson names at most this many receivers."""
     if len(receiver_ids) > limit:
@@ -166,7 +178,7 @@ async def _set_receivers(session: AsyncSession, lesson_id: str, receiver_ids: li
 
 @router.get("", responses=ERRORS)
 async def list_lessons(
-    _: CurrentPrincipal,
+    principal: SignedIn,
     state: State,
     on: Annotated[date | None, Query(alias="date", description="local day, YYYY-MM-DD")] = None,
     utc_offset_minutes: Annotated[int | None, Query(ge=-840, le=840)] = None,
@@ -177,7 +189,12 @@ async def list_lessons(
 ) -> list[LessonOut]:
     """Lessons by scheduled start. `date` is a day in the district's time zone (the
     `timezone` setting), or at `utc_offset_minutes` from UTC when that is given."""
-    query = select(Lesson).options(*LESSON_LOAD).order_by(Lesson.scheduled_start)
+    query = (
+        select(Lesson)
+        .where(principal.scope.lesson_clause())
+        .options(*LESSON_LOAD)
+        .order_by(Lesson.scheduled_start)
+    )
     if on is not None:
         zone: tzinfo = state.settings.zone
         if utc_offset_minutes is not None:
@@ -201,7 +218,7 @@ def _as_utc(value: datetime) -> datetime:
 
 
 @router.get("/{lesson_id}", responses=ERRORS)
-async def get_lesson(lesson_id: str, _: CurrentPrincipal, state: State) -> LessonOut:
+async def get_lesson(lesson_id: str, _: LessonReader, state: State) -> LessonOut:
     async with state.db.sessions.begin() as session:
         return lesson_out(await load_lesson(session, lesson_id))
 
@@ -218,6 +235,10 @@ async def create_lesson(body: LessonIn, principal: Planner, state: State) -> Les
     _check_schedule(body.scheduled_start, body.scheduled_end)
     check_roster_size(body.receiver_classroom_ids, state.settings.max_receiving_classrooms)
     async with state.db.sessions.begin() as session:
+        await check_roster_scope(
+            session, principal, body.lead_classroom_id, body.receiver_classroom_ids
+        )
+        await require_in_scope(session, principal, "account", teacher_id, manage=False)
         await _check_teacher(session, teacher_id)
         await _check_roster(session, body.lead_classroom_id, body.receiver_classroom_ids)
         lesson = Lesson(
@@ -234,7 +255,7 @@ async def create_lesson(body: LessonIn, principal: Planner, state: State) -> Les
 
 @router.patch("/{lesson_id}", responses=ERRORS)
 async def update_lesson(
-    lesson_id: str, body: LessonPatch, principal: Planner, state: State
+    lesson_id: str, body: LessonPatch, principal: LessonManager, state: State
 ) -> LessonOut:
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
     if body.receiver_classroom_ids is not None:
@@ -250,6 +271,7 @@ async def update_lesson(
         if teacher_id is not None and teacher_id != lesson.teacher_id:
             if not principal.is_admin:
                 raise forbidden("Only an admin may hand a lesson to another teacher.")
+            await require_in_scope(session, principal, "account", teacher_id, manage=False)
             await _check_teacher(session, teacher_id)
             lesson.teacher_id = teacher_id
         receiver_ids = changes.pop("receiver_classroom_ids", None)
@@ -258,6 +280,7 @@ async def update_lesson(
             if receiver_ids is None:
                 receiver_ids = [c.id for c in lesson.receivers]
             await _check_roster(session, lead_id, receiver_ids)
+            await check_roster_scope(session, principal, lead_id, receiver_ids)
             lesson.lead_classroom_id = lead_id
             await _set_receivers(session, lesson.id, receiver_ids)
         _check_schedule(
@@ -271,7 +294,7 @@ async def update_lesson(
 
 
 @router.post("/{lesson_id}/end", responses=ERRORS)
-async def end_lesson(lesson_id: str, principal: Planner, state: State) -> LessonOut:
+async def end_lesson(lesson_id: str, principal: LessonManager, state: State) -> LessonOut:
     """End a live lesson, or cancel a scheduled one. Ending twice is a 409 lesson_ended."""
     async with state.db.sessions.begin() as session:
         lesson = await load_lesson(session, lesson_id)
@@ -285,7 +308,7 @@ async def end_lesson(lesson_id: str, principal: Planner, state: State) -> Lesson
 
 
 @router.delete("/{lesson_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-async def delete_lesson(lesson_id: str, principal: Planner, state: State) -> Response:
+async def delete_lesson(lesson_id: str, principal: LessonManager, state: State) -> Response:
     """Only a lesson that never went live can be deleted; the others belong to the record."""
     async with state.db.sessions.begin() as session:
         lesson = await load_lesson(session, lesson_id)

@@ -20,8 +20,10 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from recorder.mkv_writer import WEBM_CODECS  # Matroska with these codecs is WebM
+from server.api.access import EVERYONE, access
 from server.api.errors import ErrorResponse, not_found
-from server.auth import CurrentPrincipal, State
+from server.api.lessons import LessonReader
+from server.auth import Principal, State
 from server.db.models import (
     EvaluationNote,
     ExemplaryStep,
@@ -33,6 +35,9 @@ from server.disk_space import folder_space, min_free_bytes
 from server.library.queries import RUBRIC, Filters, exemplary_counts, search
 
 router = APIRouter(prefix="/library", tags=["library"])
+
+# Shared across the district by design: teachers learn from every county's lessons.
+LibraryReader = Annotated[Principal, access(EVERYONE, why="the library is shared district-wide")]
 
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 416, 422)
@@ -213,7 +218,7 @@ async def load_recording(state: State, recording_id: str) -> LibraryRecording:
 @router.get("", response_model=RecordingPage, responses=ERRORS)
 async def list_recordings(
     state: State,
-    principal: CurrentPrincipal,
+    principal: LibraryReader,
     q: Annotated[str, Query(max_length=200)] = "",
     stage: str = "",
     subject: str = "",
@@ -251,7 +256,7 @@ async def list_recordings(
 
 @router.get("/exemplary/counts", response_model=CountsOut, responses=ERRORS)
 async def counts(
-    state: State, principal: CurrentPrincipal, year: Annotated[int | None, Query()] = None
+    state: State, principal: LibraryReader, year: Annotated[int | None, Query()] = None
 ) -> dict[str, Any]:
     """Exemplary-workflow counts per county (区县) and year."""
     async with state.db.sessions.begin() as session:
@@ -259,9 +264,7 @@ async def counts(
 
 
 @router.get("/recording-status/{lesson_id}", responses=ERRORS)
-async def recording_status(
-    state: State, principal: CurrentPrincipal, lesson_id: str
-) -> dict[str, Any]:
+async def recording_status(state: State, principal: LessonReader, lesson_id: str) -> dict[str, Any]:
     """Whether a lesson records now, its last catalogue entry and its last error; and the
     recording root's free space, so the lead page warns before recording onto a full disk."""
     space = folder_space("recordings", state.settings.effective_recording_root)
@@ -276,7 +279,7 @@ async def recording_status(
 
 @router.get("/{recording_id}", response_model=RecordingDetailOut, responses=ERRORS)
 async def get_recording(
-    state: State, principal: CurrentPrincipal, recording_id: str
+    state: State, principal: LibraryReader, recording_id: str
 ) -> dict[str, Any]:
     """One entry: metadata, tracks, rendition, live notes, evaluations, workflow steps."""
     async with state.db.sessions.begin() as session:
@@ -362,7 +365,7 @@ async def get_recording(
 # HEAD too: players and download managers ask for the size and type first.
 @router.api_route("/{recording_id}/files/{name:path}", methods=["GET", "HEAD"], responses=ERRORS)
 async def get_file(
-    state: State, principal: CurrentPrincipal, recording_id: str, name: str
+    state: State, principal: LibraryReader, recording_id: str, name: str
 ) -> FileResponse:
     """A track file, the rendition, its poster or a thumbnail; Range requests answer 206."""
     row = await load_recording(state, recording_id)

@@ -12,16 +12,17 @@ import secrets
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from server.api.access import access, require_in_scope
 from server.api.errors import ApiError, ErrorResponse, not_found
 from server.api.join import home_ws_url, join_response
-from server.api.lessons import Planner, ensure_manages, ensure_not_ended, load_lesson
+from server.api.lessons import LessonManager, ensure_manages, ensure_not_ended, load_lesson
 from server.api.schemas import JoinOut, LinkIn, LinkOut, LinksForRosterIn
-from server.auth import Principal, State, require_role
+from server.auth import Principal, State
 from server.db.models import Account, AccountRole, JoinLink, Lesson, utcnow
 from server.origin import public_base
 from signaling.grants import Role
@@ -32,7 +33,8 @@ ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 422)
 }
 
-Inspector = Annotated[Principal, Depends(require_role(AccountRole.INSPECTOR))]
+# An inspector patrols the lessons his scope sees (led from it, or received in it).
+Inspector = Annotated[Principal, access(frozenset({AccountRole.INSPECTOR}), resource="lesson")]
 
 
 def new_code() -> str:
@@ -115,7 +117,7 @@ async def _reload(session: AsyncSession, link_ids: list[str]) -> list[JoinLink]:
 
 @router.get("/links", responses=ERRORS)
 async def list_links(
-    lesson_id: str, principal: Planner, state: State, request: Request
+    lesson_id: str, principal: LessonManager, state: State, request: Request
 ) -> list[LinkOut]:
     async with state.db.sessions.begin() as session:
         ensure_manages(principal, await load_lesson(session, lesson_id))
@@ -130,7 +132,7 @@ async def list_links(
 
 @router.post("/links", status_code=status.HTTP_201_CREATED, responses=ERRORS)
 async def create_link(
-    lesson_id: str, body: LinkIn, principal: Planner, state: State, request: Request
+    lesson_id: str, body: LinkIn, principal: LessonManager, state: State, request: Request
 ) -> LinkOut:
     """A classroom link (its role follows the roster) or a patrol link for an inspector."""
     _check_expiry(body.expires_at)
@@ -143,6 +145,7 @@ async def create_link(
                 raise ApiError(
                     422, "patrol_needs_inspector", "A patrol link names an inspector account only."
                 )
+            await require_in_scope(session, principal, "account", body.account_id, manage=False)
             inspector = await session.get(Account, body.account_id)
             if inspector is None:
                 raise not_found("account")
@@ -174,7 +177,7 @@ async def create_link(
 
 @router.post("/links/roster", status_code=status.HTTP_201_CREATED, responses=ERRORS)
 async def create_roster_links(
-    lesson_id: str, body: LinksForRosterIn, principal: Planner, state: State, request: Request
+    lesson_id: str, body: LinksForRosterIn, principal: LessonManager, state: State, request: Request
 ) -> list[LinkOut]:
     """One new link for the lead classroom and one for each receiving classroom."""
     _check_expiry(body.expires_at)
@@ -220,7 +223,7 @@ async def _revoke(
 
 @router.post("/links/{link_id}/revoke", responses=ERRORS)
 async def revoke_link(
-    lesson_id: str, link_id: str, principal: Planner, state: State, request: Request
+    lesson_id: str, link_id: str, principal: LessonManager, state: State, request: Request
 ) -> LinkOut:
     """Revoke a link: opening it answers 410 link_revoked. Revoking twice is harmless."""
     return await _revoke(state, request, principal, lesson_id, link_id)
@@ -228,7 +231,7 @@ async def revoke_link(
 
 @router.delete("/links/{link_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
 async def delete_link(
-    lesson_id: str, link_id: str, principal: Planner, state: State, request: Request
+    lesson_id: str, link_id: str, principal: LessonManager, state: State, request: Request
 ) -> Response:
     """Same as revoke (the row stays, so a reused code can never come back to life)."""
     await _revoke(state, request, principal, lesson_id, link_id)

@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    computed_field,
+)
 
 from server.db import lengths
 from server.db.models import AccountRole, ClassroomKind, LessonStatus, SchoolKind
@@ -78,8 +85,16 @@ class AccountOut(Out):
     display_name: str
     role: AccountRole
     school_id: str | None
+    # The account's scope: its school, else its county, else the district (both null).
+    county_id: str | None = None
     active: bool
     created_at: datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def scope(self) -> str:
+        """school, county or district."""
+        return "school" if self.school_id else "county" if self.county_id else "district"
 
 
 class LoginOut(BaseModel):
@@ -91,15 +106,42 @@ class LoginOut(BaseModel):
 # Schools and classrooms ------------------------------------------------------------------
 
 
+# 行政区划代码: digits only (six for a county), or empty.
+DivisionCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{0,12}$")]
+
+
+class CountyIn(Strict):
+    name: Name
+    code: DivisionCode = ""
+
+
+class CountyPatch(Strict):
+    name: Name | None = None
+    code: DivisionCode | None = None
+
+
+class CountyOut(Out):
+    id: str
+    name: str
+    code: str
+    schools: int = 0
+    created_at: datetime
+
+
 class SchoolIn(Strict):
     name: Name
     kind: SchoolKind
+    # The county (县/市); null: directly under the district (州直属). A county admin's new
+    # schools go into his county.
+    county_id: Id | None = None
+    # Deprecated: a county by name (created when a district admin names a new one).
     district: Meta = ""
 
 
 class SchoolPatch(Strict):
     name: Name | None = None
     kind: SchoolKind | None = None
+    county_id: Id | None = None
     district: Meta | None = None
 
 
@@ -107,7 +149,9 @@ class SchoolOut(Out):
     id: str
     name: str
     kind: SchoolKind
-    district: str
+    county_id: str | None
+    county: str  # the county's name, "" directly under the district
+    district: str  # deprecated: the county's name, as before counties were rows
     created_at: datetime
 
 
@@ -138,7 +182,9 @@ class AccountIn(Strict):
     display_name: Name
     role: AccountRole
     password: Password
+    # The scope: a school, else a county, else (both null) the whole district.
     school_id: Id | None = None
+    county_id: Id | None = None
 
 
 class AccountPatch(Strict):
@@ -146,6 +192,7 @@ class AccountPatch(Strict):
     role: AccountRole | None = None
     password: Password | None = None
     school_id: Id | None = None
+    county_id: Id | None = None
     active: bool | None = None
 
 

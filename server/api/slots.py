@@ -1,24 +1,28 @@
 """/api/terms/{id}/slots and /api/slots/{id}: the weekly 1+N timetable and its per-date
 exceptions (cancel, move, substitute teacher).
 
-Admins change; everyone signed in reads. Every change generates the term's lessons again in
-the same transaction: a slot that would double-book a classroom or a teacher (against
-another slot of its weekday, or on one date after an exception) is refused with 409
-timetable_conflict naming both slots, and nothing is written.
+Admins change the slots whose lead classroom their scope holds (rosters within their
+scope); everyone reads the slots his scope sees (led from it or received in it). Every
+change generates the term's lessons again in the same transaction: a slot that would
+double-book a classroom or a teacher (against another slot of its weekday, or on one date
+after an exception) is refused with 409 timetable_conflict naming both slots, and nothing
+is written.
 """
 
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Response, status
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, exists, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from server.api.access import ADMINS, EVERYONE, ScopedAdmin, SignedIn, access, require_in_scope
 from server.api.crud import ERRORS, fetch_or_404
 from server.api.errors import ApiError, not_found
-from server.api.lessons import _check_roster, _check_teacher, classroom_ref
+from server.api.lessons import _check_roster, _check_teacher, check_roster_scope, classroom_ref
 from server.api.terms import generated_out
 from server.api.timetable_schemas import (
     ExceptionIn,
@@ -28,7 +32,7 @@ from server.api.timetable_schemas import (
     SlotOut,
     SlotPatch,
 )
-from server.auth import AdminPrincipal, CurrentPrincipal, State
+from server.auth import Principal, State
 from server.db.calendar_models import (
     ExceptionAction,
     RecordingPolicy,
@@ -43,6 +47,21 @@ from server.timetable.generate import generate, term_calendar, term_slots
 from server.timetable.plan import slot_clash
 
 router = APIRouter(tags=["timetable"])
+
+SlotReader = Annotated[Principal, access(EVERYONE, resource="slot")]
+SlotManager = Annotated[Principal, access(ADMINS, resource="slot", manage=True)]
+
+
+def slot_clause(principal: Principal) -> Any:
+    """Slots led from the caller's scope or received in it."""
+    rooms = principal.scope.classroom_ids()
+    if rooms is None:
+        return TimetableSlot.id.is_not(None)
+    received = exists().where(
+        slot_receivers.c.slot_id == TimetableSlot.id, slot_receivers.c.classroom_id.in_(rooms)
+    )
+    return or_(TimetableSlot.lead_classroom_id.in_(rooms), received)
+
 
 SLOT_LOAD = (
     selectinload(TimetableSlot.teacher),
@@ -124,12 +143,12 @@ async def _regenerate(session: AsyncSession, state: State, term_id: str) -> Gene
 
 
 @router.get("/terms/{term_id}/slots", responses=ERRORS)
-async def list_slots(term_id: str, _: CurrentPrincipal, state: State) -> list[SlotOut]:
+async def list_slots(term_id: str, principal: SignedIn, state: State) -> list[SlotOut]:
     async with state.db.sessions.begin() as session:
         await fetch_or_404(session, Term, term_id, "term")
         rows = await session.scalars(
             select(TimetableSlot)
-            .where(TimetableSlot.term_id == term_id)
+            .where(TimetableSlot.term_id == term_id, slot_clause(principal))
             .options(*SLOT_LOAD)
             .order_by(TimetableSlot.weekday, TimetableSlot.period, TimetableSlot.starts)
         )
@@ -137,9 +156,13 @@ async def list_slots(term_id: str, _: CurrentPrincipal, state: State) -> list[Sl
 
 
 @router.post("/terms/{term_id}/slots", status_code=status.HTTP_201_CREATED, responses=ERRORS)
-async def create_slot(term_id: str, body: SlotIn, _: AdminPrincipal, state: State) -> SlotOut:
+async def create_slot(term_id: str, body: SlotIn, principal: ScopedAdmin, state: State) -> SlotOut:
     async with state.db.sessions.begin() as session:
         await fetch_or_404(session, Term, term_id, "term")
+        await check_roster_scope(
+            session, principal, body.lead_classroom_id, body.receiver_classroom_ids
+        )
+        await require_in_scope(session, principal, "account", body.teacher_id, manage=False)
         await _check_teacher(session, body.teacher_id)
         await _check_roster(session, body.lead_classroom_id, body.receiver_classroom_ids)
         slot = TimetableSlot(
@@ -155,18 +178,23 @@ async def create_slot(term_id: str, body: SlotIn, _: AdminPrincipal, state: Stat
 
 
 @router.get("/slots/{slot_id}", responses=ERRORS)
-async def get_slot(slot_id: str, _: CurrentPrincipal, state: State) -> SlotOut:
+async def get_slot(slot_id: str, _: SlotReader, state: State) -> SlotOut:
     async with state.db.sessions.begin() as session:
         return slot_out(await load_slot(session, slot_id))
 
 
 @router.patch("/slots/{slot_id}", responses=ERRORS)
-async def update_slot(slot_id: str, body: SlotPatch, _: AdminPrincipal, state: State) -> SlotOut:
+async def update_slot(
+    slot_id: str, body: SlotPatch, principal: SlotManager, state: State
+) -> SlotOut:
     """Change a slot; its scheduled lessons follow, taught ones stay as they were."""
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
     async with state.db.sessions.begin() as session:
         slot = await load_slot(session, slot_id)
         if "teacher_id" in changes:
+            await require_in_scope(
+                session, principal, "account", changes["teacher_id"], manage=False
+            )
             await _check_teacher(session, changes["teacher_id"])
         receiver_ids = changes.pop("receiver_classroom_ids", None)
         lead_id = changes.get("lead_classroom_id", slot.lead_classroom_id)
@@ -174,6 +202,7 @@ async def update_slot(slot_id: str, body: SlotPatch, _: AdminPrincipal, state: S
             if receiver_ids is None:
                 receiver_ids = [c.id for c in slot.receivers]
             await _check_roster(session, lead_id, receiver_ids)
+            await check_roster_scope(session, principal, lead_id, receiver_ids)
             await _set_receivers(session, slot.id, receiver_ids)
         for name, value in changes.items():
             setattr(slot, name, value.value if hasattr(value, "value") else value)
@@ -184,7 +213,7 @@ async def update_slot(slot_id: str, body: SlotPatch, _: AdminPrincipal, state: S
 
 
 @router.delete("/slots/{slot_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-async def delete_slot(slot_id: str, _: AdminPrincipal, state: State) -> Response:
+async def delete_slot(slot_id: str, _: SlotManager, state: State) -> Response:
     """The slot and its scheduled lessons go; lessons already taught stay on record."""
     async with state.db.sessions.begin() as session:
         slot = await fetch_or_404(session, TimetableSlot, slot_id, "slot")
@@ -218,7 +247,7 @@ def exception_out(row: SlotException, generated: GenerateOut | None = None) -> E
 
 
 @router.get("/slots/{slot_id}/exceptions", responses=ERRORS)
-async def list_exceptions(slot_id: str, _: CurrentPrincipal, state: State) -> list[ExceptionOut]:
+async def list_exceptions(slot_id: str, _: SlotReader, state: State) -> list[ExceptionOut]:
     async with state.db.sessions.begin() as session:
         await fetch_or_404(session, TimetableSlot, slot_id, "slot")
         rows = await session.scalars(
@@ -231,7 +260,7 @@ async def list_exceptions(slot_id: str, _: CurrentPrincipal, state: State) -> li
 
 @router.put("/slots/{slot_id}/exceptions/{day}", responses=ERRORS)
 async def put_exception(
-    slot_id: str, day: date, body: ExceptionIn, _: AdminPrincipal, state: State
+    slot_id: str, day: date, body: ExceptionIn, principal: SlotManager, state: State
 ) -> ExceptionOut:
     """Cancel, move or hand to a substitute the slot's lesson of `day` (the slot's regular
     day). Replaces an earlier exception for that day; kept across regeneration."""
@@ -263,6 +292,7 @@ async def put_exception(
                     422, "invalid_schedule", "The moved lesson must end after it starts."
                 )
         if body.teacher_id is not None:
+            await require_in_scope(session, principal, "account", body.teacher_id, manage=False)
             await _check_teacher(session, body.teacher_id)
         row = await session.scalar(
             select(SlotException).where(SlotException.slot_id == slot_id, SlotException.day == day)
@@ -285,7 +315,7 @@ async def put_exception(
 @router.delete(
     "/slots/{slot_id}/exceptions/{day}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS
 )
-async def delete_exception(slot_id: str, day: date, _: AdminPrincipal, state: State) -> Response:
+async def delete_exception(slot_id: str, day: date, _: SlotManager, state: State) -> Response:
     """The day's lesson follows the slot again."""
     async with state.db.sessions.begin() as session:
         slot = await fetch_or_404(session, TimetableSlot, slot_id, "slot")

@@ -1,8 +1,8 @@
 """/api/terms: 学期 with holidays and make-up days (调休); generating their lessons.
 
-Everyone signed in reads; admins change. A change to a term's calendar generates its
-lessons again in the same transaction, so a change that would double-book is refused and
-nothing is written.
+Terms are the district's calendar: everyone signed in reads; district admins change. A
+change to a term's calendar generates its lessons again in the same transaction, so a
+change that would double-book is refused and nothing is written.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from fastapi import APIRouter, Response, status
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.api.access import DistrictAdmin, SignedIn
 from server.api.crud import ERRORS, fetch_or_404
 from server.api.errors import ApiError
 from server.api.timetable_schemas import (
@@ -23,7 +24,7 @@ from server.api.timetable_schemas import (
     TermOut,
     TermPatch,
 )
-from server.auth import AdminPrincipal, CurrentPrincipal, State
+from server.auth import State
 from server.db.calendar_models import DayKind, Term, TermDay, TimetableSlot
 from server.db.models import Lesson, LessonStatus
 from server.timetable.generate import GenerateResult, generate, term_calendar
@@ -144,20 +145,20 @@ async def _set_days(
 
 
 @router.get("", responses=ERRORS)
-async def list_terms(_: CurrentPrincipal, state: State) -> list[TermOut]:
+async def list_terms(_: SignedIn, state: State) -> list[TermOut]:
     async with state.db.sessions.begin() as session:
         terms = await session.scalars(select(Term).order_by(Term.first_day))
         return [await term_out(session, term) for term in terms]
 
 
 @router.get("/{term_id}", responses=ERRORS)
-async def get_term(term_id: str, _: CurrentPrincipal, state: State) -> TermOut:
+async def get_term(term_id: str, _: SignedIn, state: State) -> TermOut:
     async with state.db.sessions.begin() as session:
         return await term_out(session, await fetch_or_404(session, Term, term_id, "term"))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
-async def create_term(body: TermIn, _: AdminPrincipal, state: State) -> TermOut:
+async def create_term(body: TermIn, _: DistrictAdmin, state: State) -> TermOut:
     check_calendar(body.first_day, body.last_day, body.holidays, body.makeup_days)
     async with state.db.sessions.begin() as session:
         await _check_unique(session, body.name, body.first_day, body.last_day)
@@ -169,7 +170,7 @@ async def create_term(body: TermIn, _: AdminPrincipal, state: State) -> TermOut:
 
 
 @router.patch("/{term_id}", responses=ERRORS)
-async def update_term(term_id: str, body: TermPatch, _: AdminPrincipal, state: State) -> TermOut:
+async def update_term(term_id: str, body: TermPatch, _: DistrictAdmin, state: State) -> TermOut:
     """Change the name, days, holidays or make-up days; the term's lessons follow."""
     async with state.db.sessions.begin() as session:
         term = await fetch_or_404(session, Term, term_id, "term")
@@ -190,7 +191,7 @@ async def update_term(term_id: str, body: TermPatch, _: AdminPrincipal, state: S
 
 
 @router.post("/{term_id}/generate", responses=ERRORS)
-async def generate_lessons(term_id: str, _: AdminPrincipal, state: State) -> GenerateOut:
+async def generate_lessons(term_id: str, _: DistrictAdmin, state: State) -> GenerateOut:
     """Generate the term's lessons from its timetable. Idempotent: a second call with
     nothing changed creates, updates and removes nothing. 409 timetable_conflict names the
     two slots that would double-book a classroom or a teacher; nothing is written then."""
@@ -199,7 +200,7 @@ async def generate_lessons(term_id: str, _: AdminPrincipal, state: State) -> Gen
 
 
 @router.delete("/{term_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-async def delete_term(term_id: str, _: AdminPrincipal, state: State) -> Response:
+async def delete_term(term_id: str, _: DistrictAdmin, state: State) -> Response:
     """Only a term none of whose lessons went live; its scheduled lessons go with it."""
     async with state.db.sessions.begin() as session:
         await fetch_or_404(session, Term, term_id, "term")

@@ -15,12 +15,13 @@ from fastapi import APIRouter, Response, UploadFile
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.api.access import DistrictAdmin, SignedIn
 from server.api.crud import ERRORS, fetch_or_404
 from server.api.errors import ApiError
 from server.api.slots import _set_receivers
 from server.api.terms import generated_out
 from server.api.timetable_schemas import GenerateOut
-from server.auth import AdminPrincipal, CurrentPrincipal, State
+from server.auth import Principal, State
 from server.db.calendar_models import Term, TimetableSlot
 from server.db.models import Account, AccountRole, Classroom, Lesson, LessonStatus, School
 from server.timetable.generate import generate, term_slots
@@ -49,11 +50,17 @@ async def _rooms(session: AsyncSession) -> dict[str, Classroom]:
     return {f"{school}/{room.name}": room for room, school in rows}
 
 
-async def _rows(session: AsyncSession, term_id: str) -> list[SheetRow]:
+async def _rows(session: AsyncSession, term_id: str, principal: Principal) -> list[SheetRow]:
+    """The term's slots the caller's scope sees (led from it or received in it)."""
     names = {room.id: key for key, room in (await _rooms(session)).items()}
     users = dict((await session.execute(select(Account.id, Account.username))).tuples().all())
+    in_scope = principal.scope.classroom_ids()
+    seen = None if in_scope is None else set(await session.scalars(in_scope))
     rows = []
     for slot, plan in await term_slots(session, term_id):
+        rooms = {slot.lead_classroom_id, *plan.receiver_ids}
+        if seen is not None and not rooms & seen:
+            continue
         rows.append(
             SheetRow(
                 row=0, weekday=slot.weekday, period=slot.period, starts=slot.starts,
@@ -72,27 +79,28 @@ def _download(data: bytes, media_type: str, filename: str) -> Response:
 
 
 @router.get("/timetable.xlsx", responses=ERRORS)
-async def export_xlsx(term_id: str, _: CurrentPrincipal, state: State) -> Response:
+async def export_xlsx(term_id: str, principal: SignedIn, state: State) -> Response:
     async with state.db.sessions.begin() as session:
         term = await fetch_or_404(session, Term, term_id, "term")
-        rows = await _rows(session, term_id)
+        rows = await _rows(session, term_id, principal)
     data = await asyncio.to_thread(write_xlsx, rows, term.name)
     return _download(data, XLSX, f"{term.name}课表.xlsx")
 
 
 @router.get("/timetable.csv", responses=ERRORS)
-async def export_csv(term_id: str, _: CurrentPrincipal, state: State) -> Response:
+async def export_csv(term_id: str, principal: SignedIn, state: State) -> Response:
     async with state.db.sessions.begin() as session:
         term = await fetch_or_404(session, Term, term_id, "term")
-        rows = await _rows(session, term_id)
+        rows = await _rows(session, term_id, principal)
     return _download(write_csv(rows), "text/csv; charset=utf-8", f"{term.name}课表.csv")
 
 
 @router.post("/timetable", responses=ERRORS)
 async def import_timetable(
-    term_id: str, file: UploadFile, _: AdminPrincipal, state: State
+    term_id: str, file: UploadFile, _: DistrictAdmin, state: State
 ) -> GenerateOut:
-    """Replace the term's timetable with an .xlsx or .csv sheet (columns: see HEADERS)."""
+    """Replace the term's timetable with an .xlsx or .csv sheet (columns: see HEADERS).
+    District admins only: the sheet replaces every county's slots."""
     data = await file.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
         raise ApiError(413, "too_large", "The sheet is larger than 5 MiB.")

@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from server.api.access import DistrictAdmin
 from server.api.errors import ApiError, ErrorResponse
-from server.auth import AdminPrincipal, State
+from server.auth import State
 from server.cluster.node import ClusterNode
 from server.state import AppState
 
@@ -36,14 +37,14 @@ async def _view(node: ClusterNode) -> dict[str, Any]:
 
 
 @cluster_router.get("", responses=ERRORS)
-async def cluster_view(principal: AdminPrincipal, state: State) -> dict[str, Any]:
+async def cluster_view(principal: DistrictAdmin, state: State) -> dict[str, Any]:
     """Every live node (address, load, draining) and where each placed lesson lives.
     404 cluster_disabled on one node."""
     return await _view(_node(state))
 
 
 @cluster_router.post("/drain", responses=ERRORS)
-async def drain(principal: AdminPrincipal, state: State) -> dict[str, Any]:
+async def drain(principal: DistrictAdmin, state: State) -> dict[str, Any]:
     """This node takes no new lessons; its lessons go on until they end (then stop it)."""
     node = _node(state)
     await node.drain()
@@ -51,7 +52,7 @@ async def drain(principal: AdminPrincipal, state: State) -> dict[str, Any]:
 
 
 @cluster_router.post("/undrain", responses=ERRORS)
-async def undrain(principal: AdminPrincipal, state: State) -> dict[str, Any]:
+async def undrain(principal: DistrictAdmin, state: State) -> dict[str, Any]:
     """This node takes new lessons again."""
     node = _node(state)
     await node.undrain()

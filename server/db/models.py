@@ -66,6 +66,9 @@ class UtcDateTime(TypeDecorator[datetime]):
 class SchoolKind(StrEnum):
     CENTRAL = "central"  # 中心校
     TEACHING_POINT = "teaching_point"  # 教学点
+    PRIMARY = "primary"  # 完全小学
+    MIDDLE = "middle"  # 初级中学
+    NINE_YEAR = "nine_year"  # 九年一贯制学校
 
 
 class ClassroomKind(StrEnum):
@@ -105,15 +108,32 @@ class Base(DeclarativeBase):
 ID = String(32)
 
 
+class County(Base):
+    """A county or county-level city (县/市) of the district (州). The district is the whole
+    installation; schools hang off a county, or directly off the district (州直属)."""
+
+    __tablename__ = "counties"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    # Administrative division code (行政区划代码), optional.
+    code: Mapped[str] = mapped_column(String(12), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class School(Base):
     __tablename__ = "schools"
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(32))
-    # County or district (区县) the school belongs to.
-    district: Mapped[str] = mapped_column(String(200), default="")
+    # The county (县/市); None: directly under the district (州直属).
+    county_id: Mapped[str | None] = mapped_column(
+        ForeignKey("counties.id", ondelete="RESTRICT"), default=None, index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    county: Mapped[County | None] = relationship(lazy="raise")
 
 
 class Classroom(Base):
@@ -137,8 +157,12 @@ class Account(Base):
     display_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(32))
     password_hash: Mapped[str] = mapped_column(String(255))
+    # The account's scope (server/scope.py): a school, else a county, else the district.
     school_id: Mapped[str | None] = mapped_column(
         ForeignKey("schools.id", ondelete="SET NULL"), default=None
+    )
+    county_id: Mapped[str | None] = mapped_column(
+        ForeignKey("counties.id", ondelete="RESTRICT"), default=None, index=True
     )
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -22,7 +22,7 @@ from recorder.lesson import MANIFEST
 from recorder.rendition import TitleCard
 from recorder.sidecar import RecordingState, read_sidecar
 from server.db import Database
-from server.db.models import Classroom, Lesson, LibraryRecording
+from server.db.models import Classroom, Lesson, LibraryRecording, School
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +121,9 @@ async def catalogue_session(
             .where(Lesson.id == facts.lesson_id)
             .options(
                 selectinload(Lesson.teacher),
-                selectinload(Lesson.lead_classroom).selectinload(Classroom.school),
+                selectinload(Lesson.lead_classroom)
+                .selectinload(Classroom.school)
+                .selectinload(School.county),
             )
         )
         interrupted = facts.state == RecordingState.INTERRUPTED.value
@@ -145,7 +147,9 @@ async def catalogue_session(
             row.textbook_version, row.volume = lesson.textbook_version, lesson.volume
             row.unit = lesson.unit
             row.teacher, row.teacher_id = lesson.teacher.display_name, lesson.teacher_id
-            row.school, row.district = school.name, school.district
+            # The county's name as it was (区县), kept with the entry like the others.
+            row.school = school.name
+            row.district = school.county.name if school.county is not None else ""
         else:
             row.title = f"lesson {facts.lesson_id}"
         session.add(row)

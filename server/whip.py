@@ -16,6 +16,7 @@ import logging
 from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import or_, select
 
+from server.api.access import access
 from server.api.errors import ApiError, not_found
 from server.auth import State
 from server.db.ingest_models import WhipCredential
@@ -25,7 +26,12 @@ from signaling.errors import ErrorCode, SignalingError
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/whip", tags=["whip"])
+# The classroom's WHIP bearer credential (revocable) is checked by each route, not an account.
+router = APIRouter(
+    prefix="/whip",
+    tags=["whip"],
+    dependencies=[access(None, why="the classroom's WHIP credential is the bearer")],
+)
 
 SDP = "application/sdp"
 MAX_OFFER_BYTES = 64 * 1024  # an encoder's offer is a few KiB

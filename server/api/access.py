@@ -27,6 +27,7 @@ from starlette.requests import HTTPConnection
 from server.api.errors import ApiError, forbidden, not_found
 from server.auth import Principal, current_principal
 from server.db.calendar_models import TimetableSlot, slot_receivers
+from server.db.ingest_models import WhipCredential
 from server.db.models import (
     Account,
     AccountRole,
@@ -164,6 +165,13 @@ async def _recording(session: AsyncSession, recording_id: str) -> Homes | None:
     return Homes(lesson.owner, lesson.touched, owner_account_id=teacher_id)
 
 
+async def _whip_credential(session: AsyncSession, credential_id: str) -> Homes | None:
+    classroom_id = await session.scalar(
+        select(WhipCredential.classroom_id).where(WhipCredential.id == credential_id)
+    )
+    return None if classroom_id is None else await _classroom(session, classroom_id)
+
+
 # resource kind -> (the path parameter naming it, how to find where it lies)
 RESOURCES: dict[str, tuple[str, Resolver]] = {
     "county": ("county_id", _county),
@@ -173,6 +181,7 @@ RESOURCES: dict[str, tuple[str, Resolver]] = {
     "lesson": ("lesson_id", _lesson),
     "slot": ("slot_id", _slot),
     "recording": ("recording_id", _recording),
+    "whip_credential": ("credential_id", _whip_credential),
 }
 
 

@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from server.api.access import ADMINS, access
 from server.api.errors import ErrorResponse, not_found
-from server.auth import AdminPrincipal, State
+from server.auth import Principal, State
 from server.db.ingest_models import WhipCredential
 from server.db.models import Classroom, utcnow
 from server.origin import public_base
 from server.whip import end_sessions_of, token_sha256
 
 router = APIRouter(tags=["ingest"])
+
+# Admins whose scope holds the classroom (or the credential's classroom).
+ClassroomAdmin = Annotated[Principal, access(ADMINS, resource="classroom", manage=True)]
+CredentialAdmin = Annotated[Principal, access(ADMINS, resource="whip_credential", manage=True)]
 
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (401, 403, 404, 422)
@@ -62,7 +68,7 @@ def _out(base: str, row: WhipCredential) -> WhipCredentialOut:
 
 @router.get("/classrooms/{classroom_id}/whip-credentials", responses=ERRORS)
 async def list_whip_credentials(
-    classroom_id: str, _: AdminPrincipal, state: State, request: Request
+    classroom_id: str, _: ClassroomAdmin, state: State, request: Request
 ) -> list[WhipCredentialOut]:
     async with state.db.sessions.begin() as session:
         if await session.get(Classroom, classroom_id) is None:
@@ -84,7 +90,7 @@ async def list_whip_credentials(
 async def mint_whip_credential(
     classroom_id: str,
     body: WhipCredentialIn,
-    principal: AdminPrincipal,
+    principal: ClassroomAdmin,
     state: State,
     request: Request,
 ) -> WhipCredentialMinted:
@@ -110,7 +116,7 @@ async def mint_whip_credential(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=ERRORS,
 )
-async def revoke_whip_credential(credential_id: str, _: AdminPrincipal, state: State) -> Response:
+async def revoke_whip_credential(credential_id: str, _: CredentialAdmin, state: State) -> Response:
     async with state.db.sessions.begin() as session:
         row = await session.get(WhipCredential, credential_id)
         if row is None:

@@ -200,6 +200,8 @@ class Call:
     path: str
     body: dict[str, Any] | None = None
     token: str | None = None  # replaces the actor's usual token (sign-out, password)
+    # Sent without the account's token: the route's credential is another bearer (WHIP).
+    bare: bool = False
 
 
 Expected = int | tuple[int, str]
@@ -439,6 +441,9 @@ CASES: dict[str, Case] = {
     "DELETE /api/lessons/{lesson_id}/links/{link_id}": Case(
         _link_call("DELETE", ""), 204, missing="lesson_not_found"
     ),
+    "GET /api/lessons/{lesson_id}/attendance": Case(
+        _lesson_call("GET", "/attendance", shared=True), 200, missing="lesson_not_found"
+    ),
     "POST /api/lessons/{lesson_id}/patrol-token": Case(
         _lesson_call("POST", "/patrol-token", shared=True), 200, missing="lesson_not_found"
     ),
@@ -552,6 +557,38 @@ CASES: dict[str, Case] = {
         lambda w, a, p: Call("POST", f"/api/terms/{w.shared_term()['id']}/timetable"),
         422,  # no file attached: validated once the rule let the district admin in
     ),
+    # WHIP ingest: credentials per classroom (admins), the WHIP endpoint (its bearer).
+    "GET /api/classrooms/{classroom_id}/whip-credentials": Case(
+        lambda w, a, p: Call("GET", f"/api/classrooms/{w.classroom(p)}/whip-credentials"),
+        200,
+        missing="classroom_not_found",
+    ),
+    "POST /api/classrooms/{classroom_id}/whip-credentials": Case(
+        lambda w, a, p: Call(
+            "POST", f"/api/classrooms/{w.classroom(p)}/whip-credentials", {"name": "编码器"}
+        ),
+        201,
+        missing="classroom_not_found",
+    ),
+    "DELETE /api/whip-credentials/{credential_id}": Case(
+        lambda w, a, p: Call(
+            "DELETE",
+            "/api/whip-credentials/"
+            + w.post(f"/api/classrooms/{w.classroom(p)}/whip-credentials", {"name": "x"})["id"],
+        ),
+        204,
+        missing="whip_credential_not_found",
+    ),
+    "OPTIONS /whip/{classroom_id}": Case(lambda w, a, p: Call("OPTIONS", "/whip/x"), 204),
+    "POST /whip/{classroom_id}": Case(
+        lambda w, a, p: Call("POST", "/whip/x", bare=True), (401, "whip_unauthorized")
+    ),
+    "DELETE /whip/{classroom_id}/{resource_id}": Case(
+        lambda w, a, p: Call("DELETE", "/whip/x/y", bare=True), (401, "whip_unauthorized")
+    ),
+    "PATCH /whip/{classroom_id}/{resource_id}": Case(
+        lambda w, a, p: Call("PATCH", "/whip/x/y"), 405
+    ),
     # One node: 404 cluster_disabled proves the rule let the district admin through.
     "GET /api/cluster": Case(
         lambda w, a, p: Call("GET", "/api/cluster"), (404, "cluster_disabled")
@@ -612,6 +649,7 @@ RULES: dict[str, str] = {
     "POST /api/lessons/{lesson_id}/links/{link_id}/revoke": "admin,teacher manage lesson",
     "DELETE /api/lessons/{lesson_id}/links/{link_id}": "admin,teacher manage lesson",
     "POST /api/lessons/{lesson_id}/patrol-token": "inspector read lesson",
+    "GET /api/lessons/{lesson_id}/attendance": "everyone read lesson",
     "POST /api/join/{code}": "open",
     "GET /api/join/{code}/outcome": "open",
     "GET /api/lessons/{lesson_id}/faults": "admin manage lesson",
@@ -642,6 +680,13 @@ RULES: dict[str, str] = {
     "GET /api/terms/{term_id}/timetable.xlsx": "everyone",
     "GET /api/terms/{term_id}/timetable.csv": "everyone",
     "POST /api/terms/{term_id}/timetable": "admin district",
+    "GET /api/classrooms/{classroom_id}/whip-credentials": "admin manage classroom",
+    "POST /api/classrooms/{classroom_id}/whip-credentials": "admin manage classroom",
+    "DELETE /api/whip-credentials/{credential_id}": "admin manage whip_credential",
+    "OPTIONS /whip/{classroom_id}": "open",
+    "POST /whip/{classroom_id}": "open",
+    "DELETE /whip/{classroom_id}/{resource_id}": "open",
+    "PATCH /whip/{classroom_id}/{resource_id}": "open",
     "GET /api/cluster": "admin district",
     "POST /api/cluster/drain": "admin district",
     "POST /api/cluster/undrain": "admin district",
@@ -788,7 +833,9 @@ def test_route_answers_each_actor_in_and_out_of_scope(
         pytest.skip("the route names no resource: in or out of scope is the same call")
     call = case.build(matrix.world, actor, place)
     headers = (
-        matrix.world.headers(actor)
+        {}
+        if call.bare
+        else matrix.world.headers(actor)
         if call.token is None
         else {"Authorization": f"Bearer {call.token}"}
     )

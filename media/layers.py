@@ -134,6 +134,7 @@ class DualStreamSelector:
         # seconds (aiortc ~8%/s; browsers probe, but lag too), so only loss judges the try
         # until the estimate has covered main once.
         self._remb_lags = False
+        self._last_remb: int | None = None  # the previous estimate (is it climbing?)
         # The layers' bitrates, smoothed: one sample over a keyframe is up to twice the mean,
         # and neither a spike of main (a clean link's REMB is ~1.1x main's mean) nor one of
         # low (a calm spell restarting) may decide a switch.
@@ -192,11 +193,11 @@ class DualStreamSelector:
         """Feed one estimate (a REMB bitrate and/or an RR loss fraction 0-1) with the layers'
         measured bitrates; True when the target layer changed.
 
-        Down at once when main no longer fits (estimate under ``down_margin`` of main's
-        mean bitrate, or heavy loss). Up when the estimate covers main with a margin for
-        ``up_after_ms``, or after a calm spell of ``probe_after_ms``: a subscriber fed only
-        low seldom reports more than ~1.5x what it gets, since nothing probes its headroom,
-        so main is tried again;
+        Down at once when main no longer fits (an estimate that is not climbing and is under
+        ``down_margin`` of main's mean bitrate, or heavy loss). Up when the estimate covers
+        main with a margin for ``up_after_ms``, or after a calm spell of ``probe_after_ms``:
+        a subscriber fed only low seldom reports more than ~1.5x what it gets, since nothing
+        probes its headroom, so main is tried again;
         a try that fails within ``probe_window_ms`` doubles the wait (up to ``probe_max_ms``).
         During a try only loss fails it until the estimate has covered main once (it lags).
         Loss between ``up_loss`` and ``down_loss`` on low is not calm (it may be congestion);
@@ -210,6 +211,18 @@ class DualStreamSelector:
             )
         need = max(self._main_avg, self._floor)
         lossy = loss is not None and loss >= self._down_loss
+        # A browser's receive-side estimate (REMB from abs-send-time) starts low and climbs
+        # 5-10 % a second while nothing congests, slower than a publisher's encoder ramps
+        # main up at the start of a lesson (Chromium: ~300 kbit/s to 1 Mbit/s over ~25 s).
+        # A rising estimate under main's rate is that climb, not a link that is short; one
+        # that holds or falls (overuse backs it off to 0.85x the incoming rate) is.
+        rising = (
+            available_bps is not None
+            and self._last_remb is not None
+            and available_bps > self._last_remb
+        )
+        if available_bps is not None:
+            self._last_remb = available_bps
         if self._allowed == MAIN:
             if available_bps is not None and available_bps >= need:
                 self._remb_lags = False
@@ -217,6 +230,7 @@ class DualStreamSelector:
                 available_bps is not None
                 and available_bps < need * self._down_margin
                 and not self._remb_lags
+                and not rising
             )
             if lossy or short:
                 self._allowed = LOW

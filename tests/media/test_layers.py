@@ -79,6 +79,36 @@ def test_low_bandwidth_drops_to_low_at_once():
     assert s.target_layer == LOW
 
 
+def test_an_estimate_climbing_under_main_at_the_start_keeps_main():
+    """Chromium's REMB starts near 300 kbit/s and climbs while the lead's encoder ramps main
+    to 1 Mbit/s faster: a climbing estimate is not a short link (measured: the classroom sat
+    on low for the first 15 s of every lesson)."""
+    s = DualStreamSelector()
+    remb, main = 300_000, 300_000
+    for t in range(0, 20_000, 1000):
+        assert s.update(t, available_bps=remb, main_bps=main) is False
+        remb, main = int(remb * 1.07), min(1_000_000, main + 100_000)
+    assert s.target_layer == MAIN
+
+
+def test_an_estimate_that_backs_off_under_main_moves_to_low():
+    s = DualStreamSelector()
+    ramp = ((400_000, 300_000), (450_000, 600_000), (500_000, 900_000))
+    for t, (remb, main) in enumerate(ramp):
+        assert s.update(t * 1000, available_bps=remb, main_bps=main) is False
+    # Overuse: the estimator backs off to 0.85x what arrives.
+    assert s.update(3000, available_bps=425_000, main_bps=900_000) is True
+    assert s.target_layer == LOW
+
+
+def test_an_estimate_that_holds_under_main_moves_to_low():
+    s = DualStreamSelector()
+    s.update(0, available_bps=300_000, main_bps=200_000)
+    s.update(1000, available_bps=320_000, main_bps=500_000)  # climbing: kept
+    assert s.target_layer == MAIN
+    assert s.update(2000, available_bps=320_000, main_bps=900_000) is True  # stopped climbing
+
+
 def test_bandwidth_covering_main_does_not_change_the_target():
     s = DualStreamSelector()
     assert s.update(0, available_bps=2_000_000, main_bps=900_000) is False

@@ -40,13 +40,15 @@ from aiortc import RTCIceServer
 from media import aiortc_hooks as hooks
 from media.announce import AnnounceGate
 from media.cascade import Cascade, RelayOffer, RelayTrack
+from media.codecs import RtpParameters
 from media.faults import NO_FAULTS, AnyFaults, FaultInjector
 from media.quality import PeerQuality
-from media.router import Router
+from media.router import Router, RouterError
 from media.sfu_peer import PeerSession
 from media.sfu_types import (
     LAYERS,
     ConsumerInfo,
+    LocalTrack,
     MediaError,
     MediaListener,
     NullMediaListener,
@@ -225,6 +227,40 @@ class MediaService:
         if created and peer.send is not None:
             self._gate.hold(peer.send, [peer.producers[info.id] for info in created])
         return PublishResult(answer, tuple(created))
+
+    def publish_local(
+        self, lesson_id: str, peer_id: str, tracks: Sequence[LocalTrack]
+    ) -> list[tuple[ProducerInfo, Any]]:
+        """Producers this process feeds itself (an RTSP pull: media/rtsp_ingest.py), one per
+        track, announced at once: no transport, the caller hands each its RtpPackets
+        (``producer.receive_rtp``). ``close_peer(peer_id)`` closes them."""
+        peer = self._peer(lesson_id, peer_id)
+        router = self._router_for(lesson_id)
+        created: list[tuple[ProducerInfo, Any]] = []
+        for track in tracks:
+            info = ProducerInfo(
+                id=self._next_id("p"),
+                lesson_id=lesson_id,
+                peer_id=peer_id,
+                kind=track.codec.kind,
+                source=track.source,
+                layer="main",
+                mid=str(len(peer.producers)),
+                mime_type=track.codec.mime_type,
+            )
+            params = RtpParameters(codec=track.codec, ssrc=track.ssrc, mid=info.mid)
+            try:
+                producer = router.create_producer(
+                    info.id, info.kind, info.source, "main", params, track.rtcp_sink,
+                    group=f"{peer_id}/{info.source}",
+                )  # fmt: skip
+            except RouterError as exc:
+                raise MediaError(exc.code, exc.message) from exc
+            peer.producers[info.id] = self._producers[info.id] = (info, producer)
+            created.append((info, producer))
+        for info, _ in created:
+            self._emit("producer_added", info)
+        return created
 
     def _send_failed(self, peer: PeerSession, transport: WebRtcTransport) -> None:
         """A publisher's send transport failed (aiortc never recovers one): its producers

@@ -9,6 +9,8 @@ from typing import Any, Protocol
 from aiortc import RTCIceServer
 from aiortc.rtcicetransport import parse_stun_turn_uri
 
+from media.codecs import CodecInfo
+
 SOURCES = {"camera": "video", "board": "video", "screen": "video", "mic": "audio"}
 LAYERS = ("main", "low")
 
@@ -58,6 +60,17 @@ class ConsumerInfo:
 class PublishResult:
     sdp: str
     producers: tuple[ProducerInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTrack:
+    """A track this process feeds itself (an RTSP pull): its codec and SSRC; ``rtcp_sink``
+    hears the producer's keyframe requests and reports."""
+
+    source: str
+    codec: CodecInfo
+    ssrc: int
+    rtcp_sink: Any
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from signaling.errors import ErrorCode, SignalingError
 from signaling.grants import Grant, Role, Source
@@ -23,6 +23,7 @@ from signaling.peer import Peer, PeerState
 from signaling.policy import Layer
 
 if TYPE_CHECKING:
+    from signaling.room import Room
     from signaling.rooms import RoomManager
 
 # What an ingest may publish: its classroom's camera (a second video: its board) and mic.
@@ -33,19 +34,10 @@ class IngestRefused(SignalingError):
     """No live lesson has the classroom (``lesson_not_live``), or its media was refused."""
 
 
-async def attach(
-    rooms: RoomManager,
-    lesson_id: str,
-    classroom_id: str,
-    kind: str,
-    sdp: str,
-    tracks: Sequence[TrackOffer],
-    owner: str = "",
-) -> tuple[str, str]:
-    """Publish ``sdp`` as ``classroom_id``'s ingest in its live lesson ``lesson_id``.
-
-    Returns (ingest peer id, answer SDP). Raises IngestRefused: ``lesson_not_live``,
-    ``not_on_roster``, or the media plane's ``invalid_sdp`` / ``media_unavailable``."""
+async def _admit(
+    rooms: RoomManager, lesson_id: str, classroom_id: str, kind: str, owner: str
+) -> tuple[Room, Peer]:
+    """The ingest peer, in the live lesson's room (IngestRefused otherwise)."""
     room = await rooms.room_for(lesson_id)
     try:
         async with room.lock:
@@ -67,12 +59,52 @@ async def attach(
             rooms.stats.peers[role.value] += 1
     finally:
         rooms.room_released(room)
+    return room, peer
+
+
+async def attach(
+    rooms: RoomManager,
+    lesson_id: str,
+    classroom_id: str,
+    kind: str,
+    sdp: str,
+    tracks: Sequence[TrackOffer],
+    owner: str = "",
+) -> tuple[str, str]:
+    """Publish ``sdp`` as ``classroom_id``'s ingest in its live lesson ``lesson_id``.
+
+    Returns (ingest peer id, answer SDP). Raises IngestRefused: ``lesson_not_live``,
+    ``not_on_roster``, or the media plane's ``invalid_sdp`` / ``media_unavailable``."""
+    room, peer = await _admit(rooms, lesson_id, classroom_id, kind, owner)
     try:
         answer = await room.media.publish(peer.info, sdp, tracks)
     except SignalingError as exc:
         room.remove(peer, "left")
         raise IngestRefused(exc.code, exc.message) from None
     return peer.peer_id, answer
+
+
+async def attach_local(
+    rooms: RoomManager,
+    lesson_id: str,
+    classroom_id: str,
+    kind: str,
+    tracks: Sequence[Any],
+    owner: str = "",
+) -> tuple[str, list[Any]]:
+    """As :func:`attach` for producers this process feeds (an RTSP pull): ``tracks`` are
+    media.sfu_types.LocalTrack; returns (ingest peer id, the media plane's (info, producer)
+    pairs). The lesson's home node runs it; ``media_unavailable`` elsewhere."""
+    room, peer = await _admit(rooms, lesson_id, classroom_id, kind, owner)
+    local = getattr(room.media, "local", room.media)  # a cluster port's own node's SFU
+    publish_local = getattr(local, "publish_local", None)
+    try:
+        if publish_local is None:
+            raise IngestRefused(ErrorCode.MEDIA_UNAVAILABLE, "No media plane runs here.")
+        return peer.peer_id, publish_local(peer.info, tracks)
+    except SignalingError as exc:
+        room.remove(peer, "left")
+        raise IngestRefused(exc.code, exc.message) from None
 
 
 def detach(rooms: RoomManager, lesson_id: str, peer_id: str) -> bool:

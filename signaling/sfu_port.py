@@ -103,6 +103,15 @@ class SfuMediaPort:
             raise _refused(exc) from None
         return result.sdp
 
+    def publish_local(self, peer: PeerInfo, tracks: Sequence[Any]) -> list[Any]:
+        """Producers this process feeds (an RTSP pull), announced as ``peer``'s: the media
+        plane's (ProducerInfo, producer) pairs. Raises MediaError."""
+        self.remember(peer)
+        try:
+            return self.service.publish_local(peer.lesson_id, peer.peer_id, tracks)
+        except SfuError as exc:
+            raise _refused(exc) from None
+
     async def set_subscriptions(
         self, peer: PeerInfo, refs: frozenset[ProducerRef]
     ) -> SubscriptionOffer | None:

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from aiortc.rtcdtlstransport import RTCCertificate, generate_certificate
 from cryptography.hazmat.primitives.asymmetric import rsa
+from sfu_support import LOOPBACK, subscribe, wait_for
 
 from media import aiortc_hooks as hooks
 from media import sdp_compat
 from media.sfu import MediaError, MediaService, ProducerInfo, TrackSpec
 from media.synthetic.peers import SyntheticPublisher, SyntheticReceiver
-from tests.media.sfu_support import LOOPBACK, subscribe, wait_for
 
 DATA = Path(__file__).parent / "data" / "sdp"
 

@@ -96,12 +96,17 @@ def create_app(settings: Settings, tls: ServingTls | None = None) -> FastAPI:
             metrics.watch(media_metrics)
             # Many nodes: a peer's media may be served by another node (the cascade).
             media_port = cascade_port(settings, sfu_port)
+            # Closed after the rooms: its queued attendance records are written first.
+            hooks = DatabaseLessonHooks(
+                db, recording, settings.zone, settings.attendance_late_after_s
+            )
+            stack.push_async_callback(hooks.close)
             rooms = RoomManager(
                 bus=bus,
                 faults=signaling_faults,
                 media=media_port,
                 ice_servers=ice.for_peer,
-                hooks=DatabaseLessonHooks(db, recording),
+                hooks=hooks,
                 config=RoomConfig(
                     heartbeat_interval_s=settings.heartbeat_interval_s,
                     heartbeat_timeout_s=settings.heartbeat_timeout_s,
@@ -111,6 +116,7 @@ def create_app(settings: Settings, tls: ServingTls | None = None) -> FastAPI:
                     rate_per_s=settings.ws_rate_per_s,
                     rate_burst=settings.ws_rate_burst,
                     max_peers=settings.max_peers,
+                    late_after_s=settings.attendance_late_after_s,
                 ),
             )
             stack.push_async_callback(rooms.close)

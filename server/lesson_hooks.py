@@ -7,11 +7,14 @@ must never fail because a row vanished; a lesson that ended never goes live agai
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
+from server.attendance import close_open_spans, store_summary
+from server.attendance_writer import AttendanceWriter
 from server.db import Database
 from server.db.models import (
     Account,
@@ -23,11 +26,21 @@ from server.db.models import (
     RecordingEvent,
     StageEvent,
 )
+from server.district_time import DEFAULT_ZONE
 from server.recording import RecordingController, RecordingUnavailable
 from signaling.errors import ErrorCode, SignalingError
-from signaling.hooks import ClassroomInfo, LessonInfo, LessonState, Note, Talk
+from signaling.hooks import (
+    AttendanceRecord,
+    ClassroomInfo,
+    LessonInfo,
+    LessonState,
+    Note,
+    Talk,
+)
 
 log = logging.getLogger("tongke.lessons")
+
+DISTRICT_ZONE = ZoneInfo(DEFAULT_ZONE)
 
 
 def _classroom(classroom: Classroom) -> ClassroomInfo:
@@ -37,11 +50,27 @@ def _classroom(classroom: Classroom) -> ClassroomInfo:
 class DatabaseLessonHooks:
     """signaling.hooks.LessonHooks against the tongke database."""
 
-    def __init__(self, db: Database, recording: RecordingController | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        recording: RecordingController | None = None,
+        zone: tzinfo = DISTRICT_ZONE,
+        late_after_s: float = 120.0,
+    ) -> None:
         self.db = db
         # Told of the switch, the stage and the end. Errors are logged, except a recorder
         # that cannot start: the lead is refused (recording_unavailable).
         self.recording = recording
+        self.zone = zone
+        self.late_after_s = late_after_s
+        self.attendance = AttendanceWriter(db, zone)
+
+    async def close(self) -> None:
+        """Writes the attendance records still queued."""
+        await self.attendance.close()
+
+    def record_attendance(self, record: AttendanceRecord) -> None:
+        self.attendance.add(record)
 
     async def _tell_recorder(self, name: str, *args: object) -> None:
         if self.recording is None:
@@ -105,6 +134,8 @@ class DatabaseLessonHooks:
             log.info("lesson %s not started: unknown, already live or ended", lesson_id)
 
     async def lesson_ended(self, lesson_id: str, at: datetime) -> None:
+        # Who came and went before the end is written first: the summary counts it.
+        await self.attendance.written()
         async with self.db.sessions.begin() as session:
             lesson = await session.get(Lesson, lesson_id)
             if lesson is None or lesson.state == LessonStatus.ENDED.value:
@@ -115,6 +146,9 @@ class DatabaseLessonHooks:
             lesson.state = LessonStatus.ENDED.value
             lesson.ended_at = at
             lesson.recording = False
+            await close_open_spans(session, lesson_id, at)
+            await session.flush()
+            await store_summary(session, lesson, self.zone, self.late_after_s)
         await self._tell_recorder("lesson_ended", lesson_id)
 
     async def recording_changed(self, lesson_id: str, on: bool, at: datetime) -> None:

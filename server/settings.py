@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     # The district's time zone (IANA name): lesson days, library date filters and the term
     # timetable are counted on its wall clock; everything is stored in UTC.
     timezone: str = "Asia/Shanghai"
+    # A receiving classroom not connected this long after its lesson went live is flagged
+    # to the lead and patrol as missing (attendance_flags), and recorded as late if it comes.
+    attendance_late_after_s: float = Field(default=120.0, ge=0, le=3600)
     log_level: str = "info"
     # Where recordings are written. Empty: <data_dir>/recordings.
     recording_root: Path | None = None

@@ -110,6 +110,7 @@ async def _control(room: Room, peer: Peer, message: ClientMessage) -> None:
                 room.state, room.started_at = LessonState.LIVE, at
                 room.broadcast(LessonStarted(at=at.isoformat()))
                 room.changed()
+                room.watch_attendance()
                 if room.info.recording_policy == "always" and not room.recording:
                     # The slot records every lesson: recording starts with the lesson. A
                     # recorder that cannot start leaves the lesson live, unrecorded, and

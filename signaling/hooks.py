@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Literal, Protocol
 
 
 class LessonState(StrEnum):
@@ -81,6 +81,41 @@ class Talk:
     offset_s: float | None
 
 
+# How a classroom's connection began or ended (attendance spans, docs/architecture.md).
+PresenceKind = Literal["joined", "resumed", "lost", "left", "gone", "replaced"]
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceEvent:
+    """A lead or receiving classroom connected (joined, resumed) or stopped being connected
+    (lost: its connection died; left; gone: the resume window ran out; replaced: a new
+    connection took the classroom over)."""
+
+    lesson_id: str
+    classroom_id: str
+    at: datetime
+    kind: PresenceKind
+
+
+@dataclass(frozen=True, slots=True)
+class QualitySummary:
+    """A classroom's connection quality over the lesson so far: percentiles of the media
+    plane's reports (every ~2 s; loss as a fraction 0..1). None where nothing was measured."""
+
+    lesson_id: str
+    classroom_id: str
+    samples: int
+    loss_p50: float | None
+    loss_p95: float | None
+    jitter_p50_ms: float | None
+    jitter_p95_ms: float | None
+    rtt_p50_ms: float | None
+    rtt_p95_ms: float | None
+
+
+AttendanceRecord = PresenceEvent | QualitySummary
+
+
 class LessonHooks(Protocol):
     async def lesson_info(self, lesson_id: str) -> LessonInfo | None: ...
 
@@ -107,6 +142,11 @@ class LessonHooks(Protocol):
 
     async def talk_ended(self, talk: Talk, at: datetime, duration_s: float) -> None: ...
 
+    def record_attendance(self, record: AttendanceRecord) -> None:
+        """Keeps one attendance record durably. A plain call that never blocks: records are
+        queued and written in the order they were made (lesson_ended waits for them)."""
+        ...
+
 
 class NullLessonHooks:
     """Hooks for tests and tools: lessons kept in memory as the database would keep them
@@ -117,6 +157,7 @@ class NullLessonHooks:
         self.notes: list[Note] = []
         # Talk id -> (talk, duration in seconds; None while it goes on).
         self.talks: dict[str, tuple[Talk, float | None]] = {}
+        self.attendance: list[AttendanceRecord] = []
 
     def _update(self, lesson_id: str, **changes: object) -> None:
         if lesson_id in self.lessons:
@@ -148,3 +189,6 @@ class NullLessonHooks:
 
     async def talk_ended(self, talk: Talk, at: datetime, duration_s: float) -> None:
         self.talks[talk.id] = (talk, duration_s)
+
+    def record_attendance(self, record: AttendanceRecord) -> None:
+        self.attendance.append(record)

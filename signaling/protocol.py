@@ -374,6 +374,27 @@ class ClassroomAttendance(BaseModel):
     joins: int
 
 
+class AttendanceFlag(BaseModel):
+    """A receiving classroom still missing (未到) late_after_s into the live lesson, or one
+    that came late (迟到): first connected that long after the start."""
+
+    classroom_id: str
+    name: str
+    school: str = ""
+    status: Literal["missing", "late"]
+    # late only: when it first connected and how long after the start.
+    joined_at: str | None = None
+    late_s: float | None = None
+
+
+class AttendanceFlags(_Server):
+    """Lead and patrol only: every flagged classroom, sent whenever the list changes and to
+    a lead or patrol that joins a live lesson while it is not empty."""
+
+    type: Literal["attendance_flags"] = "attendance_flags"
+    classrooms: list[AttendanceFlag]
+
+
 class LessonReport(BaseModel):
     """The lead's short summary of a lesson that ended (this room's own record: a room
     rebuilt after a restart counts from then)."""
@@ -480,7 +501,8 @@ ServerMessage = Annotated[
     | Quality
     | ActiveSpeaker
     | TalkStarted
-    | TalkStopped,
+    | TalkStopped
+    | AttendanceFlags,
     Field(discriminator="type"),
 ]
 

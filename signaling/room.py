@@ -26,6 +26,8 @@ from signaling.peer import Peer, PeerState
 from signaling.policy import LessonView, ProducerRef, desired_subscriptions
 from signaling.protocol import (
     ActiveSpeaker,
+    AttendanceFlag,
+    AttendanceFlags,
     ConsumerInfo,
     HandLowered,
     IceServer,
@@ -99,7 +101,10 @@ class Room:
         self.audio: dict[str, bool] = {}
         self.recording = live and info.recording
         # For the lead's summary at the end: who came, hands raised, notes written.
-        self.attendance = Attendance()
+        self.attendance = Attendance(info.id, hooks.record_attendance)
+        # Late and missing receiving classrooms, as last told to the lead and patrol.
+        self.flags: list[AttendanceFlag] = []
+        self._roll_call: asyncio.TimerHandle | None = None
         self.hands_raised = 0
         self.notes = 0
         self.ever_recorded = self.recording
@@ -249,8 +254,10 @@ class Room:
             self.attendance.joined(peer.classroom_id, utcnow())
         peer.send(self.joined(peer, id, resumed=False))
         self._tell_speaker(peer)
+        self._tell_flags(peer)
         if peer.visible:
             self.broadcast(ParticipantJoined(participant=peer.participant()), exclude=peer)
+            self.roll_call()
         self.sync()
 
     def replace(self, old: Peer) -> None:
@@ -277,6 +284,7 @@ class Room:
             self.attendance.connected(peer.classroom_id, utcnow())
         peer.send(self.joined(peer, id, resumed=True))
         self._tell_speaker(peer)
+        self._tell_flags(peer)
         self.talkback.resumed(peer)
         if peer.visible and was is PeerState.LOST:
             self.broadcast(ParticipantUpdated(participant=peer.participant()), exclude=peer)
@@ -290,8 +298,8 @@ class Room:
         peer.session = None
         peer.set_state(PeerState.LOST)
         self._release_media(peer)
-        if peer.classroom_id is not None:
-            self.attendance.disconnected(peer.classroom_id, utcnow())
+        if peer.visible and peer.classroom_id is not None:
+            self.attendance.disconnected(peer.classroom_id, utcnow(), "lost")
         if peer.visible:
             participant = peer.participant()
             lead = frozenset({Role.LEAD})
@@ -315,7 +323,8 @@ class Room:
         classroom = peer.classroom_id
         if classroom is not None and self.classrooms.get(classroom) is peer:
             del self.classrooms[classroom]
-            self.attendance.disconnected(classroom, utcnow())
+            kind = "replaced" if reason == "replaced" else "gone" if reason == "gone" else "left"
+            self.attendance.disconnected(classroom, utcnow(), kind)
         if connected:
             self._release_media(peer)
         if (
@@ -362,6 +371,9 @@ class Room:
         summary) and close every peer."""
         self.state = LessonState.ENDED
         self.talkback.lesson_ended(at)
+        self.attendance.flush()
+        if self._roll_call is not None:
+            self._roll_call.cancel()
         started = self.started_at
         ended = LessonEnded(
             at=at.isoformat(),
@@ -403,6 +415,30 @@ class Room:
 
     def changed(self) -> None:
         self._on_changed(self)
+
+    # Late and missing classrooms (attendance_flags) -------------------------------------
+
+    def watch_attendance(self) -> None:
+        """The lesson is live: call the roll when late_after_s has passed since its start."""
+        if self.started_at is None or self._roll_call is not None:
+            return
+        due = (self.started_at - utcnow()).total_seconds() + self.config.late_after_s
+        self._roll_call = asyncio.get_running_loop().call_later(max(0.0, due), self.roll_call)
+
+    def roll_call(self) -> None:
+        """Tells the lead and patrol when the late or missing classrooms changed."""
+        if self.closed or self.state is not LessonState.LIVE:
+            return
+        flags = self.attendance.flags(
+            self.roster.values(), self.started_at, utcnow(), self.config.late_after_s
+        )
+        if flags != self.flags:
+            self.flags = flags
+            self.broadcast(AttendanceFlags(classrooms=flags), roles=SPEAKER_ROLES)
+
+    def _tell_flags(self, peer: Peer) -> None:
+        if self.flags and peer.role in SPEAKER_ROLES:
+            peer.send(AttendanceFlags(classrooms=self.flags))
 
     # Stage, hands, mute (state changes with their events) -----------------------------
 

@@ -76,6 +76,9 @@ class RoomConfig:
     outbox_size: int = 256
     # The lead receives receivers' video on the low layer above this many receivers.
     low_layer_above: int = LOW_LAYER_ABOVE
+    # A receiving classroom not connected this long after the lesson went live is flagged
+    # to the lead and patrol as missing, and as late when it comes (attendance_flags).
+    late_after_s: float = 120.0
 
 
 class RoomManager:
@@ -277,6 +280,8 @@ class RoomManager:
             self._refresh_live()
             if room.stage is not None or room.recording:
                 room.carry_on()
+            if room.state is LessonState.LIVE:
+                room.watch_attendance()
             return room
 
     def _resume_peer(self, session: Session, message: Resume) -> None:
@@ -376,6 +381,8 @@ class RoomManager:
         peer = room.peers.get(peer_id) if room is not None else None
         if room is None or peer is None:
             return
+        if peer.visible and peer.classroom_id is not None:
+            room.attendance.quality(peer.classroom_id, report.loss, report.jitter_ms, report.rtt_ms)
         message = Quality(
             peer_id=peer_id,
             classroom_id=peer.classroom_id,

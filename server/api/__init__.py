@@ -23,6 +23,7 @@ def build_api_router() -> APIRouter:
 
     from server.api import (
         accounts,
+        attendance,
         auth_routes,
         classrooms,
         counties,
@@ -49,6 +50,7 @@ def build_api_router() -> APIRouter:
     router.include_router(terms.router)
     router.include_router(slots.router)
     router.include_router(timetable_sheet.router)
+    router.include_router(attendance.router)
     return router
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import selectinload
 from server.api.access import EVERYONE, PLANNERS, SignedIn, access, require_in_scope
 from server.api.errors import ApiError, ErrorResponse, forbidden, not_found
 from server.api.schemas import ClassroomRef, LessonIn, LessonOut, LessonPatch
+from server.attendance import close_open_spans, store_summary
 from server.auth import Principal, State
 from server.db.models import (
     Account,
@@ -303,6 +304,11 @@ async def end_lesson(lesson_id: str, principal: LessonManager, state: State) -> 
         lesson.state = LessonStatus.ENDED.value
         lesson.ended_at = utcnow()
         lesson.recording = False
+        # Ended here, not by its lead: its attendance is summed up all the same.
+        await close_open_spans(session, lesson_id, lesson.ended_at)
+        await session.flush()
+        settings = state.settings
+        await store_summary(session, lesson, settings.zone, settings.attendance_late_after_s)
     async with state.db.sessions.begin() as session:
         return lesson_out(await load_lesson(session, lesson_id))
 

@@ -444,5 +444,6 @@ class ExemplaryStep(Base):
 
 # Tables kept in modules of their own register on Base here: importing this module gives
 # the whole schema (migrations, create_all, the schema test).
+from server.db import attendance_models as _attendance_models  # noqa: E402, F401
 from server.db import calendar_models as _calendar_models  # noqa: E402, F401
 from server.db import ingest_models as _ingest_models  # noqa: E402, F401

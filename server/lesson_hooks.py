@@ -7,6 +7,7 @@ must never fail because a row vanished; a lesson that ended never goes live agai
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
 
@@ -28,6 +29,7 @@ from server.db.models import (
 )
 from server.district_time import DEFAULT_ZONE
 from server.recording import RecordingController, RecordingUnavailable
+from server.rubrics import RubricError, check_scores, scoring_version
 from signaling.errors import ErrorCode, SignalingError
 from signaling.hooks import (
     AttendanceRecord,
@@ -200,11 +202,23 @@ class DatabaseLessonHooks:
             session.add(StageEvent(lesson_id=lesson_id, classroom_id=classroom_id, at=at))
         await self._tell_recorder("set_stage", lesson_id, classroom_id)
 
-    async def note_added(self, note: Note) -> None:
+    async def note_added(self, note: Note) -> Note:
         async with self.db.sessions.begin() as session:
+            if note.scores:
+                # Scores on the district's rubric: its items, its scale (server/rubrics.py).
+                try:
+                    spec = await scoring_version(session, note.rubric_version_id)
+                    scores = check_scores(spec, note.scores, complete=False)
+                except RubricError as exc:
+                    codes = {c.value: c for c in ErrorCode}
+                    code = codes.get(exc.code, ErrorCode.INTERNAL_ERROR)  # no rubric in use
+                    raise SignalingError(code, exc.message) from None
+                note = replace(note, scores=scores, rubric_version_id=spec.version_id)
+            else:
+                note = replace(note, rubric_version_id=None)
             if await session.get(Lesson, note.lesson_id) is None:
                 log.info("note for unknown lesson %s ignored", note.lesson_id)
-                return
+                return note
             account_id = note.account_id
             if account_id is not None and await session.get(Account, account_id) is None:
                 account_id = None
@@ -220,8 +234,10 @@ class DatabaseLessonHooks:
                     offset_s=note.offset_s,
                     text=note.text,
                     scores=dict(note.scores),
+                    rubric_version_id=note.rubric_version_id,
                 )
             )
+        return note
 
     async def talk_started(self, talk: Talk) -> None:
         async with self.db.sessions.begin() as session:

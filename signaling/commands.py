@@ -229,8 +229,9 @@ async def _add_note(room: Room, peer: Peer, message: AddNote) -> None:
         text=message.text,
         account_id=peer.grant.account_id,
         scores=dict(message.scores or {}),
+        rubric_version_id=message.rubric_version_id,
     )
-    await room.hooks.note_added(note)
+    note = await room.hooks.note_added(note)
     room.notes += 1
     info = NoteInfo(
         id=note.id,
@@ -240,6 +241,7 @@ async def _add_note(room: Room, peer: Peer, message: AddNote) -> None:
         offset_s=offset,
         text=note.text,
         scores=note.scores,
+        rubric_version_id=note.rubric_version_id,
     )
     room.broadcast(NoteAdded(note=info), roles=LEAD_AND_PATROL)
 

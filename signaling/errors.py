@@ -46,6 +46,11 @@ class ErrorCode(StrEnum):
     RECORDING_NOT_ALLOWED = "recording_not_allowed"
     # The recording root cannot be written (read-only, missing, full): recording stays off.
     RECORDING_UNAVAILABLE = "recording_unavailable"
+    # add_note: a score names no item of the rubric version, or lies outside its scale.
+    UNKNOWN_RUBRIC_ITEM = "unknown_rubric_item"
+    BAD_SCORE = "bad_score"
+    # add_note: rubric_version_id names no rubric version.
+    UNKNOWN_RUBRIC_VERSION = "unknown_rubric_version"
 
 
 class CloseCode(IntEnum):

@@ -63,6 +63,8 @@ class Note:
     text: str
     account_id: str | None = None
     scores: dict[str, int] = field(default_factory=dict)
+    # The rubric version the scores were given on (None: the rubric in use, or no scores).
+    rubric_version_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +136,10 @@ class LessonHooks(Protocol):
         self, lesson_id: str, classroom_id: str | None, at: datetime
     ) -> None: ...
 
-    async def note_added(self, note: Note) -> None: ...
+    async def note_added(self, note: Note) -> Note:
+        """Stores a note and returns it as stored (scores checked against the rubric, its
+        version named); raises SignalingError to refuse it (bad_score ...)."""
+        ...
 
     async def talk_started(self, talk: Talk) -> None:
         """Logs a talk as it starts, so a crash mid-talk still leaves its record."""
@@ -181,8 +186,9 @@ class NullLessonHooks:
     async def stage_changed(self, lesson_id: str, classroom_id: str | None, at: datetime) -> None:
         self._update(lesson_id, stage=classroom_id)
 
-    async def note_added(self, note: Note) -> None:
+    async def note_added(self, note: Note) -> Note:
         self.notes.append(note)
+        return note
 
     async def talk_started(self, talk: Talk) -> None:
         self.talks[talk.id] = (talk, None)

@@ -101,6 +101,9 @@ class AddNote(_Client):
     scores: dict[ScoreName, Annotated[int, Field(ge=0, le=100)]] | None = Field(
         default=None, max_length=20
     )
+    # The rubric version the scores are given on (GET /api/rubrics/current); left out: the
+    # rubric in use. Items and range are checked against it (unknown_rubric_item, bad_score).
+    rubric_version_id: str | None = Field(default=None, max_length=32)
 
 
 class SetMediaState(_Client):
@@ -258,6 +261,7 @@ class NoteInfo(BaseModel):
     offset_s: float | None
     text: str
     scores: dict[str, int] = Field(default_factory=dict)
+    rubric_version_id: str | None = None
 
 
 # Server -> client: messages --------------------------------------------------------------

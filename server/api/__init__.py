@@ -34,6 +34,7 @@ def build_api_router() -> APIRouter:
         lessons,
         library,
         links,
+        rubrics,
         schools,
         slots,
         terms,
@@ -50,6 +51,7 @@ def build_api_router() -> APIRouter:
     router.include_router(terms.router)
     router.include_router(slots.router)
     router.include_router(timetable_sheet.router)
+    router.include_router(rubrics.router)
     router.include_router(attendance.router)
     return router
 

@@ -31,7 +31,8 @@ from server.db.models import (
     LibraryRecording,
     utcnow,
 )
-from server.library.queries import NEXT_STATE, check_scores, refresh_score
+from server.library.queries import NEXT_STATE, refresh_score
+from server.rubrics import RubricError, check_scores, scoring_version
 
 router = APIRouter(prefix="/library", tags=["library"])
 
@@ -53,6 +54,8 @@ class EvaluationIn(BaseModel):
     t_s: float = Field(ge=0)
     text: str = Field(default="", max_length=4000)
     scores: dict[str, Any] = Field(default_factory=dict)
+    # The rubric version the scores are given on; left out: the rubric in use.
+    rubric_version_id: str | None = Field(default=None, max_length=32)
 
 
 class NominateIn(BaseModel):
@@ -67,6 +70,8 @@ class ReviewIn(BaseModel):
     decision: Literal["exemplary", "returned"]
     scores: dict[str, Any]
     comment: str = Field(default="", max_length=4000)
+    # The rubric version the scores are given on; left out: the rubric in use.
+    rubric_version_id: str | None = Field(default=None, max_length=32)
 
 
 class WorkflowOut(BaseModel):
@@ -76,12 +81,18 @@ class WorkflowOut(BaseModel):
     step: StepOut
 
 
-def _scores(scores: dict[str, Any], *, complete: bool) -> dict[str, int]:
+async def _scores(
+    session: AsyncSession, scores: dict[str, Any], version_id: str | None, *, complete: bool
+) -> tuple[dict[str, int], str | None]:
+    """Scores checked against the rubric version named (else the one in use) and that
+    version's id; no scores and none required: ({}, None)."""
+    if not scores and not complete:
+        return {}, None
     try:
-        return check_scores(scores, complete=complete)
-    except ValueError as exc:
-        code, message = exc.args
-        raise ApiError(422, code, message) from exc
+        spec = await scoring_version(session, version_id)
+        return check_scores(spec, scores, complete=complete), spec.version_id
+    except RubricError as exc:
+        raise ApiError(422, exc.code, exc.message) from exc
 
 
 @router.post(
@@ -95,8 +106,7 @@ async def add_evaluation(
 ) -> dict[str, Any]:
     if principal.role not in EVALUATORS:
         raise forbidden("Teachers and inspectors evaluate lessons.")
-    scores = _scores(body.scores, complete=False)
-    if not body.text.strip() and not scores:
+    if not body.text.strip() and not body.scores:
         raise ApiError(422, "empty_evaluation", "Write a note or give at least one score.")
     async with state.db.sessions.begin() as session:
         row = await session.get(LibraryRecording, recording_id)
@@ -104,6 +114,9 @@ async def add_evaluation(
             raise not_found("recording")
         if body.t_s > row.duration_s + 1.0:
             raise ApiError(422, "outside_recording", "The moment is past the recording's end.")
+        scores, version_id = await _scores(
+            session, body.scores, body.rubric_version_id, complete=False
+        )
         evaluation = LibraryEvaluation(
             recording_id=row.id,
             account_id=principal.account_id,
@@ -112,6 +125,7 @@ async def add_evaluation(
             t_s=round(body.t_s, 3),
             text=body.text.strip(),
             scores=scores,
+            rubric_version_id=version_id,
             created_at=utcnow(),
         )
         session.add(evaluation)
@@ -127,6 +141,7 @@ async def _step(
     action: str,
     comment: str,
     scores: dict[str, int],
+    rubric_version_id: str | None = None,
 ) -> dict[str, Any]:
     async with state.db.sessions.begin() as session:
         row = await session.get(LibraryRecording, recording_id, with_for_update=True)
@@ -160,6 +175,7 @@ async def _step(
             at=utcnow(),
             comment=comment.strip(),
             scores=scores,
+            rubric_version_id=rubric_version_id,
         )
         session.add(step)
         row.exemplary_state = to
@@ -193,6 +209,9 @@ async def nominate(
 async def review(
     state: State, principal: Reviewer, recording_id: str, body: ReviewIn
 ) -> dict[str, Any]:
-    scores = _scores(body.scores, complete=True)
+    async with state.db.sessions.begin() as session:
+        scores, version_id = await _scores(
+            session, body.scores, body.rubric_version_id, complete=True
+        )
     action = "exemplary" if body.decision == "exemplary" else "return"
-    return await _step(state, principal, recording_id, action, body.comment, scores)
+    return await _step(state, principal, recording_id, action, body.comment, scores, version_id)

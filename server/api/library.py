@@ -32,7 +32,9 @@ from server.db.models import (
     PatrolTalk,
 )
 from server.disk_space import folder_space, min_free_bytes
-from server.library.queries import RUBRIC, Filters, exemplary_counts, search
+from server.library.queries import Filters, exemplary_counts, search
+from server.rubrics import in_use as rubric_in_use
+from server.rubrics import versions as rubric_versions
 
 router = APIRouter(prefix="/library", tags=["library"])
 
@@ -100,6 +102,7 @@ class LiveNoteOut(BaseModel):
     in_recording: bool
     text: str
     scores: dict[str, Any]
+    rubric_version_id: str | None  # the rubric version the scores were given on
 
 
 class TalkOut(BaseModel):
@@ -124,6 +127,7 @@ class EvaluationOut(BaseModel):
     t_s: float
     text: str
     scores: dict[str, int]
+    rubric_version_id: str | None  # the rubric version the scores were given on
     created_at: datetime
 
 
@@ -134,6 +138,7 @@ class StepOut(BaseModel):
     at: datetime
     comment: str
     scores: dict[str, int]
+    rubric_version_id: str | None  # the rubric version the scores were given on
 
 
 class RecordingDetailOut(RecordingOut):
@@ -143,7 +148,10 @@ class RecordingDetailOut(RecordingOut):
     talks: list[TalkOut]
     evaluations: list[EvaluationOut]
     steps: list[StepOut]
+    # The rubric in use (key -> label), the same in full, and every version scores name.
     rubric: dict[str, str]
+    rubric_version: dict[str, Any]
+    rubric_versions: dict[str, dict[str, Any]]
 
 
 class RecordingPage(BaseModel):
@@ -317,6 +325,9 @@ async def get_recording(
                 .order_by(ExemplaryStep.at, ExemplaryStep.id)
             )
         )
+        current = await rubric_in_use(session)
+        named = [x.rubric_version_id for x in (*notes, *evaluations, *steps)]
+        used = await rubric_versions(session, [current.version_id, *named])
     files = row.rendition_files or {}
     live = []
     for note in notes:
@@ -331,6 +342,7 @@ async def get_recording(
                 "in_recording": 0 <= t <= row.duration_s,
                 "text": note.text,
                 "scores": note.scores or {},
+                "rubric_version_id": note.rubric_version_id,
             }
         )
     talks_out = []
@@ -358,7 +370,9 @@ async def get_recording(
             {k: getattr(e, k) for k in EvaluationOut.model_fields} for e in evaluations
         ],
         "steps": [{k: getattr(s, k) for k in StepOut.model_fields} for s in steps],
-        "rubric": RUBRIC,
+        "rubric": {item.key: item.label for item in current.items},
+        "rubric_version": current.out(),
+        "rubric_versions": {vid: spec.out() for vid, spec in used.items()},
     }
 
 

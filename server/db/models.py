@@ -292,6 +292,10 @@ class EvaluationNote(Base):
     offset_s: Mapped[float | None] = mapped_column(Float, default=None)
     text: Mapped[str] = mapped_column(Text)
     scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The rubric version the scores were given on (None: no scores).
+    rubric_version_id: Mapped[str | None] = mapped_column(
+        ForeignKey("rubric_versions.id"), default=None
+    )
 
 
 class StageEvent(Base):
@@ -419,6 +423,10 @@ class LibraryEvaluation(Base):
     t_s: Mapped[float] = mapped_column(Float)
     text: Mapped[str] = mapped_column(Text, default="")
     scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The rubric version the scores were given on (None: no scores).
+    rubric_version_id: Mapped[str | None] = mapped_column(
+        ForeignKey("rubric_versions.id"), default=None
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -440,6 +448,10 @@ class ExemplaryStep(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
     comment: Mapped[str] = mapped_column(Text, default="")
     scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The rubric version the scores were given on (None: no scores).
+    rubric_version_id: Mapped[str | None] = mapped_column(
+        ForeignKey("rubric_versions.id"), default=None
+    )
 
 
 # Tables kept in modules of their own register on Base here: importing this module gives
@@ -447,3 +459,4 @@ class ExemplaryStep(Base):
 from server.db import attendance_models as _attendance_models  # noqa: E402, F401
 from server.db import calendar_models as _calendar_models  # noqa: E402, F401
 from server.db import ingest_models as _ingest_models  # noqa: E402, F401
+from server.db import rubric_models as _rubric_models  # noqa: E402, F401

@@ -1,4 +1,4 @@
-"""Library search, the evaluation rubric, scores and the exemplary workflow's rules."""
+"""Library search, recording scores and the exemplary workflow's rules."""
 
 from __future__ import annotations
 
@@ -17,16 +17,8 @@ from server.db.models import (
     LibraryRecording,
 )
 from server.district_time import day_start
-
-# The rubric (评课量表): item -> label; every score is an integer from 0 to 10.
-RUBRIC: dict[str, str] = {
-    "goals": "教学目标",
-    "content": "教学内容",
-    "method": "教学方法",
-    "interaction": "师生互动",
-    "effect": "教学效果",
-}
-SCORE_MAX = 10
+from server.rubrics import percent
+from server.rubrics import versions as rubric_versions
 
 # Exact-match filters and substring filters (both case-insensitive where the backend is).
 EXACT = ("stage", "subject", "grade", "textbook_version", "volume", "district")
@@ -109,38 +101,27 @@ async def search(session: AsyncSession, f: Filters) -> tuple[list[LibraryRecordi
     return rows, int(total or 0)
 
 
-def check_scores(scores: dict[str, Any], *, complete: bool) -> dict[str, int]:
-    """Validated rubric scores; ValueError (code, message) args on a bad one."""
-    unknown = sorted(set(scores) - set(RUBRIC))
-    if unknown:
-        raise ValueError("unknown_rubric_item", f"Unknown rubric items: {', '.join(unknown)}.")
-    if complete and set(scores) != set(RUBRIC):
-        missing = ", ".join(sorted(set(RUBRIC) - set(scores)))
-        raise ValueError("rubric_incomplete", f"A review scores every item; missing: {missing}.")
-    clean = {}
-    for key, value in scores.items():
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SCORE_MAX:
-            raise ValueError("bad_score", f"Score {key} must be an integer from 0 to {SCORE_MAX}.")
-        clean[key] = value
-    return clean
-
-
-def mean_score(scores: dict[str, Any]) -> float | None:
-    values = [v for k, v in scores.items() if k in RUBRIC and isinstance(v, int | float)]
-    return sum(values) / len(values) if values else None
-
-
 async def refresh_score(session: AsyncSession, recording: LibraryRecording) -> None:
-    """A recording's score: the mean of every replay evaluation's and review's mean score."""
-    all_scores = [
-        *await session.scalars(
-            select(LibraryEvaluation.scores).where(LibraryEvaluation.recording_id == recording.id)
+    """A recording's score: the mean, in percent (server/rubrics.py), of every replay
+    evaluation's and review's scores, each read on the rubric version it was given on."""
+    rows = [
+        *await session.execute(
+            select(LibraryEvaluation.scores, LibraryEvaluation.rubric_version_id).where(
+                LibraryEvaluation.recording_id == recording.id
+            )
         ),
-        *await session.scalars(
-            select(ExemplaryStep.scores).where(ExemplaryStep.recording_id == recording.id)
+        *await session.execute(
+            select(ExemplaryStep.scores, ExemplaryStep.rubric_version_id).where(
+                ExemplaryStep.recording_id == recording.id
+            )
         ),
     ]
-    kept = [m for m in (mean_score(s or {}) for s in all_scores) if m is not None]
+    specs = await rubric_versions(session, [version_id for _, version_id in rows])
+    kept = [
+        p
+        for scores, version_id in rows
+        if version_id in specs and (p := percent(specs[version_id], scores or {})) is not None
+    ]
     recording.score = round(sum(kept) / len(kept), 2) if kept else None
 
 

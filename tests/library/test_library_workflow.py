@@ -30,7 +30,7 @@ def test_a_nomination_is_reviewed_into_an_exemplary_lesson_with_who_and_when(
     reviewed = library.post(f"/api/library/{rid}/review", "inspector", review)
     assert reviewed.status_code == 200, reviewed.text
     assert reviewed.json()["exemplary_state"] == "exemplary"
-    assert reviewed.json()["score"] == 8.2
+    assert reviewed.json()["score"] == 82.0  # percent of the 0-10 scale
     steps = library.get(f"/api/library/{rid}", "teacher").json()["steps"]
     assert [(s["action"], s["actor"]) for s in steps] == [
         ("nominate", "王老师"),
@@ -107,7 +107,7 @@ def test_replay_evaluations_are_timestamped_and_move_the_score(library: Library)
     assert created.json()["author"] == "李巡课员" and created.json()["t_s"] == 125.5
     detail = library.get(f"/api/library/{rid}", "teacher").json()
     assert [e["text"] for e in detail["evaluations"]] == ["提问有层次"]
-    assert detail["score"] == 8.5
+    assert detail["score"] == 85.0
     refusals = [
         ("admin", note, (403, "forbidden")),
         ("teacher", {"t_s": 10, "scores": {"charm": 5}}, (422, "unknown_rubric_item")),
@@ -142,4 +142,4 @@ def test_a_zero_score_counts_in_the_mean(library: Library) -> None:
     for value in (0, 10):
         body = {"t_s": 1, "text": "x", "scores": dict.fromkeys(FULL, value)}
         assert library.post(f"/api/library/{rid}/evaluations", "teacher", body).status_code == 201
-    assert library.get(f"/api/library/{rid}", "teacher").json()["score"] == 5.0
+    assert library.get(f"/api/library/{rid}", "teacher").json()["score"] == 50.0

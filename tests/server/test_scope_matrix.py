@@ -266,6 +266,17 @@ def _slot_call(method: str, suffix: str = "", body: Any = None, shared: bool = F
     return build
 
 
+def _rubric_body() -> dict[str, Any]:
+    return {"name": _name(), "scale_max": 10, "items": [{"label": "目标", "weight": 1}]}
+
+
+def _rubric(w: World) -> dict[str, Any]:
+    """A rubric of the district (made once by the district admin)."""
+    if "rubric" not in w.cache:
+        w.cache["rubric"] = w.post("/api/rubrics", _rubric_body())
+    return w.cache["rubric"]  # type: ignore[no-any-return]
+
+
 def _recording_call(method: str, suffix: str = "", body: Any = None) -> Build:
     def build(w: World, actor: str, place: str) -> Call:
         return Call(method, f"/api/library/{w.shared_recording(place)}{suffix}", body)
@@ -557,6 +568,20 @@ CASES: dict[str, Case] = {
         lambda w, a, p: Call("POST", f"/api/terms/{w.shared_term()['id']}/timetable"),
         422,  # no file attached: validated once the rule let the district admin in
     ),
+    # Rubrics: one for the whole district; everyone reads, district admins define.
+    "GET /api/rubrics": Case(lambda w, a, p: Call("GET", "/api/rubrics"), 200),
+    "GET /api/rubrics/current": Case(lambda w, a, p: Call("GET", "/api/rubrics/current"), 200),
+    "GET /api/rubrics/versions/{version_id}": Case(
+        lambda w, a, p: Call("GET", f"/api/rubrics/versions/{_rubric(w)['version_id']}"), 200
+    ),
+    "POST /api/rubrics": Case(lambda w, a, p: Call("POST", "/api/rubrics", _rubric_body()), 201),
+    "PUT /api/rubrics/{rubric_id}": Case(
+        lambda w, a, p: Call("PUT", f"/api/rubrics/{_rubric(w)['rubric_id']}", _rubric_body()),
+        200,
+    ),
+    "POST /api/rubrics/{rubric_id}/use": Case(
+        lambda w, a, p: Call("POST", f"/api/rubrics/{_rubric(w)['rubric_id']}/use"), 200
+    ),
     # WHIP ingest: credentials per classroom (admins), the WHIP endpoint (its bearer).
     "GET /api/classrooms/{classroom_id}/whip-credentials": Case(
         lambda w, a, p: Call("GET", f"/api/classrooms/{w.classroom(p)}/whip-credentials"),
@@ -663,6 +688,12 @@ RULES: dict[str, str] = {
     "POST /api/library/{recording_id}/evaluations": "inspector,teacher",
     "POST /api/library/{recording_id}/nominate": "admin,teacher manage recording",
     "POST /api/library/{recording_id}/review": "admin,inspector read recording",
+    "GET /api/rubrics": "everyone",
+    "GET /api/rubrics/current": "everyone",
+    "GET /api/rubrics/versions/{version_id}": "everyone",
+    "POST /api/rubrics": "admin district",
+    "PUT /api/rubrics/{rubric_id}": "admin district",
+    "POST /api/rubrics/{rubric_id}/use": "admin district",
     "GET /api/terms": "everyone",
     "POST /api/terms": "admin district",
     "GET /api/terms/{term_id}": "everyone",

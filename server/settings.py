@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 from contextvars import ContextVar
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -153,6 +154,14 @@ class Settings(BaseSettings):
     # A receiving classroom not connected this long after its lesson went live is flagged
     # to the lead and patrol as missing (attendance_flags), and recorded as late if it comes.
     attendance_late_after_s: float = Field(default=120.0, ge=0, le=3600)
+    # 督导 reports (docs/api.md "Reports"): a lesson started no later than this after its
+    # scheduled start counts as on time.
+    report_on_time_grace_s: float = Field(default=300.0, ge=0, le=3600)
+    # The plan's exemplary-lesson target (示范课例): this many within this many years from
+    # exemplary_target_start (a district day); reports show progress toward it.
+    exemplary_target: int = Field(default=1000, ge=1, le=1_000_000)
+    exemplary_target_years: int = Field(default=4, ge=1, le=20)
+    exemplary_target_start: date = date(2026, 1, 1)
     log_level: str = "info"
     # Where recordings are written. Empty: <data_dir>/recordings.
     recording_root: Path | None = None

@@ -34,6 +34,7 @@ def build_api_router() -> APIRouter:
         lessons,
         library,
         links,
+        reports,
         rubrics,
         schools,
         slots,
@@ -51,6 +52,7 @@ def build_api_router() -> APIRouter:
     router.include_router(terms.router)
     router.include_router(slots.router)
     router.include_router(timetable_sheet.router)
+    router.include_router(reports.router)
     router.include_router(rubrics.router)
     router.include_router(attendance.router)
     return router

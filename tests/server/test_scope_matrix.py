@@ -582,6 +582,15 @@ CASES: dict[str, Case] = {
     "POST /api/rubrics/{rubric_id}/use": Case(
         lambda w, a, p: Call("POST", f"/api/rubrics/{_rubric(w)['rubric_id']}/use"), 200
     ),
+    # 督导 reports (tests/server/test_reports.py checks a county sees nothing of another).
+    "GET /api/reports/summary": Case(lambda w, a, p: Call("GET", "/api/reports/summary"), 200),
+    "GET /api/reports/lessons": Case(lambda w, a, p: Call("GET", "/api/reports/lessons"), 200),
+    "GET /api/reports/summary.xlsx": Case(
+        lambda w, a, p: Call("GET", "/api/reports/summary.xlsx"), 200
+    ),
+    "GET /api/reports/summary.csv": Case(
+        lambda w, a, p: Call("GET", "/api/reports/summary.csv"), 200
+    ),
     # WHIP ingest: credentials per classroom (admins), the WHIP endpoint (its bearer).
     "GET /api/classrooms/{classroom_id}/whip-credentials": Case(
         lambda w, a, p: Call("GET", f"/api/classrooms/{w.classroom(p)}/whip-credentials"),
@@ -718,6 +727,10 @@ RULES: dict[str, str] = {
     "POST /whip/{classroom_id}": "open",
     "DELETE /whip/{classroom_id}/{resource_id}": "open",
     "PATCH /whip/{classroom_id}/{resource_id}": "open",
+    "GET /api/reports/summary": "admin,inspector",
+    "GET /api/reports/lessons": "admin,inspector",
+    "GET /api/reports/summary.xlsx": "admin,inspector",
+    "GET /api/reports/summary.csv": "admin,inspector",
     "GET /api/cluster": "admin district",
     "POST /api/cluster/drain": "admin district",
     "POST /api/cluster/undrain": "admin district",

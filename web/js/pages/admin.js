@@ -116,6 +116,7 @@ const views = {
         [t("lesson.receivers"), (l) => l.receivers.map((r) => `${r.school} ${r.name}`).join("、")]],
       cache.lessons, (l) => h("span", { class: "actions", style: "margin:0" },
         h("button", { type: "button", onclick: () => { linksLesson = l.id; show("links"); } }, t("admin.links")),
+        l.state !== "scheduled" ? h("a", { class: "btn", href: `/lesson-report/?id=${encodeURIComponent(l.id)}` }, t("admin.report")) : "",
         l.state === "live" ? h("button", { type: "button", onclick: () => guarded(async () => { await api(`/api/lessons/${l.id}/end`, { method: "POST" }); await show(current); }) }, t("admin.end_lesson")) : "",
         l.state === "scheduled" ? h("button", { type: "button", onclick: remove(`/api/lessons/${l.id}`) }, t("common.delete")) : "")),
     ];

@@ -1,6 +1,7 @@
 // 主讲端: publish camera (main + low), board camera, screen and microphone; see every receiving
 // classroom; raised hands in order; stage, mute, recording, start and end the lesson.
 import { LessonMedia, devicesAllowed, liveTrackCount, listDevices, openCamera, openMic, openScreen, releaseDevices } from "../client.js";
+import { attendanceBanner } from "../attendance_flags.js";
 import { audioSink, connectedClient, every, followParticipants, loadJoin, qualityPill, storedJoinSource, talkBanner, videoTile } from "../lesson.js";
 import { outcomeByCode, showEnded, showInsecure, showNoLink, showReplaced } from "../lifecycle.js";
 import { apply, catchAll, errorBanner, fmtOffset, h, t, toast, topbar } from "../ui.js";
@@ -392,6 +393,7 @@ async function main() {
   }
   client = connectedClient(storedJoinSource(), { slot });
   talkBanner(client);
+  attendanceBanner(client);
   media = new LessonMedia(client);
   window.tongke = { client, media, state: S, liveTrackCount };
   client.on("joined", applyJoined);

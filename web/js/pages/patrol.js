@@ -7,6 +7,7 @@ import { api, logout, me } from "../api.js";
 import { LessonClient, LessonMedia, openMic } from "../client.js";
 import { audioSink, every, exchange, followParticipants, loadJoin, qualityPill, videoTile } from "../lesson.js";
 import { endedPanel, outcomeByCode, outcomeByLesson, showEnded } from "../lifecycle.js";
+import { flagsText } from "../attendance_flags.js";
 import { apply, banner, catchAll, fmtOffset, h, t, toast, topbar, userMessage, errorBanner } from "../ui.js";
 
 catchAll();
@@ -71,6 +72,12 @@ function addLesson(getJoin, info = {}, outcome = null) {
     if (focused === entry) focusRec.classList.toggle("hidden", !on);
   };
   client.on("recording_changed", (m) => setRecording(m.on));
+  // Late and missing classrooms of this lesson (attendance_flags), under its meta line.
+  client.on("attendance_flags", (m) => {
+    let line = root.querySelector(".flags-line");
+    if (!line) meta.after(line = h("div", { class: "flags-line warn-text small" }));
+    line.textContent = flagsText(m.classrooms ?? []);
+  });
   client.on("lesson_ended", (m) => { entry.ended = m; });
   client.on("fatal", (err) => {
     conn.className = "pill";

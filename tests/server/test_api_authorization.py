@@ -283,6 +283,8 @@ def test_every_state_changing_api_route_is_in_the_matrix(district: District) -> 
         "POST /api/terms/{term_id}/timetable", "PATCH /api/slots/{slot_id}",
         "DELETE /api/slots/{slot_id}", "PUT /api/slots/{slot_id}/exceptions/{day}",
         "DELETE /api/slots/{slot_id}/exceptions/{day}",
+        "POST /api/classrooms/{classroom_id}/whip-credentials",
+        "DELETE /api/whip-credentials/{credential_id}",
     }  # fmt: skip
     schema = district.client.get("/openapi.json").json()
     routes = {

@@ -23,6 +23,7 @@ from server.lesson_hooks import DatabaseLessonHooks
 from server.media_metrics import MediaCollector
 from server.metrics import CONTENT_TYPE, HttpMetricsMiddleware, Metrics
 from server.recording import RecordingController, RecordingObserver
+from server.rtsp_sources import RtspSupervisor
 from server.security_headers import SecurityHeadersMiddleware
 from server.settings import Settings
 from server.state import AppState
@@ -152,6 +153,14 @@ def create_app(settings: Settings, tls: ServingTls | None = None) -> FastAPI:
                 from server.demo import seed_demo_if_empty
 
                 await seed_demo_if_empty(state)
+            # 录播 hosts: their RTSP picture while their classroom's lesson is live (stopped
+            # before the rooms close).
+            rtsp = RtspSupervisor(
+                state, settings.rtsp_poll_s, backoff_s=(0.25, settings.rtsp_backoff_max_s)
+            )
+            rtsp.start()
+            stack.push_async_callback(rtsp.close)
+            app.state.rtsp = rtsp  # the admin API's view of each source
             freeze_startup_objects()
             yield {"app": state}
 

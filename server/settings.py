@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     # Lost: this long with neither a message nor media (RTP/RTCP) from the peer; 4 s so a
     # 3 s blip on a rural line never shows as lost. 0: heartbeats only.
     silence_timeout_s: float = Field(default=4.0, ge=0)
+    # RTSP sources (录播 hosts): how often live lessons are matched with their classrooms'
+    # sources (a lesson that goes live gets its picture within this), and the longest wait
+    # between two attempts to reach a source that dropped (backoff from 0.25 s up to it).
+    rtsp_poll_s: float = Field(default=2.0, gt=0, le=60)
+    rtsp_backoff_max_s: float = Field(default=2.0, ge=0.25, le=60)
     resume_window_s: float = 30.0
     # Capacity of this node in peers; past it joins get the capacity error.
     max_peers: int = 500

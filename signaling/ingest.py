@@ -21,6 +21,7 @@ from signaling.hooks import LessonState
 from signaling.media_port import TrackOffer
 from signaling.peer import Peer, PeerState
 from signaling.policy import Layer
+from signaling.protocol import IngestState
 
 if TYPE_CHECKING:
     from signaling.room import Room
@@ -177,3 +178,11 @@ def ingest_tracks(peers: Sequence[Peer]) -> frozenset[tuple[str | None, Source]]
         if p.ingest is not None and p.state is PeerState.CONNECTED
         for t in p.tracks
     )
+
+
+def tell_state(rooms: RoomManager, lesson_id: str, state: IngestState) -> None:
+    """An RTSP ingest's state changed: its lesson's lead and patrol peers hear it (and any
+    that join later, from the room's snapshot)."""
+    room = rooms.rooms.get(lesson_id)
+    if room is not None and not room.closed:
+        room.set_ingest_state(state.classroom_id, state.source.value, state)

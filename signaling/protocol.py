@@ -459,6 +459,24 @@ class ActiveSpeaker(_Server):
     classroom_id: str | None
 
 
+class IngestState(_Server):
+    """A classroom's camera pulled from a 录播 host (RTSP): its state, to lead and patrol."""
+
+    type: Literal["ingest_state"] = "ingest_state"
+    classroom_id: str
+    source: Source
+    kind: Literal["rtsp"] = "rtsp"
+    # connecting | live | retrying | failed | stopped
+    state: Literal["connecting", "live", "retrying", "failed", "stopped"]
+    # Why it is not live: unreachable, unauthorized, not_found, unsupported_codec, no_video,
+    # source_error (empty while live).
+    code: str = ""
+    message: str = ""
+    video: str = ""  # what the source sends, e.g. "H.264 1920x1080 25 fps (640028)"
+    audio: str = ""  # e.g. "AAC 44100 Hz -> Opus"
+    reconnects: int = 0
+
+
 class TalkStarted(_Server):
     """An inspector talks to `classroom_id`: sent to that classroom and the patrol only."""
 
@@ -504,6 +522,7 @@ ServerMessage = Annotated[
     | ProducersChanged
     | Quality
     | ActiveSpeaker
+    | IngestState
     | TalkStarted
     | TalkStopped
     | AttendanceFlags,

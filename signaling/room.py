@@ -110,6 +110,9 @@ class Room:
         self.ever_recorded = self.recording
         # The media plane's loudest publisher (peer id), told to lead and patrol peers.
         self.active_speaker: str | None = None
+        # The latest state of each ingest pulled for this lesson (a 录播 host over RTSP), by
+        # (classroom, source): told to lead and patrol peers, and to those that join later.
+        self.ingest_states: dict[tuple[str, str], _Server] = {}
         # Inspectors talking back to one classroom each (signaling/talk.py).
         self.talkback = Talkback(self)
         self.peers: dict[str, Peer] = {}
@@ -254,6 +257,7 @@ class Room:
             self.attendance.joined(peer.classroom_id, utcnow())
         peer.send(self.joined(peer, id, resumed=False))
         self._tell_speaker(peer)
+        self._tell_ingests(peer)
         self._tell_flags(peer)
         if peer.visible:
             self.broadcast(ParticipantJoined(participant=peer.participant()), exclude=peer)
@@ -494,6 +498,16 @@ class Room:
         if peer is None:
             return ActiveSpeaker(peer_id=None, classroom_id=None)
         return ActiveSpeaker(peer_id=peer.peer_id, classroom_id=peer.classroom_id)
+
+    def set_ingest_state(self, classroom_id: str, source: str, message: _Server) -> None:
+        """An ingest's state changed (signaling/ingest.py): lead and patrol peers hear it."""
+        self.ingest_states[(classroom_id, source)] = message
+        self.broadcast(message, roles=SPEAKER_ROLES)
+
+    def _tell_ingests(self, peer: Peer) -> None:
+        if peer.role in SPEAKER_ROLES:
+            for message in self.ingest_states.values():
+                peer.send(message)
 
     def _tell_speaker(self, peer: Peer) -> None:
         """A lead or patrol that (re)joins mid-sentence learns who is speaking at once."""

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 SYSTEM_PYTHON = "/usr/bin/python3"
-SCRIPT = Path(__file__).parents[2] / "media" / "synthetic" / "gst_terminal.py"
+SCRIPT = Path(__file__).parents[1] / "media" / "synthetic" / "gst_terminal.py"
 PROBE = """
 import gi
 gi.require_version("Gst", "1.0"); gi.require_version("GstWebRTC", "1.0")
@@ -79,7 +79,7 @@ class GstTerminalProcess:
     def of(self, event: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["event"] == event]
 
-    async def wait_for(self, condition: Callable[[], bool], within: float = 30.0) -> None:
+    async def wait_for(self, condition: Callable[[], bool], within: float = 60.0) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while not condition():

@@ -56,6 +56,7 @@ const noHands = h("p", { class: "muted" }, t("lead.no_hands"));
 
 const startBtn = h("button", { class: "primary big", type: "button", id: "start-lesson" }, t("lead.start_lesson"));
 const recBtn = h("button", { type: "button", id: "toggle-recording" }, t("lead.record_start"));
+const noRecordNote = h("span", { class: "muted small hidden", id: "no-recording" }, t("lead.no_recording"));
 const endBtn = h("button", { class: "danger", type: "button", id: "end-lesson" }, t("lead.end_lesson"));
 const notStarted = h("p", { class: "banner info", id: "not-started" }, t("lead.not_started"));
 
@@ -78,7 +79,7 @@ app.replaceChildren(
       mine.root,
       h("div", { class: "actions self", style: "margin-top:0" }, micBtn, camBtn),
       h("div", { class: "strip" }, boardTile.root, screenTile.root),
-      h("div", { class: "panel" }, h("div", { class: "actions", style: "margin-top:0" }, startBtn, recBtn, endBtn)),
+      h("div", { class: "panel" }, h("div", { class: "actions", style: "margin-top:0" }, startBtn, recBtn, noRecordNote, endBtn)),
       h("div", { class: "panel hands" }, h("h3", {}, t("lead.hands")), noHands, handsList),
       h("div", { class: "panel" }, h("h3", {}, t("lead.devices")),
         h("label", { for: "camera-select" }, t("lead.camera")), camSelect,
@@ -169,6 +170,10 @@ function render() {
   recBtn.disabled = !live && !S.recording;
   recBtn.textContent = S.recording ? t("lead.record_stop") : t("lead.record_start");
   recBtn.className = S.recording ? "on" : "";
+  // The timetable slot says this lesson is never recorded: no button that would be refused.
+  const noRecording = S.joined?.lesson?.recording_policy === "never" && !S.recording;
+  recBtn.classList.toggle("hidden", noRecording);
+  noRecordNote.classList.toggle("hidden", !noRecording);
   rec.classList.toggle("hidden", !S.recording);
   liveBadge.classList.toggle("hidden", !live);
   timer.classList.toggle("hidden", !live || !S.startedAt);

@@ -285,6 +285,11 @@ def test_every_state_changing_api_route_is_in_the_matrix(district: District) -> 
         "DELETE /api/slots/{slot_id}/exceptions/{day}",
         "POST /api/classrooms/{classroom_id}/whip-credentials",
         "DELETE /api/whip-credentials/{credential_id}",
+        "POST /api/classrooms/{classroom_id}/rtsp-sources",
+        "PATCH /api/classrooms/{classroom_id}/rtsp-sources/{source_id}",
+        "DELETE /api/classrooms/{classroom_id}/rtsp-sources/{source_id}",
+        # Rubrics: the scope matrix and tests/library/test_rubrics.py.
+        "POST /api/rubrics", "PUT /api/rubrics/{rubric_id}", "POST /api/rubrics/{rubric_id}/use",
     }  # fmt: skip
     schema = district.client.get("/openapi.json").json()
     routes = {

@@ -266,6 +266,18 @@ def _slot_call(method: str, suffix: str = "", body: Any = None, shared: bool = F
     return build
 
 
+def _rtsp_body() -> dict[str, Any]:
+    # Disabled: the matrix checks who may attach a source, nothing is pulled.
+    return {"url": "rtsp://cam:secret@192.0.2.7:554/live", "enabled": False}
+
+
+def _rtsp_source(w: World, place: str) -> str:
+    """The path of a fresh RTSP source on a fresh classroom at `place`."""
+    room = w.classroom(place)
+    source = w.post(f"/api/classrooms/{room}/rtsp-sources", _rtsp_body())
+    return f"/api/classrooms/{room}/rtsp-sources/{source['id']}"
+
+
 def _rubric_body() -> dict[str, Any]:
     return {"name": _name(), "scale_max": 10, "items": [{"label": "目标", "weight": 1}]}
 
@@ -613,6 +625,29 @@ CASES: dict[str, Case] = {
         204,
         missing="whip_credential_not_found",
     ),
+    # RTSP sources (a 录播 host as a classroom's camera): admins whose scope holds the classroom.
+    "GET /api/classrooms/{classroom_id}/rtsp-sources": Case(
+        lambda w, a, p: Call("GET", f"/api/classrooms/{w.classroom(p)}/rtsp-sources"),
+        200,
+        missing="classroom_not_found",
+    ),
+    "POST /api/classrooms/{classroom_id}/rtsp-sources": Case(
+        lambda w, a, p: Call(
+            "POST", f"/api/classrooms/{w.classroom(p)}/rtsp-sources", _rtsp_body()
+        ),
+        201,
+        missing="classroom_not_found",
+    ),
+    "PATCH /api/classrooms/{classroom_id}/rtsp-sources/{source_id}": Case(
+        lambda w, a, p: Call("PATCH", _rtsp_source(w, p), {"transport": "udp"}),
+        200,
+        missing="classroom_not_found",
+    ),
+    "DELETE /api/classrooms/{classroom_id}/rtsp-sources/{source_id}": Case(
+        lambda w, a, p: Call("DELETE", _rtsp_source(w, p)),
+        204,
+        missing="classroom_not_found",
+    ),
     "OPTIONS /whip/{classroom_id}": Case(lambda w, a, p: Call("OPTIONS", "/whip/x"), 204),
     "POST /whip/{classroom_id}": Case(
         lambda w, a, p: Call("POST", "/whip/x", bare=True), (401, "whip_unauthorized")
@@ -723,6 +758,10 @@ RULES: dict[str, str] = {
     "GET /api/classrooms/{classroom_id}/whip-credentials": "admin manage classroom",
     "POST /api/classrooms/{classroom_id}/whip-credentials": "admin manage classroom",
     "DELETE /api/whip-credentials/{credential_id}": "admin manage whip_credential",
+    "GET /api/classrooms/{classroom_id}/rtsp-sources": "admin manage classroom",
+    "POST /api/classrooms/{classroom_id}/rtsp-sources": "admin manage classroom",
+    "PATCH /api/classrooms/{classroom_id}/rtsp-sources/{source_id}": "admin manage classroom",
+    "DELETE /api/classrooms/{classroom_id}/rtsp-sources/{source_id}": "admin manage classroom",
     "OPTIONS /whip/{classroom_id}": "open",
     "POST /whip/{classroom_id}": "open",
     "DELETE /whip/{classroom_id}/{resource_id}": "open",

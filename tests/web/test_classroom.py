@@ -152,7 +152,8 @@ def test_signed_in_inspector_sees_every_live_lesson_on_the_wall(
     tile.click()
     watch.page.wait_for_selector("#focus:not(.hidden)")
     watch.page.fill("#note-text", "导入环节清楚，学生参与积极。")
-    watch.page.fill("#score-goal", "90")
+    watch.page.fill("#score-goals", "9")  # the seeded rubric: 教学目标 ... on 0-10
     watch.page.click("#note-form button[type=submit]")
-    watch.page.wait_for_selector("#notes li:has-text('导入环节清楚')")
+    saved = "#notes li:has-text('导入环节清楚'):has-text('教学目标 9（满分 10）')"
+    watch.page.wait_for_selector(saved)
     watch.screenshot("patrol-focus-zh-CN")

@@ -2,11 +2,12 @@
 // The server enforces every rule; this page only lists, creates, ends, revokes.
 import { api, logout, me } from "../api.js";
 import { qrSvg } from "../qr.js";
+import { rubricsView } from "./admin_rubrics.js";
 import { apply, banner, catchAll, fmtDateTime, h, statePill, t, toast, topbar, errorBanner } from "../ui.js";
 
 catchAll();
 const app = document.getElementById("app");
-const TABS = ["schools", "classrooms", "accounts", "lessons", "links"];
+const TABS = ["schools", "classrooms", "accounts", "lessons", "links", "rubrics"];
 const cache = { schools: [], classrooms: [], accounts: [], lessons: [] };
 let account = null;
 let current = "schools";
@@ -62,6 +63,7 @@ const remove = (path) => () => guarded(async () => {
 });
 
 const views = {
+  rubrics: () => rubricsView(() => show("rubrics")),
   async schools() {
     cache.schools = await api("/api/schools");
     return [

@@ -7,6 +7,7 @@ import { api, logout, me } from "../api.js";
 import { LessonClient, LessonMedia, openMic } from "../client.js";
 import { audioSink, every, exchange, followParticipants, loadJoin, qualityPill, videoTile } from "../lesson.js";
 import { endedPanel, outcomeByCode, outcomeByLesson, showEnded } from "../lifecycle.js";
+import { currentRubric, scoreFields, scoresText } from "../rubric.js";
 import { flagsText } from "../attendance_flags.js";
 import { apply, banner, catchAll, fmtOffset, h, t, toast, topbar, userMessage, errorBanner } from "../ui.js";
 
@@ -30,7 +31,10 @@ const sink = audioSink(app);
 const lessons = new Map(); // lesson id -> entry
 let focused = null;
 
-const SCORES = ["goal", "process", "effect", "interaction"];
+// The district's rubric (signed in only: a patrol link alone writes notes without scores),
+// and every rubric version a note names, by id.
+let scoreForm = null;
+const rubricVersions = new Map();
 
 /**
  * One lesson on the wall: its own signaling client and receive-only media. `outcome` reads how
@@ -148,11 +152,11 @@ const talkButton = h("button", { type: "button", class: "primary big", id: "talk
 const talkState = h("p", { class: "small muted", id: "talk-state" }, t("patrol.talk_hint"));
 const notesList = h("ul", { class: "checklist notes", id: "notes" });
 const noteText = h("textarea", { id: "note-text", placeholder: t("patrol.note_placeholder") });
-const scoreInputs = Object.fromEntries(SCORES.map((s) => [s, h("input", { type: "number", min: 0, max: 100, id: `score-${s}` })]));
-const noteForm = h("form", { id: "note-form" },
-  noteText,
-  h("label", {}, t("patrol.scores")),
-  h("div", { class: "strip" }, ...SCORES.map((s) => h("div", {}, h("label", { for: `score-${s}` }, t(`patrol.score.${s}`)), scoreInputs[s]))),
+const scoreBox = h("div", { id: "note-scores" });
+const noteError = h("p", { class: "field-error hidden", role: "alert", id: "note-error" });
+// novalidate: the page says what is wrong in Chinese (js/rubric.js), never the browser.
+const noteForm = h("form", { id: "note-form", novalidate: true },
+  noteText, scoreBox, noteError,
   h("div", { class: "actions" }, h("button", { class: "primary", type: "submit" }, t("patrol.add_note"))));
 const back = h("button", { type: "button", id: "focus-close" }, t("patrol.close_focus"));
 const focusTitle = h("h2", {});
@@ -318,7 +322,7 @@ function renderNotes() {
   notesList.replaceChildren(...[...(focused?.notes ?? [])].reverse().map((n) =>
     h("li", {}, h("b", {}, n.offset_s === null ? "" : t("patrol.at", { t: fmtOffset(n.offset_s) })),
       h("span", {}, `${n.author}：${n.text}`, Object.keys(n.scores ?? {}).length
-        ? h("span", { class: "muted small" }, ` (${Object.entries(n.scores).map(([k, v]) => `${t(`patrol.score.${k}`)} ${v}`).join("，")})`) : ""))));
+        ? h("span", { class: "muted small note-scores" }, `（${noteScores(n)}）`) : ""))));
 }
 
 async function focus(entry) {
@@ -355,24 +359,52 @@ back.addEventListener("click", unfocus);
 noteForm.addEventListener("submit", async (e) => {
   e.preventDefault();
   const text = noteText.value.trim();
-  if (!focused || !text) return;
-  const scores = {};
-  for (const s of SCORES) {
-    const v = scoreInputs[s].value;
-    if (v !== "") scores[s] = Math.max(0, Math.min(100, Math.round(Number(v))));
+  noteError.classList.add("hidden");
+  if (!focused) return;
+  const read = scoreForm ? scoreForm.read() : { scores: {} };
+  if (!read) return; // the rubric's fields say what is wrong
+  if (!text) {
+    noteError.textContent = t("patrol.need_text");
+    noteError.classList.remove("hidden");
+    noteText.focus();
+    return;
   }
+  const scored = Object.keys(read.scores).length ? { scores: read.scores, rubric_version_id: read.rubric_version_id } : {};
   try {
-    await focused.client.request({ type: "add_note", text, ...(Object.keys(scores).length ? { scores } : {}) });
+    await focused.client.request({ type: "add_note", text, ...scored });
     noteText.value = "";
-    for (const input of Object.values(scoreInputs)) input.value = "";
+    scoreForm?.clear();
     toast(t("admin.saved"));
   } catch (err) {
     errorBanner(err);
   }
 });
 
+async function loadRubric() {
+  try {
+    const rubric = await currentRubric();
+    rubricVersions.set(rubric.version_id, rubric);
+    scoreForm = scoreFields(rubric, "score-");
+    scoreBox.replaceChildren(scoreForm.root);
+    renderNotes();
+  } catch (err) {
+    console.warn("rubric not loaded: notes without scores", err);
+  }
+}
+
+/** A note's scores labelled by its own rubric version (fetched once if not the one in use). */
+function noteScores(note) {
+  const id = note.rubric_version_id;
+  if (id && !rubricVersions.has(id) && account) {
+    rubricVersions.set(id, null);
+    api(`/api/rubrics/versions/${encodeURIComponent(id)}`).then((v) => { rubricVersions.set(id, v); renderNotes(); }).catch(() => {});
+  }
+  return scoresText(rubricVersions.get(id) ?? null, note.scores);
+}
+
 // Which lessons: a patrol link, a stored join, one lesson or every live lesson --------------
 async function main() {
+  if (account) loadRubric();
   const params = new URLSearchParams(location.search);
   const link = params.get("link");
   if (link) {

@@ -2,6 +2,7 @@
 // in sync, notes and rubric scores, and the exemplary workflow.
 import { api, logout, me } from "../api.js";
 import { apply, banner, catchAll, fmtDateTime, fmtOffset, h, t, toast, topbar, errorBanner, noticePanel, userMessage } from "../ui.js";
+import { scoreFields, scoresText } from "../rubric.js";
 
 catchAll();
 const app = document.getElementById("app");
@@ -102,37 +103,28 @@ function notesList() {
     n.live ? h("span", { class: "pill live" }, t("replay.live_note")) : "",
     ` ${n.author}：${n.text}`,
     Object.keys(n.scores ?? {}).length
-      ? h("div", { class: "small muted" }, Object.entries(n.scores).map(([k, v]) => `${rec.rubric[k] ?? k} ${v}`).join(" · "))
+      ? h("div", { class: "small muted note-scores" }, scoresText(rec.rubric_versions?.[n.rubric_version_id] ?? null, n.scores))
       : "",
   )));
 }
 
-function rubricInputs(prefix) {
-  return h("div", { class: "rubric" }, Object.entries(rec.rubric).map(([key, label]) =>
-    h("label", {}, label, h("input", { type: "number", min: 0, max: 10, step: 1, name: `${prefix}${key}` }))));
-}
-
-function readScores(form, prefix) {
-  const scores = {};
-  for (const key of Object.keys(rec.rubric)) {
-    const value = form.elements[`${prefix}${key}`].value;
-    if (value !== "") scores[key] = Number(value);
-  }
-  return scores;
-}
-
 function evaluationForm() {
   if (!account || !["teacher", "inspector"].includes(account.role)) return "";
+  // The rubric in use, the same as on the patrol page and in the review (js/rubric.js).
+  const fields = scoreFields(rec.rubric_version, "s-");
   const form = h(
     "form",
     {
       id: "evaluation-form",
+      novalidate: true,
       onsubmit: async (e) => {
         e.preventDefault();
+        const read = fields.read();
+        if (!read) return;
         try {
           await api(`/api/library/${id}/evaluations`, {
             method: "POST",
-            body: { t_s: Math.round(now() * 10) / 10, text: form.elements.text.value, scores: readScores(form, "s-") },
+            body: { t_s: Math.round(now() * 10) / 10, text: form.elements.text.value, ...read },
           });
           toast(t("replay.saved"));
           await reload();
@@ -142,7 +134,7 @@ function evaluationForm() {
       },
     },
     h("textarea", { name: "text", rows: 3, placeholder: t("replay.note_placeholder") }),
-    rubricInputs("s-"),
+    fields.root,
     h("button", { class: "primary", type: "submit" }, t("replay.add_note")),
   );
   return h("div", { class: "panel" }, h("h3", {}, t("replay.evaluate")), form);
@@ -166,11 +158,14 @@ function workflow() {
     box.append(h("button", { type: "button", id: "nominate", onclick: () => act("nominate", {}) }, t("replay.nominate")));
   }
   if (account && ["admin", "inspector"].includes(account.role) && rec.exemplary_state === "nominated") {
-    const form = h("form", { id: "review-form", onsubmit: (e) => {
+    const fields = scoreFields(rec.rubric_version, "r-");
+    const form = h("form", { id: "review-form", novalidate: true, onsubmit: (e) => {
       e.preventDefault();
-      act("review", { decision: form.elements.decision.value, scores: readScores(form, "r-"), comment: form.elements.comment.value });
+      const read = fields.read({ complete: true }); // a review scores every item
+      if (!read) return;
+      act("review", { decision: form.elements.decision.value, ...read, comment: form.elements.comment.value });
     } },
-    rubricInputs("r-"),
+    fields.root,
     h("textarea", { name: "comment", rows: 2, placeholder: t("replay.comment") }),
     h("select", { name: "decision" },
       h("option", { value: "exemplary" }, t("exemplary.exemplary")),
@@ -203,7 +198,7 @@ function render() {
     const pct = Math.round(rec.rendition_progress * 100);
     player = h("p", { class: "banner info", id: "rendition-state" }, t(`rendition.${rec.rendition_state}`, { pct }));
   }
-  const left = h("div", {}, h("h2", {}, rec.title), h("p", { class: "muted" }, `${meta} · ${rec.teacher} · ${rec.school} · ${fmtDateTime(rec.started_at)}`),
+  const left = h("div", {}, h("h2", {}, rec.title), h("p", { class: "muted" }, [meta, rec.teacher, rec.school, fmtDateTime(rec.started_at)].filter(Boolean).join(" · ")),
     rec.interrupted ? h("p", { class: "banner warn" }, t("replay.interrupted")) : "",
     player, markers(), trackGrid());
   const right = h("div", {}, h("div", { class: "panel" }, h("h3", {}, t("replay.notes")), notesList()), evaluationForm(), workflow());

@@ -2,6 +2,7 @@
 // classroom; raised hands in order; stage, mute, recording, start and end the lesson.
 import { LessonMedia, devicesAllowed, liveTrackCount, listDevices, openCamera, openMic, openScreen, releaseDevices } from "../client.js";
 import { attendanceBanner } from "../attendance_flags.js";
+import { ingestBanner } from "../ingest_state.js";
 import { audioSink, connectedClient, every, followParticipants, loadJoin, qualityPill, storedJoinSource, talkBanner, videoTile } from "../lesson.js";
 import { outcomeByCode, showEnded, showInsecure, showNoLink, showReplaced } from "../lifecycle.js";
 import { apply, catchAll, errorBanner, fmtOffset, h, t, toast, topbar } from "../ui.js";
@@ -399,6 +400,7 @@ async function main() {
   client = connectedClient(storedJoinSource(), { slot });
   talkBanner(client);
   attendanceBanner(client);
+  ingestBanner(client);
   media = new LessonMedia(client);
   window.tongke = { client, media, state: S, liveTrackCount };
   client.on("joined", applyJoined);

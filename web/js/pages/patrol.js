@@ -9,6 +9,7 @@ import { audioSink, every, exchange, followParticipants, loadJoin, qualityPill, 
 import { endedPanel, outcomeByCode, outcomeByLesson, showEnded } from "../lifecycle.js";
 import { currentRubric, scoreFields, scoresText } from "../rubric.js";
 import { flagsText } from "../attendance_flags.js";
+import { ingestBanner } from "../ingest_state.js";
 import { apply, banner, catchAll, fmtOffset, h, t, toast, topbar, userMessage, errorBanner } from "../ui.js";
 
 catchAll();
@@ -76,6 +77,7 @@ function addLesson(getJoin, info = {}, outcome = null) {
     if (focused === entry) focusRec.classList.toggle("hidden", !on);
   };
   client.on("recording_changed", (m) => setRecording(m.on));
+  ingestBanner(client);
   // Late and missing classrooms of this lesson (attendance_flags), under its meta line.
   client.on("attendance_flags", (m) => {
     let line = root.querySelector(".flags-line");
@@ -134,7 +136,8 @@ function addLesson(getJoin, info = {}, outcome = null) {
 
 function attach(entry) {
   const lead = [...entry.participants.values()].find((p) => p.role === "lead");
-  const [camera] = entry.media.find({ peerId: lead?.peer_id, source: "camera" });
+  // By classroom: a 录播 host pulled as the lead classroom's camera is its picture too.
+  const [camera] = entry.media.find({ classroomId: lead?.classroom_id, source: "camera" });
   const [any] = [...entry.media.consumers.values()].filter((c) => c.producer.kind === "video");
   const pick = camera ?? any;
   entry.video.setTrack(pick?.track ?? null);
@@ -213,7 +216,7 @@ async function subscribeFocus() {
 
 function consumerOf(entry, classroomId, source) {
   const lead = leadOf(entry);
-  const query = classroomId === null ? { peerId: lead?.peer_id, source } : { classroomId, source };
+  const query = { classroomId: classroomId ?? lead?.classroom_id, source };
   return entry.media.find(query)[0] ?? null;
 }
 

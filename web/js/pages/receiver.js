@@ -97,11 +97,15 @@ function render() {
 function attachMedia() {
   if (!media) return;
   const l = lead();
-  const peerId = l?.peer_id;
-  const [screen] = peerId ? media.find({ peerId, source: "screen" }) : [];
-  // The lead's camera off: its consumer stays, but sends nothing; show the sentence instead.
-  const [camera] = peerId && l?.camera_on !== false ? media.find({ peerId, source: "camera" }) : [];
-  const [board] = peerId ? media.find({ peerId, source: "board" }) : [];
+  // By classroom, not by peer: a 录播 host pulled as the lead classroom's camera (an ingest,
+  // docs/protocol.md "Ingest") is the lead's picture too.
+  const classroomId = l?.classroom_id;
+  const [screen] = classroomId ? media.find({ classroomId, source: "screen" }) : [];
+  const [found] = classroomId ? media.find({ classroomId, source: "camera" }) : [];
+  // The lead page's camera off: its consumer stays, but sends nothing; show the sentence
+  // instead (a host's picture is shown whatever the page's own camera does).
+  const camera = found && (l?.camera_on !== false || found.producer.peer_id !== l?.peer_id) ? found : undefined;
+  const [board] = classroomId ? media.find({ classroomId, source: "board" }) : [];
   const big = screen ?? camera ?? board;
   const small = big === screen ? camera : big === camera ? board : null;
   leadTile.setTrack(big?.track ?? null);

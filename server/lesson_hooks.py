@@ -29,8 +29,10 @@ from server.db.models import (
 )
 from server.district_time import DEFAULT_ZONE
 from server.recording import RecordingController, RecordingUnavailable
+from server.revocations import Revocations
 from server.rubrics import RubricError, check_scores, scoring_version
 from signaling.errors import ErrorCode, SignalingError
+from signaling.grants import Grant
 from signaling.hooks import (
     AttendanceRecord,
     ClassroomInfo,
@@ -60,6 +62,8 @@ class DatabaseLessonHooks:
         late_after_s: float = 120.0,
     ) -> None:
         self.db = db
+        # Join-time revocation (token_refusal); the API forgets it when it revokes.
+        self.revocations = Revocations(db)
         # Told of the switch, the stage and the end. Errors are logged, except a recorder
         # that cannot start: the lead is refused (recording_unavailable).
         self.recording = recording
@@ -73,6 +77,12 @@ class DatabaseLessonHooks:
 
     def record_attendance(self, record: AttendanceRecord) -> None:
         self.attendance.add(record)
+
+    async def token_refusal(self, grant: Grant) -> str | None:
+        return await self.revocations.refusal(grant.link_id, grant.account_id)
+
+    def revocations_changed(self) -> None:
+        self.revocations.forget()
 
     async def _tell_recorder(self, name: str, *args: object) -> None:
         if self.recording is None:

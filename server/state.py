@@ -37,6 +37,10 @@ class AppState:
     # proxy in front.
     tls: ServingTls | None = None
 
+    def revocations_changed(self) -> None:
+        """A link was revoked or an account's standing changed: joins read them afresh."""
+        self.rooms.hooks.revocations_changed()
+
 
 def get_state(request: Request) -> AppState:
     """FastAPI dependency: the state the lifespan built (Starlette copies it per request)."""

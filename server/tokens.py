@@ -39,6 +39,7 @@ class JoinTokens:
             "name": grant.name,
             "classroom": grant.classroom_id,
             "account": grant.account_id,
+            "link": grant.link_id,
             "pub": sorted(s.value for s in grant.publish),
             "ctl": sorted(c.value for c in grant.controls),
         }
@@ -68,6 +69,7 @@ class JoinTokens:
                 name=str(claims.get("name") or ""),
                 classroom_id=claims.get("classroom"),
                 account_id=claims.get("account"),
+                link_id=claims.get("link"),
                 publish=frozenset(Source(s) for s in claims.get("pub", [])),
                 controls=frozenset(Control(c) for c in claims.get("ctl", [])),
             )

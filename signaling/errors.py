@@ -20,6 +20,8 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_VERSION = "unsupported_version"
     TOKEN_INVALID = "token_invalid"
     TOKEN_EXPIRED = "token_expired"
+    # The token's join link was revoked, or its account deactivated, after it was minted.
+    TOKEN_REVOKED = "token_revoked"
     WRONG_LESSON = "wrong_lesson"
     LESSON_NOT_FOUND = "lesson_not_found"
     LESSON_ENDED = "lesson_ended"

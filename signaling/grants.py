@@ -67,6 +67,9 @@ class Grant:
     classroom_id: str | None = None
     # The account behind the token (inspector, teacher), if any.
     account_id: str | None = None
+    # The join link the token was minted from, if any: join refuses the token once the
+    # link is revoked (token_revoked).
+    link_id: str | None = None
     publish: frozenset[Source] = field(default_factory=frozenset)
     controls: frozenset[Control] = field(default_factory=frozenset)
 
@@ -88,6 +91,7 @@ def default_grant(
     name: str,
     classroom_id: str | None = None,
     account_id: str | None = None,
+    link_id: str | None = None,
 ) -> Grant:
     """The grant the roles table of DESIGN.md gives a role; nothing more."""
     return Grant(
@@ -96,6 +100,7 @@ def default_grant(
         name=name,
         classroom_id=classroom_id,
         account_id=account_id,
+        link_id=link_id,
         publish=DEFAULT_PUBLISH[role],
         controls=DEFAULT_CONTROLS[role],
     )

@@ -11,6 +11,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal, Protocol
 
+from signaling.grants import Grant
+
 
 class LessonState(StrEnum):
     SCHEDULED = "scheduled"
@@ -121,6 +123,15 @@ AttendanceRecord = PresenceEvent | QualitySummary
 class LessonHooks(Protocol):
     async def lesson_info(self, lesson_id: str) -> LessonInfo | None: ...
 
+    async def token_refusal(self, grant: Grant) -> str | None:
+        """Why a verified join token may no longer join (its link revoked, its account
+        deactivated), or None. Asked at every join, so it answers from a short cache."""
+        ...
+
+    def revocations_changed(self) -> None:
+        """A link was revoked or an account (de)activated: token_refusal reads afresh."""
+        ...
+
     async def lesson_started(self, lesson_id: str, at: datetime) -> None: ...
 
     async def lesson_ended(self, lesson_id: str, at: datetime) -> None: ...
@@ -159,6 +170,9 @@ class NullLessonHooks:
 
     def __init__(self, lessons: dict[str, LessonInfo] | None = None) -> None:
         self.lessons = dict(lessons or {})
+        # Join links revoked and accounts deactivated: their tokens are refused at join.
+        self.revoked_links: set[str] = set()
+        self.inactive_accounts: set[str] = set()
         self.notes: list[Note] = []
         # Talk id -> (talk, duration in seconds; None while it goes on).
         self.talks: dict[str, tuple[Talk, float | None]] = {}
@@ -170,6 +184,16 @@ class NullLessonHooks:
 
     async def lesson_info(self, lesson_id: str) -> LessonInfo | None:
         return self.lessons.get(lesson_id)
+
+    async def token_refusal(self, grant: Grant) -> str | None:
+        if grant.link_id is not None and grant.link_id in self.revoked_links:
+            return "The join link this token came from was revoked."
+        if grant.account_id is not None and grant.account_id in self.inactive_accounts:
+            return "The account this join token was issued to is deactivated."
+        return None
+
+    def revocations_changed(self) -> None:
+        return None
 
     async def lesson_started(self, lesson_id: str, at: datetime) -> None:
         self._update(lesson_id, state=LessonState.LIVE, started_at=at)

@@ -209,6 +209,7 @@ class RoomManager:
             ) from None
         if message.lesson_id is not None and message.lesson_id != grant.lesson_id:
             raise SignalingError(ErrorCode.WRONG_LESSON, "The join token is for another lesson.")
+        await self._check_not_revoked(grant)
         if grant.lesson_id not in self.rooms and self.peer_count >= self.config.max_peers:
             # A full node refuses a new lesson before loading it or claiming it on the bus;
             # joins to a room here are checked under its lock (a replacing join may enter).
@@ -229,6 +230,20 @@ class RoomManager:
             finally:
                 room.admitting -= 1
                 self._room_changed(room)  # a refused first join leaves no room behind
+
+    async def _check_not_revoked(self, grant: Grant) -> None:
+        """token_revoked when the token's link was revoked or its account deactivated. If
+        that cannot be read (database down), the signature and expiry decide: a lesson in
+        progress keeps running on the tokens it was given."""
+        try:
+            refusal = await self.hooks.token_refusal(grant)
+        except Exception as exc:
+            log.warning(
+                "join of lesson %s admitted unchecked for revocation: %s", grant.lesson_id, exc
+            )
+            return
+        if refusal is not None:
+            raise SignalingError(ErrorCode.TOKEN_REVOKED, refusal + " Ask for a new join link.")
 
     def _admit(self, session: Session, room: Room, grant: Grant, message: Join) -> None:
         """Admits a verified peer to its room (called under the room lock)."""

@@ -134,7 +134,10 @@ async def update_account(
         if password_hash is not None or not account.active:
             # A new password or a deactivation signs the account out everywhere.
             await revoke_account_sessions(session, account.id)
-        return AccountOut.model_validate(account)
+        out = AccountOut.model_validate(account)
+    if "active" in changes:
+        state.revocations_changed()  # its join tokens refused (or admitted) again at join
+    return out
 
 
 @router.delete("/{account_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
@@ -148,4 +151,5 @@ async def deactivate_account(account_id: str, _: AccountManager, state: State) -
         await session.flush()
         await _keeps_an_admin(session)
         await revoke_account_sessions(session, account.id)
+    state.revocations_changed()  # its join tokens are refused at join (token_revoked)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -58,9 +58,11 @@ def join_response(
     classroom: Classroom | None = None,
     account: Account | None = None,
     ws_url: str = WS_PATH,
+    link_id: str | None = None,
 ) -> JoinOut:
     """Mint a join token for one peer of `lesson` (its teacher and lead classroom's school
-    loaded, as LESSON_LOAD does)."""
+    loaded, as LESSON_LOAD does). The token names `link_id`, the link it came from, so
+    join refuses it once the link is revoked (server/revocations.py)."""
     if lesson.state == LessonStatus.ENDED.value:
         raise ApiError(409, "lesson_ended", "The lesson has ended.")
     if classroom is not None:
@@ -77,6 +79,7 @@ def join_response(
         name,
         classroom_id=classroom.id if classroom is not None else None,
         account_id=account_id,
+        link_id=link_id,
     )
     return JoinOut(
         token=state.tokens.issue(grant),
@@ -117,7 +120,13 @@ async def join(code: str, state: State) -> JoinOut:
     link = usable_link(link)
     ws_url = await home_ws_url(state, link.lesson)
     return join_response(
-        state, link.lesson, Role(link.role), link.classroom, link.account, ws_url=ws_url
+        state,
+        link.lesson,
+        Role(link.role),
+        link.classroom,
+        link.account,
+        ws_url=ws_url,
+        link_id=link.id,
     )
 
 

@@ -218,14 +218,17 @@ async def _revoke(
             raise ApiError(404, "link_not_found", "This lesson has no such join link.")
         if link.revoked_at is None:
             link.revoked_at = utcnow()
-        return link_out(public_base(request, state.settings), link)
+        out = link_out(public_base(request, state.settings), link)
+    state.revocations_changed()  # tokens it minted are refused at join (token_revoked)
+    return out
 
 
 @router.post("/links/{link_id}/revoke", responses=ERRORS)
 async def revoke_link(
     lesson_id: str, link_id: str, principal: LessonManager, state: State, request: Request
 ) -> LinkOut:
-    """Revoke a link: opening it answers 410 link_revoked. Revoking twice is harmless."""
+    """Revoke a link: opening it answers 410 link_revoked, and the join tokens it minted
+    are refused at join with token_revoked. Revoking twice is harmless."""
     return await _revoke(state, request, principal, lesson_id, link_id)
 
 

@@ -89,10 +89,11 @@ def test_database_hooks_implement_every_lesson_hooks_method_with_its_signature()
     for name in names:
         ours = inspect.signature(getattr(DatabaseLessonHooks, name))
         assert ours == inspect.signature(getattr(LessonHooks, name)), name
-        # Recording attendance is a plain call (it only queues); the others are awaited.
+        # Recording attendance (it only queues) and forgetting revocation answers are plain
+        # calls; the others are awaited.
         coroutine = inspect.iscoroutinefunction(getattr(LessonHooks, name))
         assert inspect.iscoroutinefunction(getattr(DatabaseLessonHooks, name)) == coroutine, name
-        assert coroutine != (name == "record_attendance"), name
+        assert coroutine != (name in ("record_attendance", "revocations_changed")), name
 
 
 async def test_lesson_info_gives_the_roster_with_school_names(roster: Roster) -> None:

@@ -36,8 +36,8 @@ export class Emitter {
 
 // Refusals that retrying cannot fix: the page says so and stops.
 const FATAL = new Set([
-  "token_invalid", "wrong_lesson", "lesson_not_found", "lesson_ended", "forbidden",
-  "not_on_roster", "unsupported_version", "replaced",
+  "token_invalid", "token_revoked", "wrong_lesson", "lesson_not_found", "lesson_ended",
+  "forbidden", "not_on_roster", "unsupported_version", "replaced",
 ]);
 const CLOSE_FATAL = { 4403: "forbidden", 4409: "replaced", 4410: "lesson_ended" };
 // Many nodes: the lesson now lives on another node (docs/protocol.md). Join from the link again.

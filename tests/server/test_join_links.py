@@ -203,7 +203,7 @@ def test_an_inspector_mints_his_own_patrol_token(district: District) -> None:
     grant = district.state.tokens.verify(response.json()["token"])
     assert grant.role is Role.PATROL
     assert grant.account_id == district.ids["inspector"]
-    assert grant.controls == {Control.NOTE, Control.SUBSCRIBE_ANY}
+    assert grant.controls == {Control.NOTE, Control.SUBSCRIBE_ANY, Control.TALK}
 
 
 def test_a_deactivated_inspectors_patrol_link_stops_working(district: District) -> None:

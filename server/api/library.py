@@ -377,7 +377,8 @@ async def get_recording(
 
 
 # HEAD too: players and download managers ask for the size and type first.
-@router.api_route("/{recording_id}/files/{name:path}", methods=["GET", "HEAD"], responses=ERRORS)
+@router.get("/{recording_id}/files/{name:path}", responses=ERRORS)
+@router.head("/{recording_id}/files/{name:path}", responses=ERRORS)
 async def get_file(
     state: State, principal: LibraryReader, recording_id: str, name: str
 ) -> FileResponse:

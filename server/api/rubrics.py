@@ -6,15 +6,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
-from server.api.access import DistrictAdmin, SignedIn
-from server.api.errors import ApiError, ErrorResponse, not_found
+from server.api.access import DistrictAdmin, SignedIn, access
+from server.api.errors import ApiError, ErrorResponse, forbidden, not_found
+from server.api.join import usable_link
 from server.auth import State
 from server.db import lengths
+from server.db.models import JoinLink
 from server.db.rubric_models import Rubric, RubricVersion
 from server.rubrics import (
     ITEMS_LIMIT,
@@ -25,6 +28,7 @@ from server.rubrics import (
     spec_of,
     version,
 )
+from signaling.grants import Role
 
 router = APIRouter(prefix="/rubrics", tags=["rubrics"])
 
@@ -142,6 +146,35 @@ async def rubric_version(version_id: str, _: SignedIn, state: State) -> dict[str
             return (await version(session, version_id)).out()
         except RubricError as exc:
             raise _refused(exc) from None
+
+
+@router.get(
+    "/for-link/{code}",
+    response_model=RubricOut,
+    responses=ERRORS | {410: {"model": ErrorResponse}},
+    dependencies=[access(None, why="the patrol link is the credential, as for join")],
+)
+async def rubric_for_link(
+    code: str,
+    state: State,
+    version_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    """For a patrol opened from its link, not signed in: the rubric in use (or the version
+    a note names), so its live notes are scored like a signed-in inspector's. Only a patrol
+    link that join would accept: 404 link_not_found, 410 link_revoked / link_expired, 403
+    forbidden for a classroom's link (classroom pages do not score)."""
+    async with state.db.sessions.begin() as session:
+        link = await session.scalar(
+            select(JoinLink).where(JoinLink.code == code).options(joinedload(JoinLink.account))
+        )
+        link = usable_link(link)
+        if link.role != Role.PATROL.value:
+            raise forbidden("Only a patrol link reads the rubric.")
+        try:
+            found = await (in_use(session) if version_id is None else version(session, version_id))
+        except RubricError as exc:
+            raise _refused(exc) from None
+        return found.out()
 
 
 @router.get("", response_model=list[RubricHistoryOut], responses=ERRORS)

@@ -216,3 +216,59 @@ def test_live_notes_are_checked_against_the_rubric(
     assert run(note(scores={"goals": 1}, rubric_version_id="nope")) == "unknown_rubric_version"
     plain = run(note())
     assert isinstance(plain, Note) and plain.rubric_version_id is None
+
+
+def test_a_patrol_link_reads_the_rubric_without_an_account(
+    library: Library, default_in_use: dict[str, Any]
+) -> None:
+    """A patrol opened from its link (nobody signed in) scores its notes on the rubric too;
+    a classroom's link, a revoked one and an unknown code read nothing."""
+    school = library.post("/api/schools", "admin", {"name": "巡课链接校", "kind": "central"})
+    rooms = [
+        library.post(
+            "/api/classrooms", "admin", {"school_id": school.json()["id"], "name": n, "kind": k}
+        ).json()["id"]
+        for n, k in (("录播教室", "lead"), ("接收教室", "receiving"))
+    ]
+    start = datetime.now(UTC)
+    lesson = library.post(
+        "/api/lessons",
+        "admin",
+        {
+            "title": "巡课链接",
+            "teacher_id": library.ids["teacher"],
+            "lead_classroom_id": rooms[0],
+            "receiver_classroom_ids": rooms[1:],
+            "scheduled_start": start.isoformat(),
+            "scheduled_end": start.replace(year=start.year + 1).isoformat(),
+        },
+    ).json()
+    links = f"/api/lessons/{lesson['id']}/links"
+    patrol = library.post(links, "admin", {"account_id": library.ids["inspector"]}).json()
+    lead = library.post(links, "admin", {"classroom_id": rooms[0]}).json()
+
+    read = library.get(f"/api/rubrics/for-link/{patrol['code']}", "anonymous")
+    assert read.status_code == 200, read.text
+    assert read.json() == default_in_use
+    # An older version a note names, by id.
+    old = hundred(library)
+    by_id = library.get(
+        f"/api/rubrics/for-link/{patrol['code']}?version_id={old['version_id']}", "anonymous"
+    )
+    assert by_id.status_code == 200 and by_id.json()["scale_max"] == 100
+    nope = f"/api/rubrics/for-link/{patrol['code']}?version_id=nope"
+    assert code(library.get(nope, "anonymous")) == (404, "unknown_rubric_version")
+
+    assert code(library.get(f"/api/rubrics/for-link/{lead['code']}", "anonymous")) == (
+        403,
+        "forbidden",
+    )
+    assert code(library.get("/api/rubrics/for-link/no-such-code", "anonymous")) == (
+        404,
+        "link_not_found",
+    )
+    library.post(f"{links}/{patrol['id']}/revoke", "admin", {})
+    assert code(library.get(f"/api/rubrics/for-link/{patrol['code']}", "anonymous")) == (
+        410,
+        "link_revoked",
+    )

@@ -586,6 +586,10 @@ CASES: dict[str, Case] = {
     "GET /api/rubrics/versions/{version_id}": Case(
         lambda w, a, p: Call("GET", f"/api/rubrics/versions/{_rubric(w)['version_id']}"), 200
     ),
+    # A patrol opened from its link reads the rubric with the link (nobody signed in).
+    "GET /api/rubrics/for-link/{code}": Case(
+        lambda w, a, p: Call("GET", "/api/rubrics/for-link/abc"), (404, "link_not_found")
+    ),
     "POST /api/rubrics": Case(lambda w, a, p: Call("POST", "/api/rubrics", _rubric_body()), 201),
     "PUT /api/rubrics/{rubric_id}": Case(
         lambda w, a, p: Call("PUT", f"/api/rubrics/{_rubric(w)['rubric_id']}", _rubric_body()),
@@ -735,6 +739,7 @@ RULES: dict[str, str] = {
     "GET /api/rubrics": "everyone",
     "GET /api/rubrics/current": "everyone",
     "GET /api/rubrics/versions/{version_id}": "everyone",
+    "GET /api/rubrics/for-link/{code}": "open",
     "POST /api/rubrics": "admin district",
     "PUT /api/rubrics/{rubric_id}": "admin district",
     "POST /api/rubrics/{rubric_id}/use": "admin district",

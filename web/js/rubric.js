@@ -5,9 +5,20 @@
 import { api } from "./api.js";
 import { h, t } from "./ui.js";
 
-/** The rubric in use (GET /api/rubrics/current). */
-export function currentRubric() {
-  return api("/api/rubrics/current");
+/**
+ * The rubric in use (GET /api/rubrics/current); with `linkCode`, read with a patrol link by a
+ * patrol not signed in (GET /api/rubrics/for-link/{code}).
+ */
+export function currentRubric(linkCode = null) {
+  return api(linkCode ? `/api/rubrics/for-link/${encodeURIComponent(linkCode)}` : "/api/rubrics/current");
+}
+
+/** One rubric version by id (a note's own), signed in or with a patrol link. */
+export function rubricVersion(versionId, linkCode = null) {
+  const id = encodeURIComponent(versionId);
+  return api(linkCode
+    ? `/api/rubrics/for-link/${encodeURIComponent(linkCode)}?version_id=${id}`
+    : `/api/rubrics/versions/${id}`);
 }
 
 /**

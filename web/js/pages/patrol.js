@@ -7,7 +7,7 @@ import { api, logout, me } from "../api.js";
 import { LessonClient, LessonMedia, openMic } from "../client.js";
 import { audioSink, every, exchange, followParticipants, loadJoin, qualityPill, videoTile } from "../lesson.js";
 import { endedPanel, outcomeByCode, outcomeByLesson, showEnded } from "../lifecycle.js";
-import { currentRubric, scoreFields, scoresText } from "../rubric.js";
+import { currentRubric, rubricVersion, scoreFields, scoresText } from "../rubric.js";
 import { flagsText } from "../attendance_flags.js";
 import { ingestBanner } from "../ingest_state.js";
 import { apply, banner, catchAll, fmtOffset, h, t, toast, topbar, userMessage, errorBanner } from "../ui.js";
@@ -32,9 +32,10 @@ const sink = audioSink(app);
 const lessons = new Map(); // lesson id -> entry
 let focused = null;
 
-// The district's rubric (signed in only: a patrol link alone writes notes without scores),
+// The district's rubric (signed in, or read with the patrol link: GET /api/rubrics/for-link),
 // and every rubric version a note names, by id.
 let scoreForm = null;
+let rubricLink = null; // the patrol link's code when the page is not signed in
 const rubricVersions = new Map();
 
 /**
@@ -383,14 +384,17 @@ noteForm.addEventListener("submit", async (e) => {
   }
 });
 
-async function loadRubric() {
+async function loadRubric(linkCode = null) {
+  rubricLink = linkCode;
   try {
-    const rubric = await currentRubric();
+    const rubric = await currentRubric(linkCode);
     rubricVersions.set(rubric.version_id, rubric);
     scoreForm = scoreFields(rubric, "score-");
     scoreBox.replaceChildren(scoreForm.root);
     renderNotes();
   } catch (err) {
+    // Notes still work; the page says why they carry no scores.
+    scoreBox.replaceChildren(h("p", { class: "small muted", id: "rubric-missing" }, t("patrol.rubric_unavailable")));
     console.warn("rubric not loaded: notes without scores", err);
   }
 }
@@ -398,9 +402,9 @@ async function loadRubric() {
 /** A note's scores labelled by its own rubric version (fetched once if not the one in use). */
 function noteScores(note) {
   const id = note.rubric_version_id;
-  if (id && !rubricVersions.has(id) && account) {
+  if (id && !rubricVersions.has(id) && (account || rubricLink)) {
     rubricVersions.set(id, null);
-    api(`/api/rubrics/versions/${encodeURIComponent(id)}`).then((v) => { rubricVersions.set(id, v); renderNotes(); }).catch(() => {});
+    rubricVersion(id, account ? null : rubricLink).then((v) => { rubricVersions.set(id, v); renderNotes(); }).catch(() => {});
   }
   return scoresText(rubricVersions.get(id) ?? null, note.scores);
 }
@@ -421,6 +425,7 @@ async function main() {
   }
   const saved = loadJoin();
   if ((link || params.get("joined")) && saved?.join?.role === "patrol") {
+    if (!account && saved.code) loadRubric(saved.code);
     const entry = addLesson(async (fresh) => (fresh && saved.code ? exchange(saved.code) : saved.join), saved.join.lesson, outcomeByCode(saved.code));
     window.tongke = { lessons, entry };
     return;

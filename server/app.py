@@ -20,6 +20,7 @@ from server.cluster.wiring import join_cluster, node_id_for
 from server.db import open_database
 from server.disk_space import DiskSpaceCollector
 from server.lesson_hooks import DatabaseLessonHooks
+from server.login_throttle import LoginThrottle
 from server.media_metrics import MediaCollector
 from server.metrics import CONTENT_TYPE, HttpMetricsMiddleware, Metrics
 from server.recording import RecordingController, RecordingObserver
@@ -148,6 +149,11 @@ def create_app(settings: Settings, tls: ServingTls | None = None) -> FastAPI:
                 recording=recording,
                 cluster=cluster,
                 tls=tls,
+                login_throttle=LoginThrottle(
+                    settings.login_window_s,
+                    settings.login_max_failures_per_account,
+                    settings.login_max_failures_per_address,
+                ),
             )
             if settings.seed_demo:
                 from server.demo import seed_demo_if_empty

@@ -42,6 +42,25 @@ def from_trusted_proxy(conn: HTTPConnection, settings: Settings) -> bool:
     return any(peer in net for net in proxy_networks(tuple(settings.trusted_proxies)))
 
 
+def client_address(conn: HTTPConnection, settings: Settings) -> str:
+    """The address a request came from: the direct peer, or behind trusted proxies the
+    right-most X-Forwarded-For entry that is not one of them (the left ones, anyone can
+    write)."""
+    peer = conn.client.host if conn.client is not None else ""
+    if not from_trusted_proxy(conn, settings):
+        return peer
+    networks = proxy_networks(tuple(settings.trusted_proxies))
+    hops = [h.strip() for h in ",".join(conn.headers.getlist("x-forwarded-for")).split(",")]
+    for hop in reversed([h for h in hops if h]):
+        try:
+            address = ipaddress.ip_address(hop)
+        except ValueError:
+            return hop  # not an address: the furthest we can believe
+        if not any(address in net for net in networks):
+            return hop
+    return peer
+
+
 def _first(value: str | None) -> str | None:
     """The first (client-most) entry of a possibly comma-separated forwarded header."""
     if value is None:

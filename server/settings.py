@@ -91,6 +91,14 @@ class Settings(BaseSettings):
     # Short-lived join tokens; a join link (revocable, in the database) mints a fresh one.
     join_token_ttl_s: int = 600
     session_ttl_s: int = 12 * 3600
+    # Sign-in throttling (docs/api.md "Sign-in throttling"): wrong passwords counted over a
+    # sliding window of login_window_s; past login_max_failures_per_account for one
+    # username, or login_max_failures_per_address from one client address (a school's NAT
+    # holds many teachers: keep it well above the per-account limit), sign-in answers 429
+    # login_throttled with Retry-After until the oldest counted failure leaves the window.
+    login_window_s: int = Field(default=900, ge=1)
+    login_max_failures_per_account: int = Field(default=10, ge=1)
+    login_max_failures_per_address: int = Field(default=100, ge=1)
     seed_demo: bool = True
     # Extra Origins allowed on the WebSocket besides the page's own origin (same-origin is
     # always allowed), public_url and this host:port.

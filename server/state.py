@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
 from media.sfu import MediaService
 from server.cluster.node import ClusterNode
 from server.db import Database
+from server.login_throttle import LoginThrottle
 from server.metrics import Metrics
 from server.recording import RecordingController
 from server.settings import Settings
@@ -36,6 +37,8 @@ class AppState:
     # TLS served by this process (--tls-cert/--tls-key or --https); None: plain HTTP or a
     # proxy in front.
     tls: ServingTls | None = None
+    # Wrong passwords per account and per address (sign-in throttling).
+    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
     def revocations_changed(self) -> None:
         """A link was revoked or an account's standing changed: joins read them afresh."""

@@ -16,22 +16,46 @@ from server.auth import (
     revoke_session,
 )
 from server.db.models import Account, LoginSession, utcnow
+from server.origin import client_address
 from server.passwords import hash_password_async, verify_password_async
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 ERRORS: dict[int | str, dict[str, object]] = {401: {"model": ErrorResponse}}
+LOGIN_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorResponse} for code in (401, 429)
+}
 
 
 @router.post(
-    "/login", responses=ERRORS, dependencies=[access(None, why="the password is the credential")]
+    "/login",
+    responses=LOGIN_ERRORS,
+    dependencies=[access(None, why="the password is the credential")],
 )
 async def login(body: LoginIn, request: Request, response: Response, state: State) -> LoginOut:
-    """Check the password; the session token comes back as an HttpOnly cookie and in the body."""
-    async with state.db.sessions.begin() as session:
-        account = await check_credentials(session, body.username, body.password)
-        token, expires_at = await open_session(session, account, state.settings.session_ttl_s)
-        out = AccountOut.model_validate(account)
+    """Check the password; the session token comes back as an HttpOnly cookie and in the body.
+    Too many wrong passwords for the username or from the address: 429 login_throttled with
+    Retry-After, the password not even checked."""
+    throttle = state.login_throttle
+    address = client_address(request, state.settings)
+    wait_s = throttle.retry_after_s(body.username, address)
+    if wait_s:
+        raise ApiError(
+            429,
+            "login_throttled",
+            f"Too many wrong passwords; try again in {wait_s} s.",
+            headers={"Retry-After": str(wait_s)},
+        )
+    try:
+        async with state.db.sessions.begin() as session:
+            account = await check_credentials(session, body.username, body.password)
+            token, expires_at = await open_session(session, account, state.settings.session_ttl_s)
+            out = AccountOut.model_validate(account)
+    except ApiError as exc:
+        if exc.code == "invalid_credentials":
+            throttle.failed(body.username, address)
+        raise
+    throttle.succeeded(body.username)
     response.set_cookie(
         COOKIE_NAME,
         token,

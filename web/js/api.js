@@ -35,7 +35,13 @@ export async function api(path, { method = "GET", body, timeoutMs = 15000 } = {}
   }
   if (!response.ok) {
     const e = data?.error;
-    if (e?.code) throw new ApiError(response.status, e.code, e.message ?? e.code);
+    if (e?.code) {
+      const err = new ApiError(response.status, e.code, e.message ?? e.code);
+      // Seconds to wait, where the server says (429 login_throttled, 503).
+      const wait = Number(response.headers.get("Retry-After"));
+      if (Number.isFinite(wait) && wait > 0) err.retryAfterS = wait;
+      throw err;
+    }
     const detail = typeof data?.detail === "string" ? data.detail : response.statusText;
     const code = response.status >= 500 ? "server_down" : `http_${response.status}`;
     throw new ApiError(response.status, code, detail);

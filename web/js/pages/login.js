@@ -4,6 +4,13 @@ import { sameOriginPath } from "../next.js";
 import { apply, banner, catchAll, h, t, topbar, userMessage } from "../ui.js";
 
 catchAll();
+
+/** 登录失败次数过多: when to try again, in minutes and as a clock time. */
+function throttled(err) {
+  const wait = err.retryAfterS ?? 60;
+  const at = new Date(Date.now() + wait * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return t("login.throttled", { minutes: Math.max(1, Math.ceil(wait / 60)), time: at });
+}
 topbar({ title: t("login.title") });
 const app = document.getElementById("app");
 const user = h("input", { id: "username", name: "username", autocomplete: "username", required: true });
@@ -22,7 +29,7 @@ const form = h(
         rememberSignIn(true);
         location.href = sameOriginPath(new URLSearchParams(location.search).get("next"));
       } catch (err) {
-        banner(err.status === 401 ? t("login.failed") : userMessage(err));
+        banner(err.status === 401 ? t("login.failed") : err.code === "login_throttled" ? throttled(err) : userMessage(err));
         submit.disabled = false;
       }
     },

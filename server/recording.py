@@ -45,6 +45,7 @@ from server.library.catalogue import (
 )
 from server.settings import Settings
 from signaling.errors import ErrorCode
+from signaling.ingest import is_ingest_peer
 from signaling.media_port import PeerInfo
 
 log = logging.getLogger("tongke.recording")
@@ -333,11 +334,21 @@ class RecordingController:
         peers = self._peers.get(lesson_id, {})
         stage = self._stage.get(lesson_id)
         wanted = {}
-        for info in self.media.producers(lesson_id):
+        producers = self.media.producers(lesson_id)
+        # A source an ingest publishes (a 录播 host's camera: signaling/ingest.py) replaces
+        # the classroom page's own, in the recording as for receivers.
+        ingested = {
+            (peers[i.peer_id][0], i.source)
+            for i in producers
+            if i.peer_id in peers and is_ingest_peer(i.peer_id)
+        }
+        for info in producers:
             who = peers.get(info.peer_id)
             if info.layer != "main" or who is None:
                 continue
             classroom, role = who
+            if (classroom, info.source) in ingested and not is_ingest_peer(info.peer_id):
+                continue
             if role == "lead" or classroom == active.lead_classroom:
                 wanted[info.id] = (info, classroom)
             elif role != "patrol" and stage is not None and classroom == stage:

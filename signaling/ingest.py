@@ -27,6 +27,15 @@ if TYPE_CHECKING:
     from signaling.room import Room
     from signaling.rooms import RoomManager
 
+# Ingest peer ids start with their kind: "whip-…", "rtsp-…" (docs/protocol.md "Ingest").
+INGEST_KINDS = ("whip", "rtsp")
+
+
+def is_ingest_peer(peer_id: str) -> bool:
+    """Whether ``peer_id`` is an ingest's (the recorder, which sees media peers only, asks)."""
+    return peer_id.startswith(tuple(f"{kind}-" for kind in INGEST_KINDS))
+
+
 # What an ingest may publish: its classroom's camera (a second video: its board) and mic.
 INGEST_SOURCES = frozenset({Source.CAMERA, Source.BOARD, Source.MIC})
 

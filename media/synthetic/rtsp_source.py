@@ -22,7 +22,7 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 VIDEO = {
-    "h264": "x264enc tune=zerolatency speed-preset=ultrafast bitrate={kbps} key-int-max={gop} "
+    "h264": "x264enc tune=zerolatency speed-preset={preset} bitrate={kbps} key-int-max={gop} "
     "bframes=0 ! video/x-h264,profile={profile} ! rtph264pay name=pay0 pt=96 "
     "config-interval=-1",
     "h265": "x265enc tune=zerolatency speed-preset=ultrafast bitrate={kbps} "
@@ -35,7 +35,12 @@ AUDIO = (
 
 
 def launch_line(args: argparse.Namespace) -> str:
-    video = VIDEO[args.codec].format(kbps=args.kbps, gop=args.gop, profile=args.profile)
+    # x264's ultrafast preset drops CABAC and 8x8 transforms and so writes Constrained
+    # Baseline whatever profile is asked: Main and High need a preset that keeps them.
+    preset = "ultrafast" if args.profile == "baseline" else "veryfast"
+    video = VIDEO[args.codec].format(
+        kbps=args.kbps, gop=args.gop, profile=args.profile, preset=preset
+    )
     return (
         f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={args.width},"
         f"height={args.height},framerate={args.fps}/1 ! videoconvert ! "

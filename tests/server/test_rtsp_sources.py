@@ -97,6 +97,20 @@ async def test_a_recording_classroom_host_is_the_lead_camera_while_the_lesson_is
         listed = (await live.api("GET", f"/api/classrooms/{room}/rtsp-sources")).json()
         assert listed[0]["status"]["state"] == "live"
 
+        # The recording takes the host's picture and sound, not the lead page's own.
+        assert (await lead.request({"type": "set_recording", "on": True}))["type"] == "ok"
+        controller = live.state.recording
+
+        def recorded() -> set[tuple[str, str]]:
+            active = controller._active.get(live.lesson_id)
+            media = {p.id: p for p in live.state.media.producers(live.lesson_id)}
+            ids = active.consumers if active is not None else {}
+            return {(media[i].peer_id.split("-")[0], media[i].source) for i in ids if i in media}
+
+        await wait_until(lambda: recorded() == {("rtsp", "camera"), ("rtsp", "mic")},
+                         what=recorded)  # fmt: skip
+        assert (await lead.request({"type": "set_recording", "on": False}))["type"] == "ok"
+
         # The host reboots: the lead page sees it retrying, and the picture comes back.
         await host.kill()
         await wait_until(lambda: states(lead)[-1] == "retrying", within=15,

@@ -34,6 +34,7 @@ def build_api_router() -> APIRouter:
         lessons,
         library,
         links,
+        patrol_wall,
         reports,
         rubrics,
         schools,
@@ -54,6 +55,7 @@ def build_api_router() -> APIRouter:
     router.include_router(timetable_sheet.router)
     router.include_router(reports.router)
     router.include_router(rubrics.router)
+    router.include_router(patrol_wall.router)
     router.include_router(attendance.router)
     return router
 

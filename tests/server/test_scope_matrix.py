@@ -599,6 +599,8 @@ CASES: dict[str, Case] = {
         lambda w, a, p: Call("POST", f"/api/rubrics/{_rubric(w)['rubric_id']}/use"), 200
     ),
     # 督导 reports (tests/server/test_reports.py checks a county sees nothing of another).
+    # The patrol wall: live lessons in the inspector's scope (tests/server/test_patrol_wall.py).
+    "GET /api/patrol/lessons": Case(lambda w, a, p: Call("GET", "/api/patrol/lessons"), 200),
     "GET /api/reports/summary": Case(lambda w, a, p: Call("GET", "/api/reports/summary"), 200),
     "GET /api/reports/lessons": Case(lambda w, a, p: Call("GET", "/api/reports/lessons"), 200),
     "GET /api/reports/summary.xlsx": Case(
@@ -771,6 +773,7 @@ RULES: dict[str, str] = {
     "POST /whip/{classroom_id}": "open",
     "DELETE /whip/{classroom_id}/{resource_id}": "open",
     "PATCH /whip/{classroom_id}/{resource_id}": "open",
+    "GET /api/patrol/lessons": "inspector",
     "GET /api/reports/summary": "admin,inspector",
     "GET /api/reports/lessons": "admin,inspector",
     "GET /api/reports/summary.xlsx": "admin,inspector",

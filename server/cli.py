@@ -117,6 +117,32 @@ def startup_banner(settings: Settings, tls: ServingTls | None) -> str:
     return "\n".join(lines)
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    """Checks everything serve needs and prints a table; 1 when any check failed."""
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from server.doctor import Status, language, render, run_checks, settings_failure
+    from server.preflight import StartupError
+
+    lang = language(args.lang)
+    try:
+        settings = _settings(args, host=args.host, port=args.port)
+    except StartupError as exc:
+        print(settings_failure([exc.message], lang))
+        return 1
+    except ValidationError as exc:
+        messages = [
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        ]
+        print(settings_failure(messages, lang))
+        return 1
+    findings = asyncio.run(run_checks(settings))
+    print(render(findings, lang))
+    return 1 if any(f.status is Status.FAIL for f in findings) else 0
+
+
 def _cmd_db_upgrade(args: argparse.Namespace) -> int:
     from server.accounts_cli import db_upgrade
 
@@ -260,6 +286,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="media worker processes (default: one per core; 1: everything in one process)",
     )
     serve.set_defaults(func=_cmd_serve)
+
+    doctor = commands.add_parser(
+        "doctor", help="check settings, database, Redis, folders, TLS, TURN, port and clock"
+    )
+    _add_settings_flags(doctor)
+    doctor.add_argument("--host", help="the address serve will listen on")
+    doctor.add_argument("--port", type=int, help="the port serve will listen on")
+    doctor.add_argument(
+        "--lang", choices=("zh-CN", "en"), help="table language (default: from the locale)"
+    )
+    doctor.set_defaults(func=_cmd_doctor)
 
     db = commands.add_parser("db", help="database schema")
     db_commands = db.add_subparsers(dest="db_command", required=True)

@@ -84,12 +84,12 @@ async def probe_database(settings: Settings, write: bool = False) -> None:
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_S):
             async with engine.connect() as connection:
+                transaction = await connection.begin()
                 await connection.execute(text("SELECT 1"))
                 if write:
-                    transaction = await connection.begin()
                     await connection.execute(text("CREATE TEMPORARY TABLE tongke_probe (x int)"))
                     await connection.execute(text("INSERT INTO tongke_probe VALUES (1)"))
-                    await transaction.rollback()
+                await transaction.rollback()
     except TimeoutError as exc:
         raise StartupError(
             ExitCode.DATABASE,

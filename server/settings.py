@@ -167,6 +167,17 @@ class Settings(BaseSettings):
     # A receiving classroom not connected this long after its lesson went live is flagged
     # to the lead and patrol as missing (attendance_flags), and recorded as late if it comes.
     attendance_late_after_s: float = Field(default=120.0, ge=0, le=3600)
+    # Classroom terminals (docs/api.md "Classroom terminals"): an enrollment code works this
+    # long and once; a receiving classroom's terminal joins (a lead's opens its ready
+    # screen) this long before a lesson's start; a terminal whose own clock differs from
+    # the service's by more than terminal_clock_warn_s says so on screen.
+    terminal_enroll_ttl_s: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)
+    terminal_join_before_s: int = Field(default=300, ge=0, le=3600)
+    terminal_clock_warn_s: int = Field(default=120, ge=5, le=24 * 3600)
+    # Tests and drills only: the service's clock for the terminal schedule (its "now", which
+    # day is today, server_time) runs this many seconds ahead of the machine's (negative:
+    # behind), so a test reaches a lesson's start without waiting. Refused with production.
+    clock_offset_s: float = 0.0
     # 督导 reports (docs/api.md "Reports"): a lesson started no later than this after its
     # scheduled start counts as on time.
     report_on_time_grace_s: float = Field(default=300.0, ge=0, le=3600)
@@ -224,6 +235,15 @@ class Settings(BaseSettings):
     def _known_zone(cls, value: str) -> str:
         load_zone(value)
         return value
+
+    @model_validator(mode="after")
+    def _no_clock_offset_in_production(self) -> Settings:
+        if self.production and self.clock_offset_s:
+            raise ValueError(
+                "clock_offset_s (TONGKE_CLOCK_OFFSET_S) cannot be set in production: "
+                "it is for tests and drills."
+            )
+        return self
 
     @model_validator(mode="after")
     def _no_faults_in_production(self) -> Settings:

@@ -39,6 +39,7 @@ def build_api_router() -> APIRouter:
         rubrics,
         schools,
         slots,
+        terminals,
         terms,
         timetable_sheet,
     )
@@ -57,6 +58,8 @@ def build_api_router() -> APIRouter:
     router.include_router(rubrics.router)
     router.include_router(patrol_wall.router)
     router.include_router(attendance.router)
+    router.include_router(terminals.router)
+    router.include_router(terminals.device_router)
     return router
 
 

@@ -38,6 +38,7 @@ from server.db.models import (
     School,
     lesson_receivers,
 )
+from server.db.terminal_models import ClassroomTerminal
 from server.scope import DISTRICT_HOME, Home, ScopeLevel
 from server.state import AppState, get_state
 
@@ -172,6 +173,13 @@ async def _whip_credential(session: AsyncSession, credential_id: str) -> Homes |
     return None if classroom_id is None else await _classroom(session, classroom_id)
 
 
+async def _terminal(session: AsyncSession, terminal_id: str) -> Homes | None:
+    classroom_id = await session.scalar(
+        select(ClassroomTerminal.classroom_id).where(ClassroomTerminal.id == terminal_id)
+    )
+    return None if classroom_id is None else await _classroom(session, classroom_id)
+
+
 # resource kind -> (the path parameter naming it, how to find where it lies)
 RESOURCES: dict[str, tuple[str, Resolver]] = {
     "county": ("county_id", _county),
@@ -182,6 +190,7 @@ RESOURCES: dict[str, tuple[str, Resolver]] = {
     "slot": ("slot_id", _slot),
     "recording": ("recording_id", _recording),
     "whip_credential": ("credential_id", _whip_credential),
+    "terminal": ("terminal_id", _terminal),
 }
 
 

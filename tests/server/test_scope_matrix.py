@@ -278,6 +278,14 @@ def _rtsp_source(w: World, place: str) -> str:
     return f"/api/classrooms/{room}/rtsp-sources/{source['id']}"
 
 
+def _terminal(w: World, place: str) -> str:
+    """A device enrolled in a classroom of `place`: its terminal id."""
+    code = w.post(f"/api/classrooms/{w.classroom(place)}/terminal-codes", {})["code"]
+    enrolled = w.client.post("/api/terminal/enroll", json={"code": code})
+    assert enrolled.status_code == 201, enrolled.text
+    return str(enrolled.json()["terminal"]["id"])
+
+
 def _rubric_body() -> dict[str, Any]:
     return {"name": _name(), "scale_max": 10, "items": [{"label": "目标", "weight": 1}]}
 
@@ -631,6 +639,35 @@ CASES: dict[str, Case] = {
         204,
         missing="whip_credential_not_found",
     ),
+    # Classroom terminals: codes and the list per classroom (admins); the device's own routes
+    # (its code, then its credential, is the credential).
+    "POST /api/classrooms/{classroom_id}/terminal-codes": Case(
+        lambda w, a, p: Call("POST", f"/api/classrooms/{w.classroom(p)}/terminal-codes", {}),
+        201,
+        missing="classroom_not_found",
+    ),
+    "GET /api/classrooms/{classroom_id}/terminals": Case(
+        lambda w, a, p: Call("GET", f"/api/classrooms/{w.classroom(p)}/terminals"),
+        200,
+        missing="classroom_not_found",
+    ),
+    "DELETE /api/terminals/{terminal_id}": Case(
+        lambda w, a, p: Call("DELETE", f"/api/terminals/{_terminal(w, p)}"),
+        204,
+        missing="terminal_not_found",
+    ),
+    "POST /api/terminal/enroll": Case(
+        lambda w, a, p: Call("POST", "/api/terminal/enroll", {"code": "2345-6789"}, bare=True),
+        (404, "enroll_code_unknown"),
+    ),
+    "GET /api/terminal/today": Case(
+        lambda w, a, p: Call("GET", "/api/terminal/today", bare=True),
+        (401, "terminal_unauthorized"),
+    ),
+    "POST /api/terminal/lessons/{lesson_id}/join": Case(
+        lambda w, a, p: Call("POST", "/api/terminal/lessons/x/join", bare=True),
+        (401, "terminal_unauthorized"),
+    ),
     # RTSP sources (a 录播 host as a classroom's camera): admins whose scope holds the classroom.
     "GET /api/classrooms/{classroom_id}/rtsp-sources": Case(
         lambda w, a, p: Call("GET", f"/api/classrooms/{w.classroom(p)}/rtsp-sources"),
@@ -765,6 +802,12 @@ RULES: dict[str, str] = {
     "GET /api/classrooms/{classroom_id}/whip-credentials": "admin manage classroom",
     "POST /api/classrooms/{classroom_id}/whip-credentials": "admin manage classroom",
     "DELETE /api/whip-credentials/{credential_id}": "admin manage whip_credential",
+    "POST /api/classrooms/{classroom_id}/terminal-codes": "admin manage classroom",
+    "GET /api/classrooms/{classroom_id}/terminals": "admin manage classroom",
+    "DELETE /api/terminals/{terminal_id}": "admin manage terminal",
+    "POST /api/terminal/enroll": "open",
+    "GET /api/terminal/today": "open",
+    "POST /api/terminal/lessons/{lesson_id}/join": "open",
     "GET /api/classrooms/{classroom_id}/rtsp-sources": "admin manage classroom",
     "POST /api/classrooms/{classroom_id}/rtsp-sources": "admin manage classroom",
     "PATCH /api/classrooms/{classroom_id}/rtsp-sources/{source_id}": "admin manage classroom",

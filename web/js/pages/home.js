@@ -101,6 +101,7 @@ async function main() {
   }
   if (account.role === "inspector" || account.role === "admin") {
     roleLinks.append(h("a", { class: "btn primary", href: "/patrol/", "data-i18n": "home.patrol_wall" }));
+    roleLinks.append(h("a", { class: "btn", href: "/reports/", id: "reports-link", "data-i18n": "nav.reports" }));
   }
   const live = h("div", { class: "cards", id: "live" }, h("p", { class: "muted" }, t("common.loading")));
   const today = h("div", { class: "cards", id: "today" }, h("p", { class: "muted" }, t("common.loading")));

@@ -71,6 +71,7 @@ class H264Packetizer:
         self.sequence_number = random.randrange(1 << 16)
         self.sps = b""
         self.pps = b""
+        self._frame_ts = -1  # the frame the last packetize() call belonged to
 
     def set_parameter_sets(self, nal_units: list[bytes]) -> None:
         """Out-of-band SPS/PPS (the source's SDP sprop-parameter-sets, its extradata)."""
@@ -84,8 +85,11 @@ class H264Packetizer:
         elif kind == NAL_PPS:
             self.pps = nal
 
-    def packetize(self, nal_units: list[bytes], timestamp: int) -> list[RtpPacket]:
-        """RTP packets of one access unit; the marker bit is set on its last packet."""
+    def packetize(
+        self, nal_units: list[bytes], timestamp: int, end_of_frame: bool = True
+    ) -> list[RtpPacket]:
+        """RTP packets of one access unit, or of a part of one (``end_of_frame`` False: more
+        slices of the same frame follow); the marker bit is set on a frame's last packet."""
         units = []
         has_sps = has_pps = has_idr = False
         for nal in nal_units:
@@ -99,7 +103,9 @@ class H264Packetizer:
             has_pps |= kind == NAL_PPS
             has_idr |= kind == NAL_IDR
             units.append(nal)
-        if has_idr and not (has_sps and has_pps) and self.sps and self.pps:
+        first_part = timestamp != self._frame_ts
+        self._frame_ts = timestamp
+        if has_idr and first_part and not (has_sps and has_pps) and self.sps and self.pps:
             rest = [u for u in units if u[0] & 0x1F not in (NAL_SPS, NAL_PPS)]
             units = [self.sps, self.pps, *rest]
         payloads: list[bytes] = []
@@ -124,7 +130,7 @@ class H264Packetizer:
                     sequence_number=self.sequence_number,
                     timestamp=timestamp & 0xFFFFFFFF,
                     ssrc=self.ssrc,
-                    marker=i == last,
+                    marker=end_of_frame and i == last,
                     payload=payload,
                 )
             )

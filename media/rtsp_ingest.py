@@ -39,6 +39,12 @@ logger = logging.getLogger(__name__)
 VIDEO_PT = 102
 AUDIO_PT = 111
 OPEN_TIMEOUT_S = 5.0  # connecting, and the longest silence before the source counts as gone
+# A frame's last slice goes out (with the marker bit) after this much quiet: the slices of
+# one frame reach FFmpeg together, the next frame comes a frame interval later. A keyframe
+# waits longer: FFmpeg hands a multi-slice IDR's later slices over only when the source's
+# next packet arrives (measured: 33 ms after its first slice at 30 fps), once per GOP.
+FRAME_END_S = 0.004
+KEYFRAME_END_S = 0.045
 FAILED_RETRY_S = 30.0  # a source that cannot work (H.265) is looked at again this often
 
 
@@ -143,12 +149,15 @@ class RtspIngest:
         self._audio_ts = random.randrange(1 << 32)
         self._transcoder: OpusTranscoder | None = None
         self._video_ts_next = random.randrange(1 << 32)  # RTP ts the next connection starts at
+        self._held_units: list[bytes] = []  # non-VCL NAL units waiting for their frame
+        self._part: tuple[list[bytes], int] | None = None  # a frame's latest part (loop)
+        self._part_timer: asyncio.TimerHandle | None = None
         self.status = RtspStatus(RtspState.CONNECTING)
         self.video_packets = 0
         self.access_units = 0
         self.audio_packets = 0
-        # Bench: monotonic seconds each access unit was read from the source, by RTP ts.
-        self.on_access_unit: Callable[[int, float], None] | None = None
+        # Bench: (RTP ts, monotonic seconds it was read from the source, is a keyframe).
+        self.on_access_unit: Callable[[int, float, bool], None] | None = None
 
     # -- control (event loop) ----------------------------------------------------------------
 
@@ -160,6 +169,8 @@ class RtspIngest:
     async def close(self) -> None:
         """Stop pulling (idempotent); the producers are closed by whoever made them."""
         self._stop.set()
+        if self._part_timer is not None:
+            self._part_timer.cancel()
         thread = self._thread
         if thread is not None and thread.is_alive():
             await asyncio.to_thread(thread.join, OPEN_TIMEOUT_S + 2)
@@ -293,15 +304,49 @@ class RtspIngest:
             units = split_nal_units(data)
         except ValueError:
             return
-        packets = self._packetizer.packetize(units, ts)
-        if not packets:
+        if not any(1 <= u[0] & 0x1F <= 5 for u in units if u):
+            # Parameter sets (SPS/PPS/SEI) FFmpeg hands over on their own, with the next
+            # frame's timestamp: they go out with that frame, under one marker bit.
+            self._held_units.extend(units)
             return
-        self.access_units += 1
-        self.video_packets += len(packets)
+        if self._held_units:
+            units = [*self._held_units, *units]
+            self._held_units = []
         if self.on_access_unit is not None:
-            self.on_access_unit(packets[0].timestamp, time.monotonic())
+            key = any(u[0] & 0x1F == 5 for u in units)
+            self.on_access_unit(ts & 0xFFFFFFFF, time.monotonic(), key)
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(_deliver, self._video, packets)
+        self._loop.call_soon_threadsafe(self._frame_part, units, ts)
+
+    # -- frames (event loop) -----------------------------------------------------------
+
+    def _frame_part(self, units: list[bytes], ts: int) -> None:
+        """One FFmpeg packet of video: a whole frame, or one slice of a multi-slice frame
+        (FFmpeg hands slices over one by one and hides the source's marker bit). A part
+        is held until the next one shows whether its frame goes on; a frame's last part
+        goes out with the marker when the next frame starts or after FRAME_END_S of quiet
+        (slices of one frame arrive together; frames 33 ms apart)."""
+        held = self._part
+        if held is not None:
+            self._flush(end_of_frame=held[1] != ts)
+        self._part = (units, ts)
+        if self._part_timer is not None:
+            self._part_timer.cancel()
+        assert self._loop is not None
+        idr = any(u[0] & 0x1F == 5 for u in units if u)
+        self._part_timer = self._loop.call_later(
+            KEYFRAME_END_S if idr else FRAME_END_S, self._flush, True
+        )
+
+    def _flush(self, end_of_frame: bool) -> None:
+        held, self._part = self._part, None
+        if held is None:
+            return
+        packets = self._packetizer.packetize(held[0], held[1], end_of_frame)
+        if end_of_frame:
+            self.access_units += 1
+        self.video_packets += len(packets)
+        _deliver(self._video, packets)
 
     def _send_audio(self, packet: Any) -> None:
         if self._transcoder is None or self._audio is None:

@@ -42,7 +42,7 @@ def launch_line(args: argparse.Namespace) -> str:
         kbps=args.kbps, gop=args.gop, profile=args.profile, preset=preset
     )
     return (
-        f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={args.width},"
+        f"( videotestsrc is-live=true pattern={args.pattern} ! video/x-raw,width={args.width},"
         f"height={args.height},framerate={args.fps}/1 ! videoconvert ! "
         f"queue ! {video} {'' if args.no_audio else AUDIO} )"
     )
@@ -61,6 +61,9 @@ def main() -> int:
     parser.add_argument("--kbps", type=int, default=800)
     parser.add_argument("--gop", type=int, default=30, help="frames between keyframes")
     parser.add_argument("--no-audio", action="store_true")
+    parser.add_argument(
+        "--pattern", default="ball", help="videotestsrc pattern (snow: hard to compress)"
+    )
     parser.add_argument("--user", default="")
     parser.add_argument("--password", default="")
     args = parser.parse_args()

@@ -69,3 +69,15 @@ def test_packetized_access_units_depacketize_to_the_same_nal_units() -> None:
     frames += depacketizer.flush()
     assert [split_nal_units(f.data) for f in frames] == [[SPS, PPS, IDR], [SLICE], [SLICE, SLICE]]
     assert [f.keyframe for f in frames] == [True, False, False]
+
+
+def test_a_frame_in_slices_gets_one_marker_and_its_parameter_sets_once() -> None:
+    packetizer = H264Packetizer(102, 1)
+    packetizer.set_parameter_sets([SPS, PPS])
+    first = packetizer.packetize([IDR[:300]], 9000, end_of_frame=False)
+    last = packetizer.packetize([bytes([0x65]) + b"\x01" * 200], 9000, end_of_frame=True)
+    assert SPS in first[0].payload  # the parameter sets lead the frame ...
+    assert all(SPS not in p.payload for p in last)  # ... once, not before each slice
+    assert [p.marker for p in first + last] == [False] * len(first) + [False] * (len(last) - 1) + [
+        True
+    ]

@@ -7,8 +7,9 @@ import { apply, banner, catchAll, fmtDateTime, h, statePill, t, toast, topbar, e
 
 catchAll();
 const app = document.getElementById("app");
-const TABS = ["schools", "classrooms", "accounts", "lessons", "links", "rubrics"];
-const cache = { schools: [], classrooms: [], accounts: [], lessons: [] };
+const TABS = ["counties", "schools", "classrooms", "accounts", "lessons", "links", "rubrics"];
+const SCHOOL_KINDS = ["central", "teaching_point", "primary", "middle", "nine_year"];
+const cache = { counties: [], schools: [], classrooms: [], accounts: [], lessons: [] };
 let account = null;
 let current = "schools";
 
@@ -30,6 +31,9 @@ function select(options, attrs = {}) {
 }
 const kindOptions = (kinds) => kinds.map((k) => [k, t(`admin.kind.${k}`)]);
 const schoolName = (id) => cache.schools.find((s) => s.id === id)?.name ?? "";
+const countyName = (id) => (id ? cache.counties.find((c) => c.id === id)?.name ?? "" : t("admin.scope_district"));
+// An account's scope as shown: its school, else its county, else the district (docs/api.md "Scopes").
+const scopeLabel = (a) => (a.school_id ? schoolName(a.school_id) : countyName(a.county_id));
 const roomLabel = (c) => `${schoolName(c.school_id)} ${c.name}`;
 
 async function guarded(fn) {
@@ -62,14 +66,39 @@ const remove = (path) => () => guarded(async () => {
   await show(current);
 });
 
+const rename = (path, was) => () => guarded(async () => {
+  const name = prompt(t("admin.rename_to"), was);
+  if (!name || name.trim() === was) return;
+  await api(path, { method: "PATCH", body: { name: name.trim() } });
+  toast(t("admin.saved"));
+  await show(current);
+});
+
 const views = {
   rubrics: () => rubricsView(() => show("rubrics")),
-  async schools() {
-    cache.schools = await api("/api/schools");
+  // 县（市）: district admins create, rename and delete them; others see their own.
+  async counties() {
+    cache.counties = await api("/api/counties");
+    const district = account.role === "admin" && account.scope === "district";
+    const actions = (c) => h("span", { class: "actions" },
+      h("button", { type: "button", onclick: rename(`/api/counties/${c.id}`, c.name) }, t("admin.rename")),
+      h("button", { type: "button", onclick: remove(`/api/counties/${c.id}`) }, t("common.delete")));
     return [
-      formOf([field("name", input({ required: true })), field("kind", select(kindOptions(["central", "teaching_point"]))),
-        field("district", input())], (v) => api("/api/schools", { method: "POST", body: v })),
-      table([[t("admin.name"), (s) => s.name], [t("admin.kind"), (s) => t(`admin.kind.${s.kind}`)], [t("admin.district"), (s) => s.district]],
+      district ? formOf([field("name", input({ required: true, maxlength: 200 })), field("code", input({ pattern: "[0-9]{0,12}", inputmode: "numeric" }))],
+        (v) => api("/api/counties", { method: "POST", body: { name: v.name, code: v.code } })) : "",
+      table([[t("admin.name"), (c) => c.name], [t("admin.code"), (c) => c.code || "—"], [t("admin.schools_count"), (c) => c.schools]],
+        cache.counties, district ? actions : undefined),
+    ];
+  },
+  async schools() {
+    [cache.counties, cache.schools] = await Promise.all([api("/api/counties"), api("/api/schools")]);
+    const counties = account.scope === "district" ? [["", t("admin.scope_district")], ...cache.counties.map((c) => [c.id, c.name])]
+      : cache.counties.map((c) => [c.id, c.name]);
+    return [
+      formOf([field("name", input({ required: true })), field("kind", select(kindOptions(SCHOOL_KINDS))),
+        field("county", select(counties))],
+      (v) => api("/api/schools", { method: "POST", body: { name: v.name, kind: v.kind, county_id: v.county || null } })),
+      table([[t("admin.name"), (s) => s.name], [t("admin.kind"), (s) => t(`admin.kind.${s.kind}`)], [t("admin.county"), (s) => countyName(s.county_id)]],
         cache.schools, (s) => h("button", { type: "button", onclick: remove(`/api/schools/${s.id}`) }, t("common.delete"))),
     ];
   },
@@ -84,15 +113,20 @@ const views = {
     ];
   },
   async accounts() {
-    [cache.schools, cache.accounts] = await Promise.all([api("/api/schools"), api("/api/accounts")]);
+    [cache.counties, cache.schools, cache.accounts] = await Promise.all([api("/api/counties"), api("/api/schools"), api("/api/accounts")]);
+    // The scope of a new account: a school, a county (district admins), or the creator's own.
+    const scopes = [["", t("admin.scope_mine")],
+      ...(account.scope === "district" ? cache.counties.map((c) => [`county:${c.id}`, `${c.name}（${t("admin.scope_county")}）`]) : []),
+      ...cache.schools.map((s) => [`school:${s.id}`, s.name])];
+    const scopeBody = (v) => ({ school_id: v.scope.startsWith("school:") ? v.scope.slice(7) : null, county_id: v.scope.startsWith("county:") ? v.scope.slice(7) : null });
     return [
       formOf([field("username", input({ required: true, pattern: "[A-Za-z0-9_.\\-]{2,64}" })), field("display_name", input({ required: true })),
         field("role", select(["teacher", "inspector", "admin"].map((r) => [r, t(`role.${r}`)]))),
-        field("school", select([["", t("common.none")], ...cache.schools.map((s) => [s.id, s.name])])),
+        field("scope", select(scopes)),
         field("password", input({ type: "password", minlength: 8, required: true, autocomplete: "new-password" }))],
-      (v) => api("/api/accounts", { method: "POST", body: { username: v.username, display_name: v.display_name, role: v.role, password: v.password, school_id: v.school || null } })),
+      (v) => api("/api/accounts", { method: "POST", body: { username: v.username, display_name: v.display_name, role: v.role, password: v.password, ...scopeBody(v) } })),
       table([[t("admin.username"), (a) => a.username], [t("admin.display_name"), (a) => a.display_name], [t("admin.role"), (a) => t(`role.${a.role}`)],
-        [t("admin.school"), (a) => schoolName(a.school_id)], [t("admin.active"), (a) => (a.active ? t("common.yes") : t("common.no"))]],
+        [t("admin.scope"), (a) => scopeLabel(a)], [t("admin.active"), (a) => (a.active ? t("common.yes") : t("common.no"))]],
       cache.accounts, (a) => (a.active && a.id !== account.id ? h("button", { type: "button", onclick: remove(`/api/accounts/${a.id}`) }, t("admin.deactivate")) : "")),
     ];
   },

@@ -12,7 +12,13 @@ from sqlalchemy.orm import joinedload
 from server.api.access import access
 from server.api.errors import ApiError, ErrorResponse
 from server.api.lessons import classroom_ref
-from server.api.schemas import JoinOut, LessonSummary, OutcomeOut, RecordingOutcome
+from server.api.schemas import (
+    JoinOut,
+    LessonSummary,
+    OutcomeOut,
+    RecordingOutcome,
+    RecordingSpaceOut,
+)
 from server.auth import State
 from server.cluster.placement import PlacementError
 from server.db.models import (
@@ -24,6 +30,7 @@ from server.db.models import (
     LibraryRecording,
     utcnow,
 )
+from server.disk_space import folder_space, min_free_bytes
 from server.state import AppState
 from signaling.grants import Role, default_grant
 from signaling.redis_bus import TRANSIENT
@@ -207,4 +214,27 @@ async def outcome(code: str, state: State) -> OutcomeOut:
             )
             for row in rows
         ],
+    )
+
+
+@router.get(
+    "/join/{code}/recording-space",
+    responses={code: {"model": ErrorResponse} for code in (403, 404, 410)},
+)
+async def recording_space(code: str, state: State) -> RecordingSpaceOut:
+    """Free space in the recording root, for the lead page's warning before it records (the
+    lead classroom holds a link, not an account). Lead links only: 403 forbidden for others;
+    404 link_not_found, 410 link_revoked or link_expired as for join."""
+    async with state.db.sessions.begin() as session:
+        link = usable_link(
+            await session.scalar(
+                select(JoinLink).where(JoinLink.code == code).options(joinedload(JoinLink.account))
+            )
+        )
+    if link.role != Role.LEAD.value:
+        raise ApiError(403, "forbidden", "Only the lead classroom's link reads this.")
+    space = folder_space("recordings", state.settings.effective_recording_root)
+    threshold = min_free_bytes(state.settings)
+    return RecordingSpaceOut(
+        free_bytes=space.free_bytes, min_free_bytes=threshold, space_low=space.low(threshold)
     )

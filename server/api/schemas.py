@@ -333,6 +333,14 @@ class RecordingOutcome(BaseModel):
     replay_url: str  # the replay page (it asks for a signed-in account)
 
 
+class RecordingSpaceOut(BaseModel):
+    """Room left where the lesson would be recorded, for the lead's warning before recording."""
+
+    free_bytes: int | None  # None: the recording folder cannot be read
+    min_free_bytes: int  # the min_free_disk_mb setting
+    space_low: bool  # below min_free_bytes, or unreadable
+
+
 class OutcomeOut(BaseModel):
     """What the classroom pages show when a lesson is over (or how far it is)."""
 

@@ -143,3 +143,24 @@ def test_the_outcome_needs_no_account(district: District) -> None:
     district.client.cookies.clear()
     response = district.client.get(f"/api/join/{link['code']}/outcome", headers={})
     assert response.status_code == 200
+
+
+# The lead's warning before recording: GET /api/join/{code}/recording-space ------------------
+
+
+def test_the_lead_link_reads_the_room_left_for_recordings(district: District) -> None:
+    lesson = district.lesson()
+    body = district.client.get(f"/api/join/{district.link(lesson)['code']}/recording-space").json()
+    assert body["free_bytes"] > 0 and body["min_free_bytes"] == 1024 * 1024 * 1024
+    assert body["space_low"] is (body["free_bytes"] < body["min_free_bytes"])
+
+
+def test_recording_space_is_for_the_lead_link_only(district: District) -> None:
+    lesson = district.lesson()
+    receiver = district.link(lesson, lesson["receivers"][0]["id"])
+    response = district.client.get(f"/api/join/{receiver['code']}/recording-space")
+    assert _error(response) == (403, "forbidden")
+    assert _error(district.client.get("/api/join/nope/recording-space")) == (
+        404,
+        "link_not_found",
+    )

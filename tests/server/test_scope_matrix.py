@@ -485,6 +485,12 @@ CASES: dict[str, Case] = {
         lambda w, a, p: Call("GET", f"/api/join/{w.link(w.shared_lesson(p))['code']}/outcome"),
         200,
     ),
+    "GET /api/join/{code}/recording-space": Case(
+        lambda w, a, p: Call(
+            "GET", f"/api/join/{w.link(w.shared_lesson(p))['code']}/recording-space"
+        ),
+        200,
+    ),
     # Fault drills are off here: 409 faults_disabled proves the rule let the admin through.
     "GET /api/lessons/{lesson_id}/faults": Case(
         _lesson_call("GET", "/faults", shared=True),
@@ -764,6 +770,7 @@ RULES: dict[str, str] = {
     "GET /api/lessons/{lesson_id}/attendance": "everyone read lesson",
     "POST /api/join/{code}": "open",
     "GET /api/join/{code}/outcome": "open",
+    "GET /api/join/{code}/recording-space": "open",
     "GET /api/lessons/{lesson_id}/faults": "admin manage lesson",
     "PUT /api/lessons/{lesson_id}/faults/{peer_id}": "admin manage lesson",
     "DELETE /api/lessons/{lesson_id}/faults/{peer_id}": "admin manage lesson",

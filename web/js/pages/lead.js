@@ -1,5 +1,6 @@
 // 主讲端: publish camera (main + low), board camera, screen and microphone; see every receiving
 // classroom; raised hands in order; stage, mute, recording, start and end the lesson.
+import { api } from "../api.js";
 import { LessonMedia, devicesAllowed, liveTrackCount, listDevices, openCamera, openMic, openScreen, releaseDevices } from "../client.js";
 import { attendanceBanner } from "../attendance_flags.js";
 import { ingestBanner } from "../ingest_state.js";
@@ -58,6 +59,7 @@ const noHands = h("p", { class: "muted" }, t("lead.no_hands"));
 const startBtn = h("button", { class: "primary big", type: "button", id: "start-lesson" }, t("lead.start_lesson"));
 const recBtn = h("button", { type: "button", id: "toggle-recording" }, t("lead.record_start"));
 const noRecordNote = h("span", { class: "muted small hidden", id: "no-recording" }, t("lead.no_recording"));
+const spaceNote = h("p", { class: "banner warn hidden", id: "space-low" });
 const endBtn = h("button", { class: "danger", type: "button", id: "end-lesson" }, t("lead.end_lesson"));
 const notStarted = h("p", { class: "banner info", id: "not-started" }, t("lead.not_started"));
 
@@ -80,7 +82,7 @@ app.replaceChildren(
       mine.root,
       h("div", { class: "actions self", style: "margin-top:0" }, micBtn, camBtn),
       h("div", { class: "strip" }, boardTile.root, screenTile.root),
-      h("div", { class: "panel" }, h("div", { class: "actions", style: "margin-top:0" }, startBtn, recBtn, noRecordNote, endBtn)),
+      h("div", { class: "panel" }, h("div", { class: "actions", style: "margin-top:0" }, startBtn, recBtn, noRecordNote, endBtn), spaceNote),
       h("div", { class: "panel hands" }, h("h3", {}, t("lead.hands")), noHands, handsList),
       h("div", { class: "panel" }, h("h3", {}, t("lead.devices")),
         h("label", { for: "camera-select" }, t("lead.camera")), camSelect,
@@ -358,7 +360,25 @@ function requestPage(ids) {
 const toggleStage = (id) => send({ type: "set_stage", classroom_id: S.stage === id ? null : id });
 const toggleMute = (id) => send({ type: "mute", classroom_id: id, muted: !S.muted.has(id) });
 startBtn.addEventListener("click", () => send({ type: "start_lesson" }));
-recBtn.addEventListener("click", () => send({ type: "set_recording", on: !S.recording }));
+recBtn.addEventListener("click", () => {
+  if (!S.recording) checkSpace();
+  send({ type: "set_recording", on: !S.recording });
+});
+
+// The recording folder nearly full: say so before (and while) the teacher records, not after
+// the disk ran out mid-lesson (GET /api/join/{code}/recording-space, docs/api.md).
+async function checkSpace() {
+  if (!saved?.code) return;
+  try {
+    const s = await api(`/api/join/${encodeURIComponent(saved.code)}/recording-space`);
+    spaceNote.textContent = s.free_bytes === null
+      ? t("lead.space_unreadable")
+      : t("lead.space_low", { mb: Math.floor(s.free_bytes / 1048576) });
+    spaceNote.classList.toggle("hidden", !s.space_low);
+  } catch (err) {
+    console.debug("recording space unknown", err); // the recorder itself still reports failures
+  }
+}
 endBtn.addEventListener("click", () => {
   if (confirm(t("lead.end_confirm"))) send({ type: "end_lesson" });
 });
@@ -424,6 +444,8 @@ async function main() {
   }
   await startMedia();
   if (client.stopped) return;
+  checkSpace();
+  every(60_000, checkSpace);
   statsTimer = every(2000, async () => {
     const s = await media.stats();
     quality.set(s.level, s);

@@ -38,7 +38,7 @@ from server.reports.queries import (
     Figures,
     ReportQuery,
     exemplary_progress,
-    figures,
+    figures_many,
     names,
     school_kinds,
 )
@@ -157,16 +157,18 @@ async def build_summary(
         weeks=period.weeks(zone),
     )
     group = by or default_by(scope["level"])
-    total = (await figures(session, q, "total")).get("total", Figures(key="total"))
-    grouped = await figures(session, q, group)
+    # One pass per side for total, county, school and week (summed up from schools by week).
+    every = await figures_many(session, q, sorted({"total", group, "week", "school"}))
+    total = every["total"].get("total", Figures(key="total"))
+    grouped = every[group]
     labels = await names(session, group, list(grouped))
     rows = []
     for key, row in grouped.items():
         row.name = labels.get(key or "", "") if key else "（未分县）" if group == "county" else ""
         rows.append(row.out())
     rows.sort(key=lambda r: (-(r["scheduled"] + r["expected"]), r["name"]))
-    weekly = await figures(session, q, "week")
-    by_school = grouped if group == "school" else await figures(session, q, "school")
+    weekly = every["week"]
+    by_school = every["school"]
     kinds = await school_kinds(session, [k for k in by_school if k])
     school_names = labels if group == "school" else await names(session, "school", list(by_school))
     points = [

@@ -155,6 +155,8 @@ def _day_week_key(column: Any, weeks: list[tuple[date, datetime, datetime]]) -> 
 
 
 def _delivered_key(by: str, q: ReportQuery, school: Any) -> Any:
+    if by == "school_week":
+        return None  # two columns: see _keys
     return {
         "total": literal("total"),
         "county": school.county_id,
@@ -163,6 +165,13 @@ def _delivered_key(by: str, q: ReportQuery, school: Any) -> Any:
         "teacher": Lesson.teacher_id,
         "week": _week_key(Lesson.scheduled_start, q.weeks),
     }[by]
+
+
+def _keys(by: str, column: Any, school_column: Any, week: Any) -> list[Any]:
+    """The GROUP BY columns of `by`: one, or the school and the week for the rollup."""
+    if by == "school_week":
+        return [school_column.label("key"), week.label("week")]
+    return [column.label("key")]
 
 
 async def delivered(session: AsyncSession, q: ReportQuery, by: str) -> list[dict[str, Any]]:
@@ -205,12 +214,13 @@ async def delivered(session: AsyncSession, q: ReportQuery, by: str) -> list[dict
         .subquery()
     )
     live = Lesson.started_at.is_not(None)
-    key = _delivered_key(by, q, school)
+    keys = _keys(by, _delivered_key(by, q, school), school.id,
+                 _week_key(Lesson.scheduled_start, q.weeks))  # fmt: skip
     late_s = epoch_s(Lesson.started_at) - epoch_s(Lesson.scheduled_start)
     live_s = epoch_s(Lesson.ended_at) - epoch_s(Lesson.started_at)
     query = (
         select(
-            key.label("key"),
+            *keys,
             func.count().label("scheduled"),
             _sum(live).label("held"),
             _sum(and_(Lesson.state == LessonStatus.ENDED.value, ~live)).label("cancelled"),
@@ -247,7 +257,7 @@ async def delivered(session: AsyncSession, q: ReportQuery, by: str) -> list[dict
             Lesson.scheduled_start < q.period.ends,
             q.in_scope(school.id),
         )
-        .group_by(key)
+        .group_by(*(k.element for k in keys))
     )
     rows = []
     for row in await session.execute(query):
@@ -264,16 +274,18 @@ async def cancelled_in_timetable(
 ) -> list[dict[str, Any]]:
     """Slot exceptions `cancel` on a day of the period (they leave no lesson row)."""
     room, school = aliased(Classroom), aliased(School)
+    week = _day_week_key(SlotException.day, q.weeks)
     key = {
         "total": literal("total"),
         "county": school.county_id,
         "school": school.id,
         "subject": TimetableSlot.subject,
         "teacher": TimetableSlot.teacher_id,
-        "week": _day_week_key(SlotException.day, q.weeks),
-    }[by]
+        "week": week,
+    }.get(by)
+    keys = _keys(by, key, school.id, week)
     query = (
-        select(key.label("key"), func.count().label("n"))
+        select(*keys, func.count().label("n"))
         .select_from(SlotException)
         .join(TimetableSlot, TimetableSlot.id == SlotException.slot_id)
         .join(room, room.id == TimetableSlot.lead_classroom_id)
@@ -284,22 +296,29 @@ async def cancelled_in_timetable(
             SlotException.day <= q.period.last_day,
             q.in_scope(school.id),
         )
-        .group_by(key)
+        .group_by(*(k.element for k in keys))
     )
-    return [{"key": key, "scheduled": n, "cancelled": n} for key, n in await session.execute(query)]
+    rows = []
+    for row in await session.execute(query):
+        values = dict(row._mapping)
+        n = values.pop("n")
+        rows.append({**values, "scheduled": n, "cancelled": n})
+    return rows
 
 
 async def received(session: AsyncSession, q: ReportQuery, by: str) -> list[dict[str, Any]]:
     """The attendance side: receiving classrooms in scope, one row per group."""
     school = aliased(School)
+    week = _week_key(Lesson.scheduled_start, q.weeks)
     key = {
         "total": literal("total"),
         "county": school.county_id,
         "school": LessonAttendance.school_id,
         "subject": Lesson.subject,
         "teacher": Lesson.teacher_id,
-        "week": _week_key(Lesson.scheduled_start, q.weeks),
-    }[by]
+        "week": week,
+    }.get(by)
+    keys = _keys(by, key, LessonAttendance.school_id, week)
     status = LessonAttendance.status
     came = status.in_([AttendanceStatus.PRESENT.value, AttendanceStatus.LATE.value])
     measured = and_(came, LessonAttendance.quality_samples > 0)
@@ -313,7 +332,7 @@ async def received(session: AsyncSession, q: ReportQuery, by: str) -> list[dict[
         low = high
     query = (
         select(
-            key.label("key"),
+            *keys,
             _sum(status != AttendanceStatus.PENDING.value).label("expected"),
             _sum(came).label("present"),
             _sum(status == AttendanceStatus.LATE.value).label("late"),
@@ -333,7 +352,7 @@ async def received(session: AsyncSession, q: ReportQuery, by: str) -> list[dict[
             Lesson.scheduled_start < q.period.ends,
             q.in_scope(LessonAttendance.school_id),
         )
-        .group_by(key)
+        .group_by(*(k.element for k in keys))
     )
     rows = []
     for row in await session.execute(query):
@@ -357,6 +376,42 @@ async def figures(session: AsyncSession, q: ReportQuery, by: str) -> dict[str | 
                 {k: v for k, v in values.items() if k in FIGURE_NAMES}
             )
     return merged
+
+
+# What the rollup derives from one (school, week) pass instead of a query each.
+ROLLUP = frozenset({"total", "county", "school", "week"})
+
+
+async def figures_many(
+    session: AsyncSession, q: ReportQuery, groups: list[str]
+) -> dict[str, dict[str | None, Figures]]:
+    """Every figure for several groupings at once. Total, county, school and week come from
+    one pass per side grouped by (school, week), summed up here (a county is its schools);
+    subject and teacher need a pass of their own."""
+    out: dict[str, dict[str | None, Figures]] = {}
+    rolled = [g for g in groups if g in ROLLUP]
+    if rolled:
+        county_of = {
+            sid: cid for sid, cid in await session.execute(select(School.id, School.county_id))
+        }
+        merged: dict[str, dict[str | None, Figures]] = {g: {} for g in rolled}
+        for part in (
+            await delivered(session, q, "school_week"),
+            await cancelled_in_timetable(session, q, "school_week"),
+            await received(session, q, "school_week"),
+        ):
+            for values in part:
+                school, week = values["key"], values["week"]
+                figures_only = {k: v for k, v in values.items() if k in FIGURE_NAMES}
+                for group in rolled:
+                    key = {"total": "total", "county": county_of.get(school), "school": school,
+                           "week": week}[group]  # fmt: skip
+                    merged[group].setdefault(key, Figures(key=key)).add(figures_only)
+        out.update(merged)
+    for group in groups:
+        if group not in ROLLUP:
+            out[group] = await figures(session, q, group)
+    return out
 
 
 async def names(session: AsyncSession, by: str, keys: list[str | None]) -> dict[str, str]:

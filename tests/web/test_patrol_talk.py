@@ -56,7 +56,7 @@ def test_a_clicked_classroom_thumbnail_plays_at_the_main_layer(
     except AssertionError:
         seen = watch.page.evaluate(
             "[document.querySelector('#focus-video video').videoWidth,"
-            " [...[...window.tongke.lessons.values()][0].media.consumers.values()]"
+            " [...window.tongke.focused().media.consumers.values()]"
             ".map((c) => `${c.producer.classroom_id}:${c.producer.source}:${c.producer.layer}`)]"
         )
         raise AssertionError(f"focused classroom not at the main layer: {seen}") from None
@@ -72,7 +72,7 @@ def test_inspector_focuses_a_lesson_and_talks_to_the_lead_only(
     watch.page.select_option("#audio-choice", first)
     wait_js(
         watch,
-        "[...window.tongke.lessons.values()][0].media"
+        "window.tongke.focused().media"
         f".find({{classroomId: '{first}', source: 'mic'}}).length === 1",
     )
     watch.screenshot("patrol-focus-classroom-zh-CN")

@@ -4,12 +4,13 @@
 // hidden tab subscribes to nothing. The patrol is invisible until it talks back (press and
 // hold): then only the chosen classroom hears it and sees its name. Timestamped notes (评课).
 import { api, logout, me } from "../api.js";
-import { LessonClient, LessonMedia, openMic } from "../client.js";
+import { LessonClient, LessonMedia, openMic, qualityLevel } from "../client.js";
 import { audioSink, every, exchange, followParticipants, loadJoin, qualityPill, videoTile } from "../lesson.js";
 import { endedPanel, outcomeByCode, outcomeByLesson, showEnded } from "../lifecycle.js";
 import { currentRubric, rubricVersion, scoreFields, scoresText } from "../rubric.js";
 import { flagsText } from "../attendance_flags.js";
 import { ingestBanner } from "../ingest_state.js";
+import { patrolWall } from "../patrol_wall.js";
 import { apply, banner, catchAll, fmtOffset, h, t, toast, topbar, userMessage, errorBanner } from "../ui.js";
 
 catchAll();
@@ -20,17 +21,55 @@ const { slot } = topbar({
   onLogout: async () => { await logout(); location.href = "/login/?next=/patrol/"; },
 });
 const app = document.getElementById("app");
-const wall = h("div", { class: "wall", id: "wall" });
+// The wall's grid: one lesson's (a link, ?lesson=) or the paged, filtered wall's (main()).
+let wall = h("div", { class: "wall", id: "wall" });
+const wallArea = h("div", { id: "wall-area" });
 const focusBox = h("div", { class: "classroom hidden", id: "focus" });
 app.replaceChildren(
   h("p", { class: "banner info", id: "patrol-note" }, t("patrol.invisible")),
   focusBox,
-  wall,
+  wallArea,
 );
 apply(app);
 const sink = audioSink(app);
 const lessons = new Map(); // lesson id -> entry
 let focused = null;
+
+// Only tiles on screen receive video: one scrolled out of view (or a hidden tab) asks for
+// nothing (set_subscriptions []), and gets the wall's default back when seen again.
+const tileOf = new WeakMap(); // tile root -> entry
+const onScreen = new IntersectionObserver((records) => {
+  for (const r of records) {
+    const entry = tileOf.get(r.target);
+    if (!entry || entry.visible === r.isIntersecting) continue;
+    entry.visible = r.isIntersecting;
+    if (entry !== focused) wallSubscription(entry);
+  }
+});
+
+function wallSubscription(entry) {
+  if (!entry.joined || entry.client.stopped) return;
+  const wants = document.hidden || !entry.visible ? [] : null;
+  entry.client.request({ type: "set_subscriptions", wants }).catch(() => {});
+}
+
+// A classroom's quality report older than this no longer says how it is now.
+const HEALTH_STALE_MS = 5000;
+const HEALTH_ORDER = ["good", "unknown", "fair", "poor", "down"];
+
+/** The tile's health badge: the worst fresh `quality` report of the classrooms present
+ * (lost: 连接中断; none fresh: 检测中). */
+function lessonHealth(entry) {
+  let worst = null;
+  for (const p of entry.participants.values()) {
+    if (!["lead", "receiver"].includes(p.role) || !p.classroom_id) continue;
+    const report = entry.health.get(p.classroom_id);
+    const fresh = report && Date.now() - report.at < HEALTH_STALE_MS;
+    const level = p.state === "lost" ? "down" : fresh ? report.level : "unknown";
+    if (!worst || HEALTH_ORDER.indexOf(level) > HEALTH_ORDER.indexOf(worst.level)) worst = { level, detail: fresh ? report.detail : null };
+  }
+  return worst ?? { level: "unknown", detail: null };
+}
 
 // The district's rubric (signed in, or read with the patrol link: GET /api/rubrics/for-link),
 // and every rubric version a note names, by id.
@@ -50,23 +89,67 @@ function addLesson(getJoin, info = {}, outcome = null) {
   const title = h("div", { class: "name" }, info.title ?? "");
   const meta = h("div", { class: "meta small muted" });
   const conn = h("span", { class: "pill" }, t("conn.connecting"));
-  const count = h("span", { class: "pill" });
+  const count = h("span", { class: "pill count" });
+  const stage = h("span", { class: "pill stage hidden" });
   const rec = h("span", { class: "rec hidden recording-notice" }, t("recording.notice"));
   const q = qualityPill();
-  const root = h("div", { class: "tile", title: t("patrol.open") }, video.root, h("div", { class: "row" }, title, conn),
-    meta, h("div", { class: "row" }, count, rec, q.root));
-  const entry = { client, media, video, root, info, joined: null, participants: new Map(), notes: [], quality: q, ended: null, sawRecording: false };
+  q.root.classList.add("health");
+  q.root.title = t("patrol.health_title");
+  const root = h("div", { class: "tile", title: t("patrol.open"), dataset: { lesson: info.id ?? "" } },
+    video.root, h("div", { class: "row" }, title, conn),
+    meta, h("div", { class: "row" }, count, q.root, rec, stage));
+  // `summary`: the wall list's row (GET /api/patrol/lessons) until the lesson's own signaling
+  // says better; `health`: each classroom's newest quality report.
+  const entry = { client, media, video, root, info, joined: null, participants: new Map(), notes: [], quality: q, ended: null, sawRecording: false,
+    summary: info.expected ? info : null, health: new Map(), stageRoom: null, visible: true };
   root.addEventListener("click", (e) => root.dataset.state !== "ended" && !e.target.closest("a") && focus(entry));
   wall.append(root);
+  tileOf.set(root, entry);
+  onScreen.observe(root);
 
   const describe = () => {
-    const l = entry.joined?.lesson ?? {};
+    const summary = entry.summary;
+    const l = entry.joined?.lesson ?? { title: info.title, school: info.lead?.school, teacher: info.teacher, subject: info.subject, grade: info.grade };
     title.textContent = l.title ?? info.title ?? "";
-    meta.textContent = [l.school, l.teacher, l.subject, l.grade].filter(Boolean).join(" · ");
-    const receivers = [...entry.participants.values()].filter((p) => p.role === "receiver").length;
-    count.textContent = t("patrol.participants", { n: receivers });
-    root.dataset.lesson = l.id ?? "";
+    meta.textContent = [summary?.county, l.school, l.teacher, l.subject, l.grade].filter(Boolean).join(" · ");
+    // Classrooms present (lead and receiving, connected) out of the roster when the list
+    // says how many it holds; before joining, the list's own count.
+    const rooms = new Set([...entry.participants.values()]
+      .filter((p) => ["lead", "receiver"].includes(p.role) && p.state !== "lost").map((p) => p.classroom_id));
+    const present = entry.joined ? rooms.size : summary?.present ?? 0;
+    count.textContent = summary ? t("patrol.expected", { present, expected: summary.expected })
+      : t("patrol.participants", { n: [...entry.participants.values()].filter((p) => p.role === "receiver").length });
+    count.dataset.present = String(present);
+    const stageId = entry.joined ? entry.stageRoom : summary?.stage_classroom_id ?? null;
+    const stageName = [...entry.participants.values()].find((p) => p.classroom_id === stageId)?.name ?? summary?.stage_classroom ?? "";
+    stage.classList.toggle("hidden", !stageId);
+    stage.textContent = stageId ? t("patrol.on_stage", { room: stageName }) : "";
+    stage.dataset.classroom = stageId ?? "";
+    root.dataset.lesson = l.id ?? info.id ?? "";
     root.dataset.participants = String(entry.participants.size);
+  };
+  describe();
+  client.on("stage_changed", (m) => { entry.stageRoom = m.classroom_id; describe(); });
+  client.on("quality", (m) => {
+    if (!m.classroom_id) return;
+    const detail = { rtt_ms: m.rtt_ms, loss_pct: m.loss * 100, jitter_ms: m.jitter_ms };
+    entry.health.set(m.classroom_id, { level: qualityLevel(m.rtt_ms, m.loss * 100, m.jitter_ms), detail, at: Date.now() });
+  });
+  entry.update = (row) => {
+    entry.summary = row;
+    if (!entry.joined) setRecording(row.recording);
+    describe();
+  };
+  entry.keep = () => root.dataset.state === "ended";
+  // Off the page: leave the lesson (the patrol was invisible, nobody notices) and free it all.
+  entry.close = async () => {
+    if (focused === entry) await unfocus();
+    onScreen.unobserve(root);
+    clearInterval(entry.statsTimer);
+    client.close();
+    media.close();
+    root.remove();
+    for (const [id, e] of lessons) if (e === entry) lessons.delete(id);
   };
   client.on("state", (state, { attempt }) => {
     conn.className = `pill ${state === "joined" ? "good" : state === "reconnecting" ? "poor" : ""}`;
@@ -111,7 +194,9 @@ function addLesson(getJoin, info = {}, outcome = null) {
   client.on("joined", (m) => {
     entry.joined = m;
     entry.participants = new Map(m.participants.map((p) => [p.peer_id, p]));
+    entry.stageRoom = m.stage ?? null;
     lessons.set(m.lesson.id, entry);
+    if (document.hidden || !entry.visible) wallSubscription(entry);
     if (!video.video.srcObject) video.setPlaceholder(t("media.no_video"));
     setRecording(m.recording);
     describe();
@@ -127,9 +212,11 @@ function addLesson(getJoin, info = {}, outcome = null) {
   media.on("consumers", () => attach(entry));
   media.on("error", (err) => console.warn("patrol media", err));
   client.start().catch(() => {});
-  entry.statsTimer = every(3000, async () => {
+  entry.statsTimer = every(2000, async () => {
+    const health = lessonHealth(entry);
+    q.set(health.level, health.detail);
+    root.dataset.health = health.level;
     const s = await media.stats();
-    q.set(s.level, s);
     root.dataset.frames = String(s.framesDecoded);
   });
   return entry;
@@ -355,8 +442,8 @@ async function unfocus() {
   focusVideo.setTrack(null);
   thumbs.replaceChildren();
   sink.set([]);
-  // Back to the wall's default (lead camera low + lead mic), or nothing while hidden.
-  await entry.client.request({ type: "set_subscriptions", wants: document.hidden ? [] : null }).catch(() => {});
+  // Back to the wall's default (lead camera low + lead mic), or nothing while not seen.
+  wallSubscription(entry);
 }
 back.addEventListener("click", unfocus);
 
@@ -425,6 +512,7 @@ async function main() {
   }
   const saved = loadJoin();
   if ((link || params.get("joined")) && saved?.join?.role === "patrol") {
+    wallArea.append(wall);
     if (!account && saved.code) loadRubric(saved.code);
     const entry = addLesson(async (fresh) => (fresh && saved.code ? exchange(saved.code) : saved.join), saved.join.lesson, outcomeByCode(saved.code));
     window.tongke = { lessons, entry };
@@ -436,18 +524,25 @@ async function main() {
     return;
   }
   const one = params.get("lesson");
-  let list;
+  const token = (lesson) => () => api(`/api/lessons/${encodeURIComponent(lesson.id)}/patrol-token`, { method: "POST" });
+  if (!one) {
+    // The wall: the inspector's live lessons, a page at a time (js/patrol_wall.js).
+    const view = patrolWall(wallArea, { addTile: (lesson) => addLesson(token(lesson), lesson), dropTile: (entry) => entry.close() });
+    wall = view.grid;
+    window.tongke = { lessons, wall: view, focused: () => focused };
+    await view.refresh();
+    return;
+  }
+  wallArea.append(wall);
+  let lesson;
   try {
-    list = one ? [await api(`/api/lessons/${encodeURIComponent(one)}`)] : await api("/api/lessons?state=live");
+    lesson = await api(`/api/lessons/${encodeURIComponent(one)}`);
   } catch (err) {
     errorBanner(err);
     return;
   }
-  if (!list.length) wall.append(h("p", { class: "muted", id: "no-lessons" }, t("patrol.none")));
-  for (const lesson of list) {
-    addLesson(() => api(`/api/lessons/${lesson.id}/patrol-token`, { method: "POST" }), lesson);
-  }
-  window.tongke = { lessons };
+  addLesson(token(lesson), lesson);
+  window.tongke = { lessons, focused: () => focused };
 }
 
 main();
@@ -456,6 +551,6 @@ main();
 document.addEventListener("visibilitychange", () => {
   for (const entry of new Set(lessons.values())) {
     if (entry === focused) subscribeFocus();
-    else entry.client.request({ type: "set_subscriptions", wants: document.hidden ? [] : null }).catch(() => {});
+    else wallSubscription(entry);
   }
 });

@@ -104,3 +104,55 @@ def test_inspector_focuses_a_lesson_and_talks_to_the_lead_only(
     assert "patrol" not in roles
     for page in (lead, r1, r2, watch):
         assert [e for e in page.errors if "media" not in e.lower()] == []
+
+
+def test_a_talk_appears_on_the_replay_timeline_with_the_inspectors_name(
+    open_page: Any, lesson: District
+) -> None:
+    """A recorded lesson, a patrol from its link (not signed in: the rubric still scores
+    its note), a talk of about 2 s to the lead; the replay shows the band and the line."""
+    lead = join_classroom(open_page(), lesson.links["lead"])
+    lead.page.click("#start-lesson")
+    lead.page.wait_for_selector("#start-lesson", state="hidden")
+    lead.page.click("#toggle-recording")
+    lead.page.wait_for_selector("#rec-indicator:not(.hidden)")
+    watch: PageWatch = open_page()
+    watch.page.goto(f"/patrol/?link={lesson.links['patrol']}")
+    watch.page.wait_for_selector(f".tile[data-lesson='{lesson.lesson['id']}']").click()
+    watch.page.wait_for_selector("#focus:not(.hidden)")
+    # Read with the link (GET /api/rubrics/for-link): the seeded 0-10 rubric.
+    watch.page.wait_for_selector("#note-form fieldset.rubric")
+    watch.page.fill("#note-text", "巡课员提醒注意坐姿")
+    watch.page.fill("#score-goals", "8")
+    watch.page.click("#note-form button[type=submit]")
+    watch.page.wait_for_selector("#notes li:has-text('教学目标 8（满分 10）')")
+    watch.page.select_option("#talk-target", "")
+    watch.page.hover("#talk")
+    watch.page.mouse.down()
+    watch.page.wait_for_selector("#talk-state[data-state=talking]")
+    lead.page.wait_for_selector("#talk-banner:has-text('巡课员')")
+    watch.page.wait_for_timeout(2500)
+    watch.page.mouse.up()
+    watch.page.wait_for_selector("#talk-state[data-state=idle]")
+    lead.page.wait_for_selector("#talk-banner.hidden", state="attached")
+    lead.page.wait_for_timeout(1000)
+    lead.page.once("dialog", lambda dialog: dialog.accept())
+    lead.page.click("#end-lesson")
+    link = lead.page.wait_for_selector(".replay-link", timeout=30_000)
+    href = link.get_attribute("href") or ""
+
+    teacher = open_page()
+    sign_in(teacher, "teacher")
+    teacher.page.goto(href)
+    band = teacher.page.wait_for_selector("#timeline .marker.talk", timeout=20_000)
+    title = band.get_attribute("title") or ""
+    assert "巡课员 李督导 对" in title and "讲话" in title, title
+    seconds = int(title.split("讲话 ")[1].split(" 秒")[0])
+    assert 2 <= seconds <= 5, title
+    line = teacher.page.wait_for_selector(".notes li.talk")
+    assert "李督导" in line.inner_text() and "巡课讲话" in line.inner_text()
+    # The live note's scores under the rubric's Chinese label, as given from the link.
+    teacher.page.wait_for_selector(".notes li:has-text('教学目标 8（满分 10）')")
+    teacher.screenshot("replay-talk-band-zh-CN")
+    for page in (lead, watch, teacher):
+        assert [e for e in page.errors if "media" not in e.lower()] == []

@@ -9,7 +9,7 @@ export class ApiError extends Error {
 }
 
 /** fetch + JSON; throws ApiError (code "unreachable" when the server cannot be reached). */
-export async function api(path, { method = "GET", body, timeoutMs = 15000 } = {}) {
+export async function api(path, { method = "GET", body, timeoutMs = 15000, headers = {} } = {}) {
   const ctrl = new AbortController();
   const timer = setTimeout(() => ctrl.abort(), timeoutMs);
   let response;
@@ -17,7 +17,7 @@ export async function api(path, { method = "GET", body, timeoutMs = 15000 } = {}
     response = await fetch(path, {
       method,
       credentials: "same-origin",
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      headers: body === undefined ? headers : { ...headers, "Content-Type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: ctrl.signal,
     });

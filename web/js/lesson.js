@@ -3,12 +3,13 @@
 import { api } from "./api.js";
 import { LessonClient, SignalingError } from "./client.js";
 import { banner, errorBanner, h, t, toast } from "./ui.js";
+import { terminalJoin } from "./terminal_link.js";
 
 const JOIN_KEY = "tongke.join";
 
 /** Keeps what /api/join/{code} answered so the classroom page can (re)join. */
-export function storeJoin(code, join) {
-  sessionStorage.setItem(JOIN_KEY, JSON.stringify({ code, join, at: Date.now() }));
+export function storeJoin(code, join, extra = {}) {
+  sessionStorage.setItem(JOIN_KEY, JSON.stringify({ code, join, at: Date.now(), ...extra }));
 }
 
 export function loadJoin() {
@@ -33,6 +34,12 @@ export function storedJoinSource() {
     if (!saved?.join) throw new SignalingError("no_token", t("err.no_token"));
     const age = (Date.now() - saved.at) / 1000;
     if ((fresh || age > saved.join.expires_in - 30) && saved.code) return exchange(saved.code);
+    if ((fresh || age > saved.join.expires_in - 30) && saved.terminal) {
+      // A classroom terminal has no link: its credential mints the token.
+      const join = await terminalJoin(saved.join.lesson.id);
+      storeJoin(null, join, { terminal: true, skewMs: saved.skewMs ?? 0, timezone: saved.timezone });
+      return join;
+    }
     return saved.join;
   };
 }

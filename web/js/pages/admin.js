@@ -3,6 +3,7 @@
 import { api, logout, me } from "../api.js";
 import { qrSvg } from "../qr.js";
 import { rubricsView } from "./admin_rubrics.js";
+import { terminalsView } from "./admin_terminals.js";
 import { apply, banner, catchAll, fmtDateTime, h, statePill, t, toast, topbar, errorBanner } from "../ui.js";
 
 catchAll();
@@ -109,7 +110,10 @@ const views = {
         field("kind", select(kindOptions(["any", "lead", "receiving"])))],
       (v) => api("/api/classrooms", { method: "POST", body: { school_id: v.school, name: v.name, kind: v.kind } })),
       table([[t("admin.school"), (c) => schoolName(c.school_id)], [t("admin.name"), (c) => c.name], [t("admin.kind"), (c) => t(`admin.kind.${c.kind}`)]],
-        cache.classrooms, (c) => h("button", { type: "button", onclick: remove(`/api/classrooms/${c.id}`) }, t("common.delete"))),
+        cache.classrooms, (c) => h("span", { class: "actions", style: "margin:0" },
+          account.role === "admin" ? h("button", { type: "button", class: "terminals", onclick: () => showTerminals(c) }, t("admin.terminals")) : "",
+          h("button", { type: "button", onclick: remove(`/api/classrooms/${c.id}`) }, t("common.delete")))),
+      h("div", { id: "terminals-box" }),
     ];
   },
   async accounts() {
@@ -194,6 +198,16 @@ const views = {
   },
 };
 let linksLesson = null;
+
+/** A classroom's terminals under the classroom list (管理 → 教室 → 终端). */
+async function showTerminals(classroom) {
+  const box = document.getElementById("terminals-box");
+  const draw = () => guarded(async () => {
+    box.replaceChildren(...await terminalsView(classroom, roomLabel(classroom), draw, guarded));
+    box.scrollIntoView({ block: "start" });
+  });
+  await draw();
+}
 
 function linkCard(link) {
   const who = link.role === "patrol" ? t("role.patrol") : `${t(`role.${link.role}`)} · ${link.classroom ?? ""}`;

@@ -46,6 +46,27 @@ function lessonCard(lesson, account) {
   );
 }
 
+/** 我的课表: the teacher's own lessons this week (Monday to Sunday), by day. */
+function myWeek(account) {
+  const box = h("div", { id: "my-week" }, h("p", { class: "muted" }, t("common.loading")));
+  const monday = new Date();
+  monday.setHours(0, 0, 0, 0);
+  monday.setDate(monday.getDate() - ((monday.getDay() + 6) % 7));
+  const sunday = new Date(monday);
+  sunday.setDate(sunday.getDate() + 7);
+  const query = new URLSearchParams({ teacher_id: account.id, start_from: monday.toISOString(), start_to: sunday.toISOString() });
+  api(`/api/lessons?${query}`).then((lessons) => {
+    if (!lessons.length) return box.replaceChildren(h("p", { class: "muted" }, t("home.no_week")));
+    const day = (l) => new Date(l.scheduled_start).toLocaleDateString(undefined, { weekday: "short", month: "numeric", day: "numeric" });
+    box.replaceChildren(h("table", {}, h("tbody", {}, ...lessons.map((l) => h("tr", { dataset: { lesson: l.id } },
+      h("td", {}, day(l)), h("td", {}, `${fmtTime(l.scheduled_start)}–${fmtTime(l.scheduled_end)}`),
+      h("td", {}, h("b", {}, l.title), " ", h("span", { class: "muted" }, [l.subject, l.grade].filter(Boolean).join(" "))),
+      h("td", {}, `${l.lead.school} ${l.lead.name}`, h("div", { class: "muted small" }, l.receivers.map((r) => `${r.school} ${r.name}`).join("、"))),
+      h("td", {}, statePill(l.state)))))));
+  }).catch((err) => errorBanner(err));
+  return h("div", { class: "panel" }, h("h2", { "data-i18n": "home.my_week" }), box);
+}
+
 function linkForm() {
   const input = h("input", { id: "join-link", "data-i18n-placeholder": "home.link_placeholder" });
   const form = h(
@@ -111,6 +132,7 @@ async function main() {
     h("div", { class: "panel" }, h("h2", { "data-i18n": "home.today" }), today),
     h("div", { class: "grid2" }, linkForm(), check),
   );
+  if (account.role === "teacher") app.insertBefore(myWeek(account), app.children[1]);
   apply(app);
   const offset = -new Date().getTimezoneOffset();
   try {

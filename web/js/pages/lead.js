@@ -6,6 +6,7 @@ import { attendanceBanner } from "../attendance_flags.js";
 import { ingestBanner } from "../ingest_state.js";
 import { audioSink, connectedClient, every, followParticipants, loadJoin, qualityPill, storedJoinSource, talkBanner, videoTile } from "../lesson.js";
 import { outcomeByCode, showEnded, showInsecure, showNoLink, showReplaced } from "../lifecycle.js";
+import { backToSchedule, terminalOutcome } from "../terminal_link.js";
 import { apply, catchAll, errorBanner, fmtOffset, h, t, toast, topbar } from "../ui.js";
 
 catchAll();
@@ -399,6 +400,21 @@ function applyJoined(m) {
   if (!S.micOn || !S.cameraOn) sendMediaState();
 }
 
+// A terminal's lesson whose timetable slot starts it at its time (start_mode "time") starts
+// by itself then, on the service's clock; the teacher may still click 开始上课 earlier.
+let autoStartTimer = 0;
+function scheduleAutoStart() {
+  clearTimeout(autoStartTimer);
+  if (!saved.terminal || saved.join.start_mode !== "time" || S.lessonState !== "scheduled") return;
+  const start = new Date(saved.join.lesson.scheduled_start);
+  notStarted.textContent = t("lead.auto_start", { t: start.toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit", timeZone: saved.timezone }) });
+  notStarted.dataset.auto = "time";
+  const wait = start.getTime() - (Date.now() + (saved.skewMs ?? 0));
+  autoStartTimer = setTimeout(() => {
+    if (S.lessonState === "scheduled") send({ type: "start_lesson" });
+  }, Math.max(0, wait));
+}
+
 let endedMsg = null;
 let statsTimer = 0;
 
@@ -409,7 +425,9 @@ function finish(err) {
   for (const el of [rec, liveBadge, timer, quality.root]) el.classList.add("hidden");
   if (err.code === "replaced") return showReplaced(app);
   S.lessonState = "ended";
-  showEnded(app, { ended: endedMsg, outcome: outcomeByCode(saved.code), role: "lead", sawRecording: S.sawRecording });
+  const outcome = saved.terminal ? terminalOutcome : outcomeByCode(saved.code);
+  showEnded(app, { ended: endedMsg, outcome, role: "lead", sawRecording: S.sawRecording });
+  if (saved.terminal) backToSchedule(app); // a classroom terminal goes back to its day
 }
 
 async function main() {
@@ -424,6 +442,7 @@ async function main() {
   media = new LessonMedia(client);
   window.tongke = { client, media, state: S, liveTrackCount };
   client.on("joined", applyJoined);
+  client.on("joined", scheduleAutoStart);
   followParticipants(client, () => S.participants, render);
   client.on("stage_changed", (m) => { S.stage = m.classroom_id; S.muted = new Set(m.muted); render(); });
   client.on("hand_raised", (m) => { S.hands = m.hands; render(); toast(`${t("lead.hands")}：${nameOf(m.classroom_id)}`); });

@@ -4,6 +4,7 @@
 import { LessonMedia, devicesAllowed, liveTrackCount, openCamera, openMic, releaseDevices } from "../client.js";
 import { audioSink, connectedClient, every, followParticipants, loadJoin, qualityPill, storedJoinSource, talkBanner, videoTile } from "../lesson.js";
 import { outcomeByCode, showEnded, showInsecure, showNoLink, showReplaced } from "../lifecycle.js";
+import { backToSchedule, terminalOutcome } from "../terminal_link.js";
 import { apply, catchAll, errorBanner, h, t, topbar } from "../ui.js";
 
 catchAll();
@@ -152,7 +153,9 @@ function finish(err) {
   quality.root.classList.add("hidden");
   if (err.code === "replaced") return showReplaced(app);
   S.lessonState = "ended";
-  showEnded(app, { ended: endedMsg, outcome: outcomeByCode(saved.code), role: "receiver", sawRecording: S.sawRecording });
+  const outcome = saved.terminal ? terminalOutcome : outcomeByCode(saved.code);
+  showEnded(app, { ended: endedMsg, outcome, role: "receiver", sawRecording: S.sawRecording });
+  if (saved.terminal) backToSchedule(app); // a classroom terminal goes back to its day
 }
 
 async function main() {

@@ -196,7 +196,8 @@ function addLesson(getJoin, info = {}, outcome = null) {
     entry.participants = new Map(m.participants.map((p) => [p.peer_id, p]));
     entry.stageRoom = m.stage ?? null;
     lessons.set(m.lesson.id, entry);
-    if (document.hidden || !entry.visible) wallSubscription(entry);
+    if (focused === entry) subscribeFocus();
+    else if (document.hidden || !entry.visible) wallSubscription(entry);
     if (!video.video.srcObject) video.setPlaceholder(t("media.no_video"));
     setRecording(m.recording);
     describe();
@@ -294,7 +295,8 @@ function focusWants(entry) {
 
 async function subscribeFocus() {
   const entry = focused;
-  if (!entry) return;
+  // Not joined yet: the joined handler asks for the focus then (no false error banner).
+  if (!entry?.joined) return;
   try {
     await entry.client.request({ type: "set_subscriptions", wants: focusWants(entry) });
   } catch (err) {
@@ -338,7 +340,7 @@ function renderFocus(entry) {
   for (const p of receiversOf(entry)) if (p.classroom_id !== view.main) addThumb(p.classroom_id, "camera", p.name);
   addThumb(null, "board", t("source.board"));
   addThumb(null, "screen", t("source.screen"));
-  thumbs.replaceChildren(...tiles);
+  thumbs.replaceChildren(...(tiles.length ? tiles : [h("p", { class: "muted small", id: "no-thumbs" }, t("patrol.no_classrooms"))]));
   sink.set([...entry.media.consumers.values()].filter((c) => c.producer.kind === "audio").map((c) => c.track));
 }
 

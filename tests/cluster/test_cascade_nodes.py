@@ -320,6 +320,11 @@ async def test_port_serves_receivers_on_b_and_recovers_a_lost_relay(
              ProducerRef("lead", Source.MIC, Layer.MAIN, "c0")}
         )  # fmt: skip
         await until("the lead's producers", lambda: len(service_a.producers("lesson-1")) == 3)
+        # Offered (producers_changed, what set_subscriptions resolves) once its transport
+        # is connected, never before (docs/protocol.md "Publish").
+        await until(
+            "the lead's producers announced", lambda: all(sfu_a.producer_for(r) for r in refs)
+        )
         receivers = []
         for n in (1, 2):
             info = PeerInfo("lesson-1", f"r{n}", Role.RECEIVER, f"c{n}")

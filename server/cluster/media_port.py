@@ -444,6 +444,12 @@ class ClusterMediaPort:
                     self._listener.quality_changed(
                         info.lesson_id, info.peer_id, QualityReport(**report)
                     )
+        elif name == "publish_failed":
+            # A peer served there: its send transport failed (docs/protocol.md transport_failed).
+            remote = self._remotes.get(str(message.get("peer_id")))
+            failed = getattr(self._listener, "publish_failed", None)
+            if remote is not None and remote.node == node and failed is not None:
+                failed(remote.info.lesson_id, remote.info.peer_id, str(message.get("reason")))
         elif name == "relay_renegotiation_needed":
             for link in self._links.values():
                 if link.in_id == message.get("relay_id") and link.node == node:

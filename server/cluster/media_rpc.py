@@ -395,6 +395,13 @@ class MediaRpc:
             report = dataclasses.asdict(quality_report(quality))
             self._spawn(self.send_event(served[0], "quality", peer_id=peer_id, report=report))
 
+    def publish_failed(self, lesson_id: str, peer_id: str, reason: str) -> None:
+        served = self.served.get(peer_id)
+        if served is not None:  # the home's room tells the publisher (transport_failed)
+            self._spawn(
+                self.send_event(served[0], "publish_failed", peer_id=peer_id, reason=reason)
+            )
+
     def transport_state(self, peer_id: str, direction: str, state: str) -> None:
         # A relay end this node's port drives failed (the other node closed it or vanished).
         if direction == "relay" and state == "failed" and peer_id not in self.drivers:
@@ -406,7 +413,13 @@ class ListenerTee:
     adapter (SfuMediaPort) first, then to the RPC for what concerns other nodes."""
 
     _EXTRA = frozenset(
-        {"renegotiation_needed", "relay_renegotiation_needed", "peer_quality", "transport_state"}
+        {
+            "renegotiation_needed",
+            "relay_renegotiation_needed",
+            "peer_quality",
+            "transport_state",
+            "publish_failed",
+        }
     )
 
     def __init__(self, primary: Any, rpc: MediaRpc) -> None:

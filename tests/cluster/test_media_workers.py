@@ -189,3 +189,53 @@ def test_a_worker_that_cannot_start_stops_serve_with_one_line(tmp_path: Path) ->
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 6, done.stderr
     assert lines == [lines[-1]] and lines[-1].startswith("error: media worker could not start: ")
+
+
+async def test_a_classroom_whose_published_media_fails_on_a_worker_is_told_why(
+    service: Node,
+    district: tuple[str, DemoDistrict],
+    terminals: list[SyntheticTerminal],
+) -> None:
+    """A receiving classroom's media lives on a worker; its send transport failing there
+    (here: its offer names another certificate, so DTLS fails) reaches it through the
+    service as error transport_failed, and its tracks are withdrawn. (Unlike one process,
+    the service relays a worker's new producers before their transport connects, so the
+    lead may be offered them until the failure withdraws them.)"""
+    from media.synthetic.peers import SyntheticPublisher
+
+    _, demo = district
+    links = codes(demo)
+    await until("both workers up", lambda: len(worker_pids(service.proc.pid)) == 2, 30)
+    lead = SyntheticTerminal(service.url, links["lead"][0], host_addresses=LOOPBACK)
+    terminals.append(lead)
+    await lead.start(start_lesson=True)
+    receiver = SyntheticTerminal(
+        service.url, links["receiver"][0], host_addresses=LOOPBACK, publish=False
+    )
+    terminals.append(receiver)
+    await receiver.start()
+    publisher = SyntheticPublisher(host_addresses=LOOPBACK, layers=("main",))
+    try:
+        offer = await publisher.create_offer()
+        wrong = "a=fingerprint:sha-256 " + ":".join(["EF"] * 32)
+        offer = "\r\n".join(
+            wrong if line.startswith("a=fingerprint:sha-256") else line
+            for line in offer.split("\r\n")
+        )
+        tracks = [{"mid": t.mid, "source": t.source, "layer": t.layer} for t in publisher.tracks]
+        reply = await receiver.request({"type": "publish", "sdp": offer, "tracks": tracks})
+        await publisher.accept_answer(reply["sdp"])
+        error = await receiver.wait_for(
+            "error", lambda m: m["code"] == "transport_failed", within_s=30
+        )
+        assert "fingerprint" in error["message"]
+        room = receiver.joined["you"]["classroom_id"]
+
+        def offered() -> list[str]:
+            changes = lead.of_type("producers_changed")
+            last = changes[-1]["producers"] if changes else []
+            return [p["source"] for p in last if p["classroom_id"] == room]
+
+        await until("its tracks are withdrawn", lambda: offered() == [], 15)
+    finally:
+        await publisher.close()

@@ -346,6 +346,21 @@ class RoomManager:
             if lesson_id not in self.rooms:
                 await self.bus.release_lesson(lesson_id)
 
+    async def end_lesson(self, lesson_id: str) -> bool:
+        """Ends a lesson whose room is here, as its lead's end_lesson does (the hooks record
+        it, then everyone gets lesson_ended and is closed): POST /api/lessons/{id}/end by an
+        admin or teacher. False when no live room of the lesson is here."""
+        room = self.rooms.get(lesson_id)
+        if room is None:
+            return False
+        async with room.lock:
+            if room.closed or room.state is LessonState.ENDED:
+                return False
+            at = utcnow()
+            await self.hooks.lesson_ended(lesson_id, at)
+            room.end(at)
+        return True
+
     def evict(self, lesson_id: str) -> bool:
         """Many nodes: the directory names another node as this lesson's home (this node
         missed heartbeats and the lesson was placed again). Two rooms of one lesson must not

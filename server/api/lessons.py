@@ -301,6 +301,14 @@ async def end_lesson(lesson_id: str, principal: LessonManager, state: State) -> 
         lesson = await load_lesson(session, lesson_id)
         ensure_manages(principal, lesson)
         ensure_not_ended(lesson)
+    # A room of the lesson here ends as by its lead: the classrooms in it are told
+    # (lesson_ended, their ended screens) and closed; recording and attendance close with it.
+    if await state.rooms.end_lesson(lesson_id):
+        async with state.db.sessions.begin() as session:
+            return lesson_out(await load_lesson(session, lesson_id))
+    async with state.db.sessions.begin() as session:
+        lesson = await load_lesson(session, lesson_id)
+        ensure_not_ended(lesson)  # ended by its lead meanwhile
         lesson.state = LessonStatus.ENDED.value
         lesson.ended_at = utcnow()
         lesson.recording = False

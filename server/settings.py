@@ -134,9 +134,6 @@ class Settings(BaseSettings):
     # Receiving classrooms one lesson may name (POST/PATCH /api/lessons): 名师课堂 and
     # 名校课堂 broadcast one teacher to hundreds of schools. More is refused roster_too_large.
     max_receiving_classrooms: int = Field(default=1000, ge=1, le=10_000)
-    # Receiving classrooms one lesson may name (POST/PATCH /api/lessons): 名师课堂 and
-    # 名校课堂 broadcast one teacher to hundreds of schools. More is refused roster_too_large.
-    max_receiving_classrooms: int = Field(default=1000, ge=1, le=10_000)
     # Media worker processes on this machine (docs/operations.md "Media workers"): the
     # service's process keeps signaling, the lead's media and the recorder, the workers
     # serve the classrooms' media. 1: none, everything in one process; 0: one per core.

@@ -309,7 +309,9 @@ async def cancelled_in_timetable(
 async def received(session: AsyncSession, q: ReportQuery, by: str) -> list[dict[str, Any]]:
     """The attendance side: receiving classrooms in scope, one row per group."""
     school = aliased(School)
-    week = _week_key(Lesson.scheduled_start, q.weeks)
+    # Attendance rows carry their lesson's district day: no join to lessons unless the
+    # grouping needs a lesson column (subject, teacher).
+    week = _day_week_key(LessonAttendance.day, q.weeks)
     key = {
         "total": literal("total"),
         "county": school.county_id,
@@ -344,16 +346,18 @@ async def received(session: AsyncSession, q: ReportQuery, by: str) -> list[dict[
             ),
         )
         .select_from(LessonAttendance)
-        .join(Lesson, Lesson.id == LessonAttendance.lesson_id)
-        .join(school, school.id == LessonAttendance.school_id)
         .where(
             LessonAttendance.role == "receiver",
-            Lesson.scheduled_start >= q.period.starts,
-            Lesson.scheduled_start < q.period.ends,
+            LessonAttendance.day >= q.period.first_day,
+            LessonAttendance.day <= q.period.last_day,
             q.in_scope(LessonAttendance.school_id),
         )
         .group_by(*(k.element for k in keys))
     )
+    if by in ("subject", "teacher"):
+        query = query.join(Lesson, Lesson.id == LessonAttendance.lesson_id)
+    elif by == "county":
+        query = query.join(school, school.id == LessonAttendance.school_id)
     rows = []
     for row in await session.execute(query):
         values = dict(row._mapping)

@@ -190,11 +190,15 @@ async def build(state: Any) -> dict[str, str]:
              for lk, rooms in rosters.items() for n, r in enumerate(rooms)],
         )  # fmt: skip
 
+        # The district day of each lesson's scheduled start, as the attendance writer sets it.
+        days = {"L1": date(2026, 3, 2), "L2": date(2026, 3, 4), "L5": date(2026, 3, 2),
+                "L6": date(2026, 3, 3), "L7": date(2026, 3, 16)}  # fmt: skip
+
         def seen(lk: str, room: str, school: str, status: str, present_s: float,
                  loss: float | None, samples: int) -> None:  # fmt: skip
             s.add(LessonAttendance(lesson_id=ids[lk], classroom_id=ids[room],
                                    school_id=ids[school], role="receiver",
-                                   day=date(2026, 3, 2), status=status, present_s=present_s,
+                                   day=days[lk], status=status, present_s=present_s,
                                    quality_samples=samples, loss_p95=loss))  # fmt: skip
 
         seen("L1", "A2r1", "A2", "present", 2700, 0.01, 10)

@@ -4,11 +4,12 @@ import { api, logout, me } from "../api.js";
 import { qrSvg } from "../qr.js";
 import { rubricsView } from "./admin_rubrics.js";
 import { terminalsView } from "./admin_terminals.js";
+import { timetableView } from "./admin_timetable.js";
 import { apply, banner, catchAll, fmtDateTime, h, statePill, t, toast, topbar, errorBanner } from "../ui.js";
 
 catchAll();
 const app = document.getElementById("app");
-const TABS = ["counties", "schools", "classrooms", "accounts", "lessons", "links", "rubrics"];
+const TABS = ["counties", "schools", "classrooms", "accounts", "timetable", "lessons", "links", "rubrics"];
 const SCHOOL_KINDS = ["central", "teaching_point", "primary", "middle", "nine_year"];
 const cache = { counties: [], schools: [], classrooms: [], accounts: [], lessons: [] };
 let account = null;
@@ -77,6 +78,7 @@ const rename = (path, was) => () => guarded(async () => {
 
 const views = {
   rubrics: () => rubricsView(() => show("rubrics")),
+  timetable: () => timetableView({ account, refresh: () => show("timetable") }),
   // 县（市）: district admins create, rename and delete them; others see their own.
   async counties() {
     cache.counties = await api("/api/counties");

@@ -234,6 +234,9 @@ class Lesson(Base):
     # always | never | teacher (server/db/calendar_models.RecordingPolicy); click | time.
     recording_policy: Mapped[str] = mapped_column(String(16), default="teacher")
     start_mode: Mapped[str] = mapped_column(String(16), default="click")
+    # Rows of lesson_receivers for this lesson, kept by a database trigger (migration 0010)
+    # so reports need not count them; read it, never write it.
+    receiver_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from server.db.attendance_models import AttendanceStatus, LessonAttendance
-from server.db.models import Account, Classroom, Lesson, PatrolTalk, School, lesson_receivers
+from server.db.models import Account, Classroom, Lesson, PatrolTalk, School
 from server.reports.periods import Period
 from server.reports.sql import epoch_s
 
@@ -22,11 +22,6 @@ async def lesson_rows(
     limit: int,
 ) -> list[dict[str, Any]]:
     room, school = aliased(Classroom), aliased(School)
-    receivers = (
-        select(lesson_receivers.c.lesson_id, func.count().label("n"))
-        .group_by(lesson_receivers.c.lesson_id)
-        .subquery()
-    )
     came = LessonAttendance.status.in_(
         [AttendanceStatus.PRESENT.value, AttendanceStatus.LATE.value]
     )
@@ -61,7 +56,7 @@ async def lesson_rows(
             Account.display_name,
             school.id,
             school.name,
-            func.coalesce(receivers.c.n, 0),
+            Lesson.receiver_count,  # kept by a trigger on lesson_receivers
             attendance.c.expected,
             attendance.c.present,
             func.coalesce(talks.c.n, 0),
@@ -70,7 +65,6 @@ async def lesson_rows(
         .join(room, room.id == Lesson.lead_classroom_id)
         .join(school, school.id == room.school_id)
         .join(Account, Account.id == Lesson.teacher_id)
-        .outerjoin(receivers, receivers.c.lesson_id == Lesson.id)
         .outerjoin(attendance, attendance.c.lesson_id == Lesson.id)
         .outerjoin(talks, talks.c.lesson_id == Lesson.id)
         .where(Lesson.scheduled_start >= period.starts, Lesson.scheduled_start < period.ends)

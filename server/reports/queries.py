@@ -47,7 +47,6 @@ from server.db.models import (
     PatrolTalk,
     School,
     SchoolKind,
-    lesson_receivers,
 )
 from server.reports.periods import Period
 from server.reports.sql import epoch_s
@@ -177,11 +176,6 @@ def _keys(by: str, column: Any, school_column: Any, week: Any) -> list[Any]:
 async def delivered(session: AsyncSession, q: ReportQuery, by: str) -> list[dict[str, Any]]:
     """The lesson side, one row per group."""
     room, school = aliased(Classroom), aliased(School)
-    receivers = (
-        select(lesson_receivers.c.lesson_id, func.count().label("n"))
-        .group_by(lesson_receivers.c.lesson_id)
-        .subquery()
-    )
     talks = (
         select(PatrolTalk.lesson_id, func.count().label("n"))
         .group_by(PatrolTalk.lesson_id)
@@ -228,9 +222,10 @@ async def delivered(session: AsyncSession, q: ReportQuery, by: str) -> list[dict
                 and_(Lesson.state == LessonStatus.SCHEDULED.value, Lesson.scheduled_end <= q.now)
             ).label("not_held"),
             _sum(and_(live, late_s <= q.on_time_grace_s)).label("on_time"),
-            func.coalesce(
-                func.sum(case((live, func.coalesce(receivers.c.n, 0)), else_=0)), 0
-            ).label("receivers"),
+            # The lesson's own count (kept by a trigger), not 4 lesson_receivers rows each.
+            func.coalesce(func.sum(case((live, Lesson.receiver_count), else_=0)), 0).label(
+                "receivers"
+            ),
             func.coalesce(
                 func.sum(case((and_(live, Lesson.ended_at.is_not(None)), live_s), else_=0.0)), 0.0
             ).label("delivered_s"),
@@ -246,7 +241,6 @@ async def delivered(session: AsyncSession, q: ReportQuery, by: str) -> list[dict
         .select_from(Lesson)
         .join(room, room.id == Lesson.lead_classroom_id)
         .join(school, school.id == room.school_id)
-        .outerjoin(receivers, receivers.c.lesson_id == Lesson.id)
         .outerjoin(talks, talks.c.lesson_id == Lesson.id)
         .outerjoin(notes, notes.c.lesson_id == Lesson.id)
         .outerjoin(patrolled, patrolled.c.lesson_id == Lesson.id)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import aliased
 from server.db.attendance_models import AttendanceStatus, LessonAttendance
 from server.db.models import Account, Classroom, Lesson, PatrolTalk, School
 from server.reports.periods import Period
-from server.reports.sql import epoch_s
+from server.reports.sql import epoch_s, for_aggregates
 
 
 async def lesson_rows(
@@ -73,6 +73,7 @@ async def lesson_rows(
     )
     if school_ids is not None:
         query = query.where(school.id.in_(school_ids))
+    await for_aggregates(session)
     rows = []
     for row in await session.execute(query):
         (lesson_id, title, subject, grade, state, start, started, ended, teacher, school_id,

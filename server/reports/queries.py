@@ -49,7 +49,7 @@ from server.db.models import (
     SchoolKind,
 )
 from server.reports.periods import Period
-from server.reports.sql import epoch_s
+from server.reports.sql import epoch_s, for_aggregates
 
 GROUPS = ("county", "school", "subject", "teacher")
 
@@ -386,6 +386,7 @@ async def figures_many(
     """Every figure for several groupings at once. Total, county, school and week come from
     one pass per side grouped by (school, week), summed up here (a county is its schools);
     subject and teacher need a pass of their own."""
+    await for_aggregates(session)
     out: dict[str, dict[str | None, Figures]] = {}
     rolled = [g for g in groups if g in ROLLUP]
     if rolled:

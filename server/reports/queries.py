@@ -391,6 +391,28 @@ async def figures(session: AsyncSession, q: ReportQuery, by: str) -> dict[str | 
 ROLLUP = frozenset({"total", "county", "school", "week"})
 
 
+# The summed figures in field order, each with its type (PostgreSQL sums come as Decimal).
+_SUMMED = tuple((f.name, type(f.default)) for f in fields(Figures) if f.name not in ("key", "name"))
+
+
+def _vector(values: dict[str, Any]) -> list[Any]:
+    return [kind(values.get(name) or 0) for name, kind in _SUMMED]
+
+
+def _accumulate(into: dict[str | None, list[Any]], key: str | None, vector: list[Any]) -> None:
+    """Adds a row's figures to its group: plain lists, ~7,600 rows x 4 groupings a term."""
+    current = into.get(key)
+    if current is None:
+        into[key] = list(vector)
+    else:
+        into[key] = [a + b for a, b in zip(current, vector, strict=True)]
+
+
+def _figures(key: str | None, vector: list[Any]) -> Figures:
+    named = zip((name for name, _ in _SUMMED), vector, strict=True)
+    return Figures(key=key, **dict(named))
+
+
 async def figures_many(
     session: AsyncSession, q: ReportQuery, groups: list[str]
 ) -> dict[str, dict[str | None, Figures]]:
@@ -404,20 +426,26 @@ async def figures_many(
         county_of = {
             sid: cid for sid, cid in await session.execute(select(School.id, School.county_id))
         }
-        merged: dict[str, dict[str | None, Figures]] = {g: {} for g in rolled}
+        by_school: dict[str | None, list[Any]] = {}
+        by_week: dict[str | None, list[Any]] = {}
         for part in (
             await delivered(session, q, "school_week"),
             await cancelled_in_timetable(session, q, "school_week"),
             await received(session, q, "school_week"),
         ):
             for values in part:
-                school, week = values["key"], values["week"]
-                figures_only = {k: v for k, v in values.items() if k in FIGURE_NAMES}
-                for group in rolled:
-                    key = {"total": "total", "county": county_of.get(school), "school": school,
-                           "week": week}[group]  # fmt: skip
-                    merged[group].setdefault(key, Figures(key=key)).add(figures_only)
-        out.update(merged)
+                vector = _vector(values)
+                _accumulate(by_school, values["key"], vector)
+                _accumulate(by_week, values["week"], vector)
+        by_county: dict[str | None, list[Any]] = {}
+        for school, vector in by_school.items():
+            _accumulate(by_county, county_of.get(school), vector)
+        total: dict[str | None, list[Any]] = {}
+        for vector in by_county.values():
+            _accumulate(total, "total", vector)
+        sums = {"total": total, "county": by_county, "school": by_school, "week": by_week}
+        for group in rolled:
+            out[group] = {key: _figures(key, vector) for key, vector in sums[group].items()}
     for group in groups:
         if group not in ROLLUP:
             out[group] = await figures(session, q, group)

@@ -497,13 +497,18 @@ async def seed(
     password_hash = await asyncio.to_thread(hash_password, password)
     leads, receiving = plan_places(plan, password_hash)
     plan_term(plan, leads, receiving)
-    async with open_database(settings) as db, db.engine.begin() as conn:
-        if await conn.scalar(select(func.count()).select_from(School)):
-            raise SystemExit("the database already has schools; seed an empty one")
-        counts = await write(conn, plan, log)
-        if conn.dialect.name == "postgresql":
-            for name, _ in TABLES:
-                await conn.exec_driver_sql(f"ANALYZE {name}")
+    async with open_database(settings) as db:
+        async with db.engine.begin() as conn:
+            if await conn.scalar(select(func.count()).select_from(School)):
+                raise SystemExit("the database already has schools; seed an empty one")
+            counts = await write(conn, plan, log)
+        if db.engine.dialect.name == "postgresql":
+            # The roster trigger (migration 0010) rewrote each lesson once per receiver:
+            # VACUUM clears those row versions, as autovacuum would in a running district.
+            async with db.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                for name, _ in TABLES:
+                    await conn.exec_driver_sql(f"VACUUM ANALYZE {name}")
     return counts
 
 

@@ -153,13 +153,13 @@ def _day_week_key(column: Any, weeks: list[tuple[date, datetime, datetime]]) -> 
     )
 
 
-def _delivered_key(by: str, q: ReportQuery, school: Any) -> Any:
+def _delivered_key(by: str, q: ReportQuery, school: Any, room: Any) -> Any:
     if by == "school_week":
         return None  # two columns: see _keys
     return {
         "total": literal("total"),
         "county": school.county_id,
-        "school": school.id,
+        "school": room.school_id,
         "subject": Lesson.subject,
         "teacher": Lesson.teacher_id,
         "week": _week_key(Lesson.scheduled_start, q.weeks),
@@ -223,7 +223,7 @@ async def delivered(session: AsyncSession, q: ReportQuery, by: str) -> list[dict
     extras = _lesson_extras()
     patrolled = extras.c.patrol > 0
     live = Lesson.started_at.is_not(None)
-    keys = _keys(by, _delivered_key(by, q, school), school.id,
+    keys = _keys(by, _delivered_key(by, q, school, room), room.school_id,
                  _week_key(Lesson.scheduled_start, q.weeks))  # fmt: skip
     late_s = epoch_s(Lesson.started_at) - epoch_s(Lesson.scheduled_start)
     live_s = epoch_s(Lesson.ended_at) - epoch_s(Lesson.started_at)
@@ -255,15 +255,16 @@ async def delivered(session: AsyncSession, q: ReportQuery, by: str) -> list[dict
         )
         .select_from(Lesson)
         .join(room, room.id == Lesson.lead_classroom_id)
-        .join(school, school.id == room.school_id)
         .outerjoin(extras, extras.c.lesson_id == Lesson.id)
         .where(
             Lesson.scheduled_start >= q.period.starts,
             Lesson.scheduled_start < q.period.ends,
-            q.in_scope(school.id),
+            q.in_scope(room.school_id),
         )
         .group_by(*(k.element for k in keys))
     )
+    if by == "county":  # the only grouping that needs the school row
+        query = query.join(school, school.id == room.school_id)
     rows = []
     for row in await session.execute(query):
         values = dict(row._mapping)

@@ -17,7 +17,7 @@ from media.sfu import MediaService, TrackSpec
 from media.synthetic import SyntheticPublisher
 from recorder.jobs import RenditionRunner
 from server.db import Database, open_database
-from server.db.models import Account, Classroom, Lesson, LibraryRecording, School
+from server.db.models import Account, Classroom, County, Lesson, LibraryRecording, School
 from server.lesson_hooks import DatabaseLessonHooks
 from server.recording import RecordingController
 from server.settings import Settings
@@ -38,7 +38,10 @@ async def db(tmp_path: Path) -> AsyncIterator[tuple[Settings, Database]]:
 
 async def make_lesson(db: Database) -> dict[str, str]:
     async with db.sessions.begin() as session:
-        school = School(name="城关小学", kind="central", district="示范县")
+        county = County(name="示范县")
+        session.add(county)
+        await session.flush()
+        school = School(name="城关小学", kind="central", county_id=county.id)
         session.add(school)
         await session.flush()
         rooms = [Classroom(school_id=school.id, name=n) for n in ("主讲", "甲", "乙")]

@@ -288,6 +288,12 @@ def test_every_state_changing_api_route_is_in_the_matrix(district: District) -> 
         "POST /api/classrooms/{classroom_id}/rtsp-sources",
         "PATCH /api/classrooms/{classroom_id}/rtsp-sources/{source_id}",
         "DELETE /api/classrooms/{classroom_id}/rtsp-sources/{source_id}",
+        # Classroom terminals: the scope matrix and tests/server/test_terminals.py (the
+        # device's own routes take its credential, not an account).
+        "POST /api/classrooms/{classroom_id}/terminal-codes",
+        "DELETE /api/terminals/{terminal_id}",
+        "POST /api/terminal/enroll",
+        "POST /api/terminal/lessons/{lesson_id}/join",
         # Rubrics: the scope matrix and tests/library/test_rubrics.py.
         "POST /api/rubrics", "PUT /api/rubrics/{rubric_id}", "POST /api/rubrics/{rubric_id}/use",
     }  # fmt: skip

@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from app_support import make_settings
+from app_support import app_state, make_settings
 from fastapi.testclient import TestClient
 from fs_support import fill, tmpfs
+from sqlalchemy import select
 
 from server.accounts_cli import create_account
 from server.app import create_app
+from server.db.models import Account, Classroom, Lesson, School, utcnow
+from server.state import AppState
 
 PASSWORD = "correct horse battery"
 
@@ -59,6 +62,27 @@ def test_a_restart_onto_a_full_data_folder_is_not_ready_and_says_why(tmp_path: P
     assert login.json()["error"]["code"] == "database_unavailable"
 
 
+async def one_lesson(state: AppState) -> str:
+    """A lesson to ask about (the status route answers lessons in the caller's scope only)."""
+    async with state.db.sessions.begin() as session:
+        lesson = await session.scalar(select(Lesson.id).limit(1))
+        if lesson is not None:
+            return lesson
+        school = School(name="城关小学", kind="central")
+        teacher = Account(username="t", display_name="李老师", role="teacher", password_hash="x")
+        session.add_all([school, teacher])
+        await session.flush()
+        room = Classroom(school_id=school.id, name="主讲")
+        session.add(room)
+        await session.flush()
+        row = Lesson(
+            title="圆的面积", teacher_id=teacher.id, lead_classroom_id=room.id,
+            scheduled_start=utcnow(), scheduled_end=utcnow(),
+        )  # fmt: skip
+        session.add(row)
+    return row.id
+
+
 def test_the_recording_status_warns_when_space_is_low(tmp_path: Path) -> None:
     asyncio.run(create_account(make_settings(tmp_path), "admin", PASSWORD, "管理员"))
     for threshold, low in ((1, False), (10**9, True)):  # 10**9 MiB: more than any disk here
@@ -68,8 +92,9 @@ def test_the_recording_status_warns_when_space_is_low(tmp_path: Path) -> None:
                 "/api/auth/login", json={"username": "admin", "password": PASSWORD}
             ).json()["token"]
             client.cookies.clear()
+            lesson_id = client.portal.call(one_lesson, app_state(client))  # type: ignore[union-attr]
             status = client.get(
-                "/api/library/recording-status/any-lesson",
+                f"/api/library/recording-status/{lesson_id}",
                 headers={"Authorization": f"Bearer {token}"},
             ).json()
             ready = client.get("/readyz").json()["checks"]["disk_recordings"]

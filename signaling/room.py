@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from signaling.attendance import Attendance
@@ -426,15 +426,23 @@ class Room:
         """The lesson is live: call the roll when late_after_s has passed since its start."""
         if self.started_at is None or self._roll_call is not None:
             return
-        due = (self.started_at - utcnow()).total_seconds() + self.config.late_after_s
-        self._roll_call = asyncio.get_running_loop().call_later(max(0.0, due), self.roll_call)
+        deadline = self.started_at + timedelta(seconds=self.config.late_after_s)
+        due = (deadline - utcnow()).total_seconds()
+        self._roll_call = asyncio.get_running_loop().call_later(
+            max(0.0, due), self.roll_call, deadline
+        )
 
-    def roll_call(self) -> None:
-        """Tells the lead and patrol when the late or missing classrooms changed."""
+    def roll_call(self, not_before: datetime | None = None) -> None:
+        """Tells the lead and patrol when the late or missing classrooms changed.
+
+        `not_before`: the timer's deadline. The loop's monotonic timer can fire a hair before
+        the wall clock reaches it, and a roll call that saw "not yet due" then flagged nobody
+        for good (a flaky test found it)."""
         if self.closed or self.state is not LessonState.LIVE:
             return
+        now = utcnow() if not_before is None else max(utcnow(), not_before)
         flags = self.attendance.flags(
-            self.roster.values(), self.started_at, utcnow(), self.config.late_after_s
+            self.roster.values(), self.started_at, now, self.config.late_after_s
         )
         if flags != self.flags:
             self.flags = flags

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -439,3 +440,20 @@ async def test_a_lesson_that_never_started_ends_without_a_duration(signal: Signa
     assert ended["duration_s"] is None and ended["started_at"] is None
     assert ended["recorded"] is False
     assert all(row["present_s"] == 0 for row in ended["report"]["classrooms"])
+
+
+async def test_the_roll_call_timer_flags_missing_classrooms_even_if_it_fires_a_hair_early(
+    make_signal: Callable[..., Signal],
+) -> None:
+    signal = make_signal(replace(FAST, late_after_s=60.0))
+    lead = await signal.live()
+    await signal.receiver("r1")
+    room = signal.rooms.rooms[LESSON_ID]
+    assert room.started_at is not None
+    # What the loop's timer does: it may run before the wall clock reaches the deadline.
+    room.roll_call(not_before=room.started_at + timedelta(seconds=60))
+    flags = await lead.expect("attendance_flags")
+    assert [(f["classroom_id"], f["status"]) for f in flags["classrooms"]] == [
+        ("r2", "missing"),
+        ("r3", "missing"),
+    ]

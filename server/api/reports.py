@@ -10,11 +10,12 @@ connection quality distribution and progress toward the exemplary-lesson target.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -209,10 +210,25 @@ async def build_summary(
 PeriodQuery = Annotated[PeriodKind, Query(alias="period")]
 
 
-@router.get("/summary", responses=ERRORS)
-async def summary(
-    principal: Supervisor,
-    state: State,
+@dataclass(frozen=True, slots=True)
+class ReportFilter:
+    """What every report route is asked: a period, and a county or school of the scope."""
+
+    period: PeriodKind
+    day: date | None
+    term_id: str | None
+    date_from: date | None
+    date_to: date | None
+    county_id: str | None
+    school_id: str | None
+
+    async def span(self, session: AsyncSession, state: State) -> Period:
+        return await resolve_period(
+            session, state, self.period, self.day, self.term_id, self.date_from, self.date_to
+        )
+
+
+def report_filter(
     period: PeriodQuery = PeriodKind.MONTH,
     day: date | None = None,
     term_id: str | None = None,
@@ -220,31 +236,40 @@ async def summary(
     date_to: date | None = None,
     county_id: str | None = None,
     school_id: str | None = None,
-    by: By | None = None,
+) -> ReportFilter:
+    return ReportFilter(period, day, term_id, date_from, date_to, county_id, school_id)
+
+
+Filter = Annotated[ReportFilter, Depends(report_filter)]
+
+
+async def _summary(
+    principal: Principal, state: State, query: ReportFilter, by: By | None
+) -> dict[str, Any]:
+    async with state.db.sessions.begin() as session:
+        span = await query.span(session, state)
+        return await build_summary(
+            session, state, principal, span, query.county_id, query.school_id, by
+        )
+
+
+@router.get("/summary", responses=ERRORS)
+async def summary(
+    principal: Supervisor, state: State, query: Filter, by: By | None = None
 ) -> dict[str, Any]:
     """The figures of the caller's scope (or a county or school in it) for a period."""
-    async with state.db.sessions.begin() as session:
-        span = await resolve_period(session, state, period, day, term_id, date_from, date_to)
-        return await build_summary(session, state, principal, span, county_id, school_id, by)
+    return await _summary(principal, state, query, by)
 
 
 @router.get("/lessons", responses=ERRORS)
-async def lessons(
-    principal: Supervisor,
-    state: State,
-    period: PeriodQuery = PeriodKind.MONTH,
-    day: date | None = None,
-    term_id: str | None = None,
-    date_from: date | None = None,
-    date_to: date | None = None,
-    county_id: str | None = None,
-    school_id: str | None = None,
-) -> dict[str, Any]:
+async def lessons(principal: Supervisor, state: State, query: Filter) -> dict[str, Any]:
     """The lessons led from the scope (or a county or school in it) in the period, each with
     its figures, by scheduled start (at most 500; `truncated` says when there were more)."""
     async with state.db.sessions.begin() as session:
-        span = await resolve_period(session, state, period, day, term_id, date_from, date_to)
-        school_ids, scope = await scope_schools(session, principal, county_id, school_id)
+        span = await query.span(session, state)
+        school_ids, scope = await scope_schools(
+            session, principal, query.county_id, query.school_id
+        )
         rows = await lesson_rows(
             session, school_ids, span, state.settings.report_on_time_grace_s, LESSONS_LIMIT + 1
         )
@@ -264,42 +289,20 @@ def _download(data: bytes, media_type: str, filename: str) -> Response:
 
 @router.get("/summary.xlsx", responses=ERRORS)
 async def summary_xlsx(
-    principal: Supervisor,
-    state: State,
-    period: PeriodQuery = PeriodKind.MONTH,
-    day: date | None = None,
-    term_id: str | None = None,
-    date_from: date | None = None,
-    date_to: date | None = None,
-    county_id: str | None = None,
-    school_id: str | None = None,
-    by: By | None = None,
+    principal: Supervisor, state: State, query: Filter, by: By | None = None
 ) -> Response:
     """The summary as a workbook: 总览, the breakdown, 周趋势, 教学点 (Chinese headers)."""
-    async with state.db.sessions.begin() as session:
-        span = await resolve_period(session, state, period, day, term_id, date_from, date_to)
-        data = await build_summary(session, state, principal, span, county_id, school_id, by)
+    data = await _summary(principal, state, query, by)
     body = await asyncio.to_thread(export.write_xlsx, data)
     return _download(body, XLSX, export.filename(data, "xlsx"))
 
 
 @router.get("/summary.csv", responses=ERRORS)
 async def summary_csv(
-    principal: Supervisor,
-    state: State,
-    period: PeriodQuery = PeriodKind.MONTH,
-    day: date | None = None,
-    term_id: str | None = None,
-    date_from: date | None = None,
-    date_to: date | None = None,
-    county_id: str | None = None,
-    school_id: str | None = None,
-    by: By | None = None,
+    principal: Supervisor, state: State, query: Filter, by: By | None = None
 ) -> Response:
     """The breakdown rows as CSV (UTF-8 with BOM, so Excel reads the Chinese headers)."""
-    async with state.db.sessions.begin() as session:
-        span = await resolve_period(session, state, period, day, term_id, date_from, date_to)
-        data = await build_summary(session, state, principal, span, county_id, school_id, by)
+    data = await _summary(principal, state, query, by)
     return _download(
         export.write_csv(data), "text/csv; charset=utf-8", export.filename(data, "csv")
     )

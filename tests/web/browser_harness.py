@@ -213,7 +213,7 @@ class LiveServer:
 
     def new_lesson(self, district: District, title: str = "分数的初步认识") -> District:
         """A new lesson of the district's classrooms with its join links (a copy of district)."""
-        now = datetime.now(UTC)
+        start = _soon_today(datetime.now(UTC))
         with closing(self.http("admin")) as admin:
             lesson = self.post(
                 admin,
@@ -223,8 +223,8 @@ class LiveServer:
                     "teacher_id": district.teacher_id,
                     "lead_classroom_id": district.lead["id"],
                     "receiver_classroom_ids": [r["id"] for r in district.receivers],
-                    "scheduled_start": (now + timedelta(minutes=5)).isoformat(),
-                    "scheduled_end": (now + timedelta(minutes=50)).isoformat(),
+                    "scheduled_start": start.isoformat(),
+                    "scheduled_end": (start + timedelta(minutes=45)).isoformat(),
                     "subject": "数学",
                     "grade": "三年级",
                 },
@@ -247,6 +247,14 @@ class LiveServer:
             lesson=lesson,
             links=links,
         )
+
+
+def _soon_today(now: datetime) -> datetime:
+    """Five minutes from now, unless that is already tomorrow where the browser is (its clock
+    and zone are this machine's): then a minute ago, so 今日课表 holds the lesson at any hour."""
+    local = now.astimezone()
+    soon = local + timedelta(minutes=5)
+    return soon if soon.date() == local.date() else local - timedelta(minutes=1)
 
 
 class PageWatch:

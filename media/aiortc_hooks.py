@@ -17,6 +17,10 @@ What is hooked, and why:
   its public ``protect`` allocates and checks per call, a third of its cost per copy.
 - ``RTCRtpSender.send`` / ``RTCRtpReceiver.receive`` (instance attributes) are replaced so the
   server never starts aiortc's encode/decode loops nor its own SR/RR for those streams.
+- ``aiortc.codecs.CODECS["video"]`` gains H.264 Main, Constrained High and High
+  (:func:`register_h264_profiles`, at import), and a subscriber's transceiver may be made
+  an ``_FmtpTransceiver`` (:func:`fix_codec_parameters`) whose ``_codecs`` carry the
+  producer's own H.264 fmtp (profile-level-id) in every offer.
 - Synthetic publishers only: ``RTCDtlsTransport._send_rtp`` of their send transport is wrapped
   by :class:`VideoPacer` (video leaves paced, as a browser sends it).
 - aioice skips 127.0.0.1 when gathering host candidates (``aioice.ice.get_host_addresses``);
@@ -27,6 +31,7 @@ What is hooked, and why:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.metadata
 import logging
 import time
@@ -36,8 +41,13 @@ from typing import Any
 import aiortc
 import pylibsrtp
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
+from aiortc import codecs as aiortc_codecs
 from aiortc.rtcdtlstransport import RTCDtlsTransport
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
+from aiortc.rtcrtpparameters import (
+    RTCRtcpFeedback,
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+)
 from aiortc.sdp import MediaDescription, SessionDescription
 from pylibsrtp._binding import ffi as srtp_ffi
 from pylibsrtp._binding import lib as srtp_lib
@@ -228,6 +238,95 @@ def keep_codecs(transceiver: RTCRtpTransceiver, codecs: Sequence[RTCRtpCodecPara
     deterministic; createAnswer reads ``transceiver._codecs``.
     """
     transceiver._codecs = list(codecs)
+
+
+# H.264 profiles aiortc 1.16 knows only as Baseline and Constrained Baseline (42001f,
+# 42e01f). A 录播 host, OBS or GStreamer sends Main or High; aiortc refuses an offer or an
+# answer whose H.264 profile none of its codecs shares, so these join its list. A codec's
+# level is not compared (aiortc matches profile and packetization-mode only).
+EXTRA_H264_PROFILE_LEVEL_IDS = ("4d001f", "640c1f", "64001f")  # Main, Constrained High, High
+
+
+def register_h264_profiles() -> None:
+    """Add Main, Constrained High and High (packetization-mode 1) to aiortc's video codecs,
+    each with its RTX, on payload types after aiortc's own. Idempotent; every aiortc peer
+    of this process (the SFU's and the synthetic ones) offers and accepts them from then on,
+    after the codecs aiortc had (so an unpreferring aiortc offer still leads with VP8)."""
+    video = aiortc_codecs.CODECS["video"]
+    known = {
+        str(c.parameters.get("profile-level-id"))
+        for c in video
+        if c.mimeType.lower() == "video/h264"
+    }
+    for profile_level_id in EXTRA_H264_PROFILE_LEVEL_IDS:
+        if profile_level_id in known:
+            continue
+        pt = max(c.payloadType for c in video) + 1
+        if pt + 1 > 127:
+            raise RuntimeError("aiortc's dynamic payload types are used up.")
+        video.append(
+            RTCRtpCodecParameters(
+                mimeType="video/H264",
+                clockRate=90_000,
+                payloadType=pt,
+                rtcpFeedback=[
+                    RTCRtcpFeedback(type="nack"),
+                    RTCRtcpFeedback(type="nack", parameter="pli"),
+                    RTCRtcpFeedback(type="goog-remb"),
+                ],
+                parameters={
+                    "level-asymmetry-allowed": "1",
+                    "packetization-mode": "1",
+                    "profile-level-id": profile_level_id,
+                },
+            )
+        )
+        video.append(
+            RTCRtpCodecParameters(
+                mimeType="video/rtx", clockRate=90_000, payloadType=pt + 1, parameters={"apt": pt}
+            )
+        )
+
+
+register_h264_profiles()
+
+
+class _FmtpTransceiver(RTCRtpTransceiver):
+    """A transceiver whose codecs of one MIME type carry fixed fmtp parameters.
+
+    aiortc rebuilds ``_codecs`` on every createOffer and setRemoteDescription from its global
+    codec list (shared objects, only their payload types vary), so parameters set on them
+    once would be lost or would change every peer connection. This property hands aiortc a
+    copy with the parameters applied each time it assigns the list."""
+
+    @property  # type: ignore[override]
+    def _codecs(self) -> list[RTCRtpCodecParameters]:
+        return self.__dict__["_codecs"]  # type: ignore[no-any-return]
+
+    @_codecs.setter
+    def _codecs(self, codecs: list[RTCRtpCodecParameters]) -> None:
+        fixed: tuple[Callable[[RTCRtpCodecParameters], bool], dict[str, Any]] | None
+        fixed = self.__dict__.get("_tongke_fmtp")
+        if fixed is not None:
+            applies, parameters = fixed
+            codecs = [
+                dataclasses.replace(c, parameters=dict(parameters)) if applies(c) else c
+                for c in codecs
+            ]
+        self.__dict__["_codecs"] = codecs
+
+
+def fix_codec_parameters(
+    transceiver: RTCRtpTransceiver,
+    applies: Callable[[RTCRtpCodecParameters], bool],
+    parameters: dict[str, Any],
+) -> None:
+    """Make every codec of ``transceiver`` that ``applies`` to carry ``parameters`` (its
+    a=fmtp) in the offers and answers aiortc writes from now on, e.g. an H.264 codec the
+    producer's exact profile-level-id. Call before createOffer."""
+    transceiver.__class__ = _FmtpTransceiver
+    transceiver.__dict__["_tongke_fmtp"] = (applies, dict(parameters))
+    transceiver._codecs = list(transceiver.__dict__["_codecs"])
 
 
 def set_msid(sender: RTCRtpSender, stream_id: str, track_id: str) -> None:

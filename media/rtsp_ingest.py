@@ -30,6 +30,7 @@ import av
 from media.codecs import CodecInfo
 from media.events import monotonic_ms
 from media.h264_packetizer import H264Packetizer, profile_level_id, split_nal_units
+from media.negotiation import describe_h264, h264_playable
 from media.opus_transcoder import OPUS_RATE, OpusTranscoder
 from media.rtp import RtpPacket
 from media.sfu_types import LocalTrack
@@ -264,6 +265,14 @@ class RtspIngest:
         units = split_nal_units(video.codec_context.extradata or b"\x00\x00\x00\x01")
         self._packetizer.set_parameter_sets([u for u in units if u])
         plid = profile_level_id(self._packetizer.sps) if self._packetizer.sps else "42e01f"
+        if not h264_playable(plid):
+            raise SourceError(
+                "unsupported_codec",
+                f"The source sends {describe_h264(plid)}: browsers cannot play that profile "
+                "(10-bit or not 4:2:0) without transcoding. Set the 录播 host's stream to "
+                "H.264 High, Main or Baseline.",
+                final=True,
+            )
         context = video.codec_context
         size = f" {context.width}x{context.height}" if context.width else ""
         rate = f" {float(video.average_rate):.0f} fps" if video.average_rate else ""

@@ -401,6 +401,8 @@ class MediaService:
     async def answer(self, peer_id: str, sdp: str) -> SubscribeResult | None:
         """Apply the peer's answer to our last offer; returns a follow-up offer if needed.
 
+        An m-line the answer refuses (rejected, or no codec the receiver decodes) carries
+        nothing, and ``subscribe_refused(lesson, peer, reason)`` tells the peer why.
         Errors: ``unknown_peer``, ``no_offer``, ``bad_answer``.
         """
         peer = self._peers.get(peer_id)
@@ -411,10 +413,18 @@ class MediaService:
             if recv is None or not recv.awaiting_answer:
                 raise MediaError("no_offer", f"No offer is waiting for peer {peer_id}'s answer.")
             try:
-                await recv.accept_answer(sdp)
+                refused = await recv.accept_answer(sdp)
             except TransportError as exc:
                 raise MediaError(exc.code, exc.message) from exc
             peer.mark_answered()
+            for sub in peer.subscriptions.values():
+                if sub.track in refused:
+                    reason = (
+                        f"The {sub.info.kind} {sub.info.source} of peer "
+                        f"{sub.info.publisher_peer_id} cannot be received: {sub.track.refused}."
+                    )
+                    logger.info("peer %s: %s", peer.id, reason)
+                    self._emit("subscribe_refused", peer.lesson_id, peer.id, reason)
             recv.when_connected(lambda: peer.start_consumers(self._producers, self._routers))
             return await self._renegotiate(peer)
 

@@ -222,7 +222,8 @@ class PeerSession:
     def mark_answered(self) -> None:
         """The peer answered our last offer: every m-line offered so far is live."""
         for sub in self.subscriptions.values():
-            if sub.track.params is not None:
+            # A refused m-line (the receiver cannot decode the codec) never gets a consumer.
+            if sub.track.params is not None and not sub.track.refused:
                 sub.answered = True
 
     async def close(self) -> None:

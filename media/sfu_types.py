@@ -93,6 +93,9 @@ class MediaListener(Protocol):
     # Optional: a publisher's send transport failed (``reason`` is a sentence); its
     # producers are closed and were never offered if it never connected.
     def publish_failed(self, lesson_id: str, peer_id: str, reason: str) -> None: ...
+    # Optional: a subscriber's answer refused an m-line (it cannot decode the producer's
+    # codec); ``reason`` is a sentence. That m-line carries nothing; the others play.
+    def subscribe_refused(self, lesson_id: str, peer_id: str, reason: str) -> None: ...
 
 
 class NullMediaListener:

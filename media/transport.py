@@ -18,6 +18,7 @@ import enum
 import logging
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
@@ -33,8 +34,10 @@ from media.negotiation import (
     NegotiationError,
     OutgoingTrack,
     capabilities_for,
+    check_answer,
     check_publisher_offer,
     codec_info,
+    describe_codec,
     incoming_tracks,
 )
 from media.rtp import RtpPacket
@@ -378,8 +381,11 @@ class WebRtcTransport:
         self._check_open()
         if self.direction != "recv":
             raise TransportError("bad_offer", "A send transport does not offer media.")
+        offer = capabilities_for(codec)
         transceiver = self._pc.addTransceiver(codec.kind, direction="sendonly")
-        transceiver.setCodecPreferences(capabilities_for(codec))
+        transceiver.setCodecPreferences(offer.capabilities)
+        if offer.fmtp is not None:  # H.264: the producer's exact profile-level-id
+            hooks.fix_codec_parameters(transceiver, offer.applies, offer.fmtp)
         hooks.set_msid(transceiver.sender, stream_id, track_id)
         track = OutgoingTrack(kind=codec.kind, codec=codec, transceiver=transceiver)
         self._outgoing.append(track)
@@ -417,7 +423,13 @@ class WebRtcTransport:
             )
         return self._pc.localDescription.sdp
 
-    async def accept_answer(self, sdp: str) -> None:
+    async def accept_answer(self, sdp: str) -> list[OutgoingTrack]:
+        """Apply a subscriber's answer; returns the m-lines it refused this time.
+
+        An m-line the answer rejects (port 0) or answers without a codec it was offered
+        (H.264: packetization-mode=1) is ``refused``: it goes inactive and carries nothing;
+        the rest of the answer applies. Each newly answered m-line's ``params`` name the
+        codec the answer kept (for H.264 the producer's profile when the receiver kept it)."""
         self._check_open()
         if self._pc.signalingState != "have-local-offer":
             raise TransportError("bad_answer", "No offer is waiting for an answer.")
@@ -427,10 +439,43 @@ class WebRtcTransport:
         except ValueError as exc:
             raise TransportError("bad_answer", f"The answer is not valid SDP: {exc}.") from exc
         sdp_compat.check_transport_features(description, what="answer", code="bad_answer")
+        decided = check_answer(description, self._outgoing)
+        offered = {t.mid: hooks.negotiated_codecs(t.transceiver) for t in self._outgoing if t.mid}
+        refusing = [mid for mid, outcome in decided.items() if isinstance(outcome, str)]
+        applied = sdp_compat.accept_rejected(description, offered, refusing)
         try:
-            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+            await self._pc.setRemoteDescription(
+                RTCSessionDescription(sdp=applied or sdp, type="answer")
+            )
         except Exception as exc:
             raise TransportError("bad_answer", f"The answer was refused: {exc}.") from exc
+        refused: list[OutgoingTrack] = []
+        for track in self._outgoing:
+            outcome = decided.get(track.mid) if track.mid is not None else None
+            if outcome is None or track.params is None:
+                continue
+            track.answered = True
+            if isinstance(outcome, str):
+                track.refused = outcome
+                self.remove_outgoing(track)
+                refused.append(track)
+                continue
+            info = codec_info(outcome)
+            if info.payload_type != track.params.codec.payload_type:
+                logger.info(
+                    "transport %s: m-line %s answered %s for %s (forwarded as it is)",
+                    self.id, track.mid, describe_codec(info), describe_codec(track.codec),
+                )  # fmt: skip
+            track.params = replace(
+                track.params,
+                codec=info,
+                rtx_ssrc=(
+                    hooks.sender_ssrcs(track.transceiver.sender)[1]
+                    if info.rtx_payload_type is not None
+                    else None
+                ),
+            )
+        return refused
 
     @property
     def awaiting_answer(self) -> bool:

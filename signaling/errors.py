@@ -42,6 +42,9 @@ class ErrorCode(StrEnum):
     # Unsolicited: the peer's published media failed to connect (or broke); the message
     # names the reason (ICE, DTLS ...). Its tracks are withdrawn; publish again.
     TRANSPORT_FAILED = "transport_failed"
+    # Unsolicited: the peer's subscribe_answer refused an m-line (it cannot decode the
+    # producer's codec, e.g. an H.264 profile); the message names it. Nothing comes on it.
+    UNSUPPORTED_CODEC = "unsupported_codec"
     # Another inspector is already talking to that classroom.
     TALK_BUSY = "talk_busy"
     # The lesson's timetable slot says it is never recorded (recording_policy never).

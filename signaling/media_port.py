@@ -86,6 +86,11 @@ class MediaListener(Protocol):
         its tracks are withdrawn; the peer is told with a ``transport_failed`` error."""
         ...
 
+    def subscribe_refused(self, lesson_id: str, peer_id: str, reason: str) -> None:
+        """The peer's answer refused an m-line (it cannot decode the producer's codec;
+        ``reason``, a sentence): the peer is told with an ``unsupported_codec`` error."""
+        ...
+
     def media_lost(self, lesson_id: str, peer_id: str) -> None:
         """The node that served the peer's media is gone (many nodes): the peer must connect
         again, and its media is set up afresh on a live node."""

@@ -465,6 +465,16 @@ class RoomManager:
             )
         )
 
+    def subscribe_refused(self, lesson_id: str, peer_id: str, reason: str) -> None:
+        """The peer's subscribe_answer refused an m-line (media/sfu.py): it cannot decode
+        the producer's codec, so nothing comes on it; it hears which and why."""
+        room = self.rooms.get(lesson_id)
+        peer = room.peers.get(peer_id) if room is not None else None
+        if peer is None:
+            return
+        log.info("peer %s in lesson %s refused a codec: %s", peer_id, lesson_id, reason)
+        peer.send(Error(code=ErrorCode.UNSUPPORTED_CODEC, message=reason))
+
     def media_lost(self, lesson_id: str, peer_id: str) -> None:
         """Its media node died: close its connection with 4301 (MOVED). The client opens its
         join link again, as after a moved lesson; its new join replaces this peer, whose

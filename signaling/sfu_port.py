@@ -222,6 +222,11 @@ class SfuMediaPort:
         if failed is not None:
             failed(lesson_id, peer_id, reason)
 
+    def subscribe_refused(self, lesson_id: str, peer_id: str, reason: str) -> None:
+        refused = getattr(self._listener, "subscribe_refused", None)
+        if refused is not None:
+            refused(lesson_id, peer_id, reason)
+
     # internals -----------------------------------------------------------------------------
 
     def _offer(self, result: SubscribeResult | None, peer_id: str) -> SubscriptionOffer | None:

@@ -450,6 +450,12 @@ class ClusterMediaPort:
             failed = getattr(self._listener, "publish_failed", None)
             if remote is not None and remote.node == node and failed is not None:
                 failed(remote.info.lesson_id, remote.info.peer_id, str(message.get("reason")))
+        elif name == "subscribe_refused":
+            # A peer served there refused a codec in its answer (unsupported_codec).
+            remote = self._remotes.get(str(message.get("peer_id")))
+            refused = getattr(self._listener, "subscribe_refused", None)
+            if remote is not None and remote.node == node and refused is not None:
+                refused(remote.info.lesson_id, remote.info.peer_id, str(message.get("reason")))
         elif name == "relay_renegotiation_needed":
             for link in self._links.values():
                 if link.in_id == message.get("relay_id") and link.node == node:

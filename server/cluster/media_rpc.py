@@ -402,6 +402,13 @@ class MediaRpc:
                 self.send_event(served[0], "publish_failed", peer_id=peer_id, reason=reason)
             )
 
+    def subscribe_refused(self, lesson_id: str, peer_id: str, reason: str) -> None:
+        served = self.served.get(peer_id)
+        if served is not None:  # the home's room tells the subscriber (unsupported_codec)
+            self._spawn(
+                self.send_event(served[0], "subscribe_refused", peer_id=peer_id, reason=reason)
+            )
+
     def transport_state(self, peer_id: str, direction: str, state: str) -> None:
         # A relay end this node's port drives failed (the other node closed it or vanished).
         if direction == "relay" and state == "failed" and peer_id not in self.drivers:
@@ -419,6 +426,7 @@ class ListenerTee:
             "peer_quality",
             "transport_state",
             "publish_failed",
+            "subscribe_refused",
         }
     )
 

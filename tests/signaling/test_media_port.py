@@ -133,6 +133,20 @@ async def test_a_failed_publish_transport_is_told_to_the_publisher_alone(
     assert "error" not in r1.types()
 
 
+async def test_a_codec_a_receiver_refused_is_told_to_that_receiver_alone(
+    lesson: Signal, media: RecordingMedia
+) -> None:
+    lead = await lesson.live()
+    r1 = await lesson.receiver("r1")
+    assert media.listener is not None
+    reason = "The video camera of peer x cannot be received: your answer rejected m-line 0."
+    media.listener.subscribe_refused("lesson-1", r1.joined["peer_id"], reason)
+    error = await r1.expect("error")
+    assert error == {"type": "error", "id": None, "code": "unsupported_codec", "message": reason}
+    await lead.settle()
+    assert "error" not in lead.types()
+
+
 async def test_the_null_media_port_answers_media_unavailable() -> None:
     port = NullMediaPort()
     peer = PeerInfo("lesson-1", "p", Role.LEAD, "lead-room")

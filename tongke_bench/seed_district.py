@@ -503,11 +503,12 @@ async def seed(
                 raise SystemExit("the database already has schools; seed an empty one")
             counts = await write(conn, plan, log)
         if db.engine.dialect.name == "postgresql":
-            # The roster trigger (migration 0010) rewrote each lesson once per receiver:
-            # VACUUM clears those row versions, as autovacuum would in a running district.
+            # The roster trigger (migration 0010) rewrote each lesson once per receiver, and
+            # the report triggers (0011) each (school, day) mark once per row written: VACUUM
+            # clears those row versions, as autovacuum would in a running district.
             async with db.engine.connect() as conn:
                 conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                for name, _ in TABLES:
+                for name in [*(name for name, _ in TABLES), "report_marks"]:
                     await conn.exec_driver_sql(f"VACUUM ANALYZE {name}")
     return counts
 

@@ -39,10 +39,11 @@ from server.reports.queries import (
     Figures,
     ReportQuery,
     exemplary_progress,
-    figures_many,
     names,
     school_kinds,
 )
+from server.reports.rollup import figures_many
+from server.reports.stored_weeks import refresh
 from server.scope import ScopeLevel
 
 router = APIRouter(prefix="/reports", tags=["reports"])
@@ -139,6 +140,17 @@ def _target(state: State, mine: int, district: int) -> dict[str, Any]:
     }
 
 
+def report_query(state: State, school_ids: Any, period: Period) -> ReportQuery:
+    """What to report on: the schools (a select; None: all) in the period, as of now."""
+    return ReportQuery(
+        school_ids=school_ids,
+        period=period,
+        now=utcnow(),
+        on_time_grace_s=state.settings.report_on_time_grace_s,
+        weeks=period.weeks(state.settings.zone),
+    )
+
+
 async def build_summary(
     session: AsyncSession,
     state: State,
@@ -150,13 +162,7 @@ async def build_summary(
 ) -> dict[str, Any]:
     school_ids, scope = await scope_schools(session, principal, county_id, school_id)
     zone = state.settings.zone
-    q = ReportQuery(
-        school_ids=school_ids,
-        period=period,
-        now=utcnow(),
-        on_time_grace_s=state.settings.report_on_time_grace_s,
-        weeks=period.weeks(zone),
-    )
+    q = report_query(state, school_ids, period)
     group = by or default_by(scope["level"])
     # One pass per side for total, county, school and week (summed up from schools by week).
     every = await figures_many(session, q, sorted({"total", group, "week", "school"}))
@@ -248,6 +254,9 @@ async def _summary(
 ) -> dict[str, Any]:
     async with state.db.sessions.begin() as session:
         span = await query.span(session, state)
+    # Stores the period's settled weeks first (its own transaction; server/reports/stored_weeks).
+    await refresh(state.db.sessions, report_query(state, None, span))
+    async with state.db.sessions.begin() as session:
         return await build_summary(
             session, state, principal, span, query.county_id, query.school_id, by
         )

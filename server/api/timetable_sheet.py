@@ -53,7 +53,7 @@ async def _rooms(session: AsyncSession) -> dict[str, Classroom]:
 async def _rows(session: AsyncSession, term_id: str, principal: Principal) -> list[SheetRow]:
     """The term's slots the caller's scope sees (led from it or received in it)."""
     names = {room.id: key for key, room in (await _rooms(session)).items()}
-    users = dict((await session.execute(select(Account.id, Account.username))).tuples().all())
+    users = {i: name for i, name in await session.execute(select(Account.id, Account.username))}
     in_scope = principal.scope.classroom_ids()
     seen = None if in_scope is None else set(await session.scalars(in_scope))
     rows = []

@@ -462,5 +462,6 @@ class ExemplaryStep(Base):
 from server.db import attendance_models as _attendance_models  # noqa: E402, F401
 from server.db import calendar_models as _calendar_models  # noqa: E402, F401
 from server.db import ingest_models as _ingest_models  # noqa: E402, F401
+from server.db import report_models as _report_models  # noqa: E402, F401
 from server.db import rubric_models as _rubric_models  # noqa: E402, F401
 from server.db import terminal_models as _terminal_models  # noqa: E402, F401

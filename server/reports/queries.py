@@ -49,7 +49,7 @@ from server.db.models import (
     SchoolKind,
 )
 from server.reports.periods import Period
-from server.reports.sql import epoch_s, for_aggregates
+from server.reports.sql import epoch_s
 
 GROUPS = ("county", "school", "subject", "teacher")
 
@@ -134,14 +134,14 @@ class ReportQuery:
         return column.in_(self.school_ids) if self.school_ids is not None else literal(True)
 
 
-def _week_key(column: Any, weeks: list[tuple[date, datetime, datetime]]) -> Any:
+def week_key(column: Any, weeks: list[tuple[date, datetime, datetime]]) -> Any:
     """The Monday (ISO text) of the week an instant falls in, as a CASE over the weeks."""
     if not weeks:
         return null()
     return case(*((column < end, literal(monday.isoformat())) for monday, _, end in weeks))
 
 
-def _day_week_key(column: Any, weeks: list[tuple[date, datetime, datetime]]) -> Any:
+def day_week_key(column: Any, weeks: list[tuple[date, datetime, datetime]]) -> Any:
     """The same for a DATE column (a slot exception's day)."""
     if not weeks:
         return null()
@@ -162,7 +162,7 @@ def _delivered_key(by: str, q: ReportQuery, school: Any, room: Any) -> Any:
         "school": room.school_id,
         "subject": Lesson.subject,
         "teacher": Lesson.teacher_id,
-        "week": _week_key(Lesson.scheduled_start, q.weeks),
+        "week": week_key(Lesson.scheduled_start, q.weeks),
     }[by]
 
 
@@ -173,11 +173,15 @@ def _keys(by: str, column: Any, school_column: Any, week: Any) -> list[Any]:
     return [column.label("key")]
 
 
-def _lesson_extras() -> Any:
-    """Per lesson that has any: talkbacks, live notes, patrol marks, recordings, exemplary
-    ones, scored ones and their score sum, replay evaluations. One UNION ALL grouped once,
-    so the lessons of a term meet one small hash table instead of five."""
+def _lesson_extras(q: ReportQuery) -> Any:
+    """Per lesson of the period that has any: talkbacks, live notes, patrol marks,
+    recordings, exemplary ones, scored ones and their score sum, replay evaluations. One
+    UNION ALL grouped once, so the lessons of a term meet one small hash table instead of
+    five; each part keeps to the period's lessons (a week's report reads a week's rows)."""
     zero = literal(0)
+    in_period = select(Lesson.id).where(
+        Lesson.scheduled_start >= q.period.starts, Lesson.scheduled_start < q.period.ends
+    )
 
     def part(lesson_id: Any, talks: Any = zero, notes: Any = zero, patrol: Any = zero,
              recordings: Any = zero, exemplary: Any = zero, scored: Any = zero,
@@ -192,7 +196,7 @@ def _lesson_extras() -> Any:
             scored.label("scored"),
             (literal(0.0) if score is None else score).label("score"),
             replays.label("replays"),
-        )
+        ).where(lesson_id.in_(in_period))
 
     one = literal(1)
     score = LibraryRecording.score
@@ -220,11 +224,11 @@ def _lesson_extras() -> Any:
 async def delivered(session: AsyncSession, q: ReportQuery, by: str) -> list[dict[str, Any]]:
     """The lesson side, one row per group."""
     room, school = aliased(Classroom), aliased(School)
-    extras = _lesson_extras()
+    extras = _lesson_extras(q)
     patrolled = extras.c.patrol > 0
     live = Lesson.started_at.is_not(None)
     keys = _keys(by, _delivered_key(by, q, school, room), room.school_id,
-                 _week_key(Lesson.scheduled_start, q.weeks))  # fmt: skip
+                 week_key(Lesson.scheduled_start, q.weeks))  # fmt: skip
     late_s = epoch_s(Lesson.started_at) - epoch_s(Lesson.scheduled_start)
     live_s = epoch_s(Lesson.ended_at) - epoch_s(Lesson.started_at)
     query = (
@@ -280,7 +284,7 @@ async def cancelled_in_timetable(
 ) -> list[dict[str, Any]]:
     """Slot exceptions `cancel` on a day of the period (they leave no lesson row)."""
     room, school = aliased(Classroom), aliased(School)
-    week = _day_week_key(SlotException.day, q.weeks)
+    week = day_week_key(SlotException.day, q.weeks)
     key = {
         "total": literal("total"),
         "county": school.county_id,
@@ -317,7 +321,7 @@ async def received(session: AsyncSession, q: ReportQuery, by: str) -> list[dict[
     school = aliased(School)
     # Attendance rows carry their lesson's district day: no join to lessons unless the
     # grouping needs a lesson column (subject, teacher).
-    week = _day_week_key(LessonAttendance.day, q.weeks)
+    week = day_week_key(LessonAttendance.day, q.weeks)
     key = {
         "total": literal("total"),
         "county": school.county_id,
@@ -388,71 +392,6 @@ async def figures(session: AsyncSession, q: ReportQuery, by: str) -> dict[str | 
     return merged
 
 
-# What the rollup derives from one (school, week) pass instead of a query each.
-ROLLUP = frozenset({"total", "county", "school", "week"})
-
-
-# The summed figures in field order, each with its type (PostgreSQL sums come as Decimal).
-_SUMMED = tuple((f.name, type(f.default)) for f in fields(Figures) if f.name not in ("key", "name"))
-
-
-def _vector(values: dict[str, Any]) -> list[Any]:
-    return [kind(values.get(name) or 0) for name, kind in _SUMMED]
-
-
-def _accumulate(into: dict[str | None, list[Any]], key: str | None, vector: list[Any]) -> None:
-    """Adds a row's figures to its group: plain lists, ~7,600 rows x 4 groupings a term."""
-    current = into.get(key)
-    if current is None:
-        into[key] = list(vector)
-    else:
-        into[key] = [a + b for a, b in zip(current, vector, strict=True)]
-
-
-def _figures(key: str | None, vector: list[Any]) -> Figures:
-    named = zip((name for name, _ in _SUMMED), vector, strict=True)
-    return Figures(key=key, **dict(named))
-
-
-async def figures_many(
-    session: AsyncSession, q: ReportQuery, groups: list[str]
-) -> dict[str, dict[str | None, Figures]]:
-    """Every figure for several groupings at once. Total, county, school and week come from
-    one pass per side grouped by (school, week), summed up here (a county is its schools);
-    subject and teacher need a pass of their own."""
-    await for_aggregates(session)
-    out: dict[str, dict[str | None, Figures]] = {}
-    rolled = [g for g in groups if g in ROLLUP]
-    if rolled:
-        county_of = {
-            sid: cid for sid, cid in await session.execute(select(School.id, School.county_id))
-        }
-        by_school: dict[str | None, list[Any]] = {}
-        by_week: dict[str | None, list[Any]] = {}
-        for part in (
-            await delivered(session, q, "school_week"),
-            await cancelled_in_timetable(session, q, "school_week"),
-            await received(session, q, "school_week"),
-        ):
-            for values in part:
-                vector = _vector(values)
-                _accumulate(by_school, values["key"], vector)
-                _accumulate(by_week, values["week"], vector)
-        by_county: dict[str | None, list[Any]] = {}
-        for school, vector in by_school.items():
-            _accumulate(by_county, county_of.get(school), vector)
-        total: dict[str | None, list[Any]] = {}
-        for vector in by_county.values():
-            _accumulate(total, "total", vector)
-        sums = {"total": total, "county": by_county, "school": by_school, "week": by_week}
-        for group in rolled:
-            out[group] = {key: _figures(key, vector) for key, vector in sums[group].items()}
-    for group in groups:
-        if group not in ROLLUP:
-            out[group] = await figures(session, q, group)
-    return out
-
-
 async def names(session: AsyncSession, by: str, keys: list[str | None]) -> dict[str, str]:
     """Display names of group keys: county, school and teacher names; subjects as they are."""
     ids = [k for k in keys if k]
@@ -466,7 +405,7 @@ async def names(session: AsyncSession, by: str, keys: list[str | None]) -> dict[
         )
     else:
         return {k: k for k in ids}
-    return dict(rows.tuples().all())
+    return {key: name for key, name in rows}
 
 
 async def school_kinds(session: AsyncSession, ids: list[str]) -> dict[str, tuple[str, str]]:

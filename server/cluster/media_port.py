@@ -122,9 +122,10 @@ class ClusterMediaPort:
                     for t in tracks],
             **_labels(peer),
         )  # fmt: skip
-        remote.published = tuple(dict.fromkeys((*remote.published, *result["producers"])))
-        # The relay into the home does not hold up the publisher's answer.
-        self._spawn(self._sync_in(self._link(peer.lesson_id, remote.node)))
+        # Its producers are relayed here (and so offered to receivers) only once the serving
+        # node says they can flow (producer_ready: its transport connected, as
+        # media/announce.py gates them in one process): a publisher whose DTLS fails after
+        # its answer is never offered. The relay does not hold up the publisher's answer.
         return str(result["sdp"])
 
     async def set_subscriptions(
@@ -450,6 +451,12 @@ class ClusterMediaPort:
             failed = getattr(self._listener, "publish_failed", None)
             if remote is not None and remote.node == node and failed is not None:
                 failed(remote.info.lesson_id, remote.info.peer_id, str(message.get("reason")))
+        elif name == "producer_ready":
+            remote = self._remotes.get(str(message.get("peer_id")))
+            if remote is not None and remote.node == node:
+                pid = str(message.get("producer_id"))
+                remote.published = tuple(dict.fromkeys((*remote.published, pid)))
+                self._spawn(self._sync_in(self._link(remote.info.lesson_id, remote.node)))
         elif name == "subscribe_refused":
             # A peer served there refused a codec in its answer (unsupported_codec).
             remote = self._remotes.get(str(message.get("peer_id")))

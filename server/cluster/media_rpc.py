@@ -395,6 +395,14 @@ class MediaRpc:
             report = dataclasses.asdict(quality_report(quality))
             self._spawn(self.send_event(served[0], "quality", peer_id=peer_id, report=report))
 
+    def producer_added(self, info: Any) -> None:
+        served = self.served.get(info.peer_id)
+        if served is not None:  # its transport connected (AnnounceGate): the home may relay it
+            self._spawn(
+                self.send_event(served[0], "producer_ready", peer_id=info.peer_id,
+                                producer_id=info.id)
+            )  # fmt: skip
+
     def publish_failed(self, lesson_id: str, peer_id: str, reason: str) -> None:
         served = self.served.get(peer_id)
         if served is not None:  # the home's room tells the publisher (transport_failed)
@@ -427,6 +435,7 @@ class ListenerTee:
             "transport_state",
             "publish_failed",
             "subscribe_refused",
+            "producer_added",
         }
     )
 

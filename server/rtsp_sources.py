@@ -6,6 +6,11 @@ pulls: a lesson that goes live gets its 录播 host's picture within a poll, one
 stops it, an edited or disabled source is restarted or stopped. Each pull publishes as the
 classroom's ingest (signaling/ingest.py); its state goes to the lesson's lead and patrol
 pages (``ingest_state``) and to the admin API (``status``).
+
+It also starts, at its time, a timetable lesson (start_mode ``time``) led by a classroom with
+an enabled RTSP camera: such a lesson's picture comes from the 录播 host, and its lead page
+(which starts other ``time`` lessons) may never be opened. Receivers get the picture within
+a poll of the scheduled start.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 
 from media.rtsp_ingest import RtspIngest, RtspState, RtspStatus
 from server.db.ingest_models import RtspSource
 from server.db.models import Lesson, LessonStatus, lesson_receivers
 from server.secrets_box import SecretsBox
+from server.terminals import service_now
 from signaling import ingest
+from signaling.errors import ErrorCode, SignalingError
 from signaling.grants import Source
 from signaling.protocol import IngestState
 
@@ -115,6 +122,7 @@ class RtspSupervisor:
                     await self._wake.wait()
 
     async def reconcile(self) -> None:
+        await self.start_due()
         wanted = {w.source_id: w for w in await self._wanted()}
         for source_id, running in list(self._running.items()):
             if wanted.get(source_id) != running.wanted:
@@ -122,6 +130,41 @@ class RtspSupervisor:
         for source_id, want in wanted.items():
             if source_id not in self._running:
                 self._begin(want)
+
+    async def start_due(self) -> list[str]:
+        """Starts the ``time`` lessons due now whose lead classroom has an enabled RTSP
+        camera (as their lead page would); returns their ids."""
+        now = service_now(self._state.settings)
+        async with self._state.db.sessions.begin() as session:
+            hosts = select(RtspSource.classroom_id).where(
+                RtspSource.enabled, RtspSource.source == Source.CAMERA.value
+            )
+            due = (
+                await session.scalars(
+                    select(Lesson.id).where(
+                        and_(
+                            Lesson.state == LessonStatus.SCHEDULED.value,
+                            Lesson.start_mode == "time",
+                            Lesson.scheduled_start <= now,
+                            Lesson.scheduled_end > now,
+                            Lesson.lead_classroom_id.in_(hosts),
+                        )
+                    )
+                )
+            ).all()
+        started = []
+        for lesson_id in due:
+            try:
+                if await self._state.rooms.start_lesson(lesson_id):
+                    started.append(lesson_id)
+                    log.info("lesson %s started at its time (its lead classroom is a 录播 "
+                             "host)", lesson_id)  # fmt: skip
+            except SignalingError as exc:
+                # wrong_node: another node holds its room (that node starts it); the others
+                # (ended meanwhile, a full node) are tried again at the next poll.
+                level = logging.DEBUG if exc.code is ErrorCode.WRONG_NODE else logging.WARNING
+                log.log(level, "lesson %s not started at its time: %s", lesson_id, exc.message)
+        return started
 
     async def _wanted(self) -> list[Wanted]:
         async with self._state.db.sessions.begin() as session:

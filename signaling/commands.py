@@ -98,27 +98,37 @@ async def handle(room: Room, peer: Peer, message: ClientMessage) -> None:
                     _ok(peer, message)
 
 
+async def start_lesson(room: Room) -> SignalingError | None:
+    """The lesson goes live (under ``room.lock``): by its lead's start_lesson, or with no lead
+    page, from the API or the timetable (RoomManager.start_lesson). Returns why a recording
+    the slot asks for (policy ``always``) could not start: the lesson stays live, unrecorded.
+    Nothing happens to a lesson already live."""
+    if room.state is LessonState.ENDED:
+        raise SignalingError(ErrorCode.LESSON_ENDED, "The lesson has ended.")
+    if room.state is LessonState.LIVE:
+        return None
+    at = utcnow()
+    await room.hooks.lesson_started(room.lesson_id, at)
+    room.state, room.started_at = LessonState.LIVE, at
+    room.broadcast(LessonStarted(at=at.isoformat()))
+    room.changed()
+    room.watch_attendance()
+    if room.info.recording_policy == "always" and not room.recording:
+        # The slot records every lesson: recording starts with the lesson.
+        try:
+            await _switch_recording(room, True, at)
+        except SignalingError as exc:
+            return exc
+    return None
+
+
 async def _control(room: Room, peer: Peer, message: ClientMessage) -> None:
     match message:
         case StartLesson():
             _require(peer, Control.LESSON)
-            if room.state is LessonState.ENDED:
-                raise SignalingError(ErrorCode.LESSON_ENDED, "The lesson has ended.")
-            if room.state is not LessonState.LIVE:
-                at = utcnow()
-                await room.hooks.lesson_started(room.lesson_id, at)
-                room.state, room.started_at = LessonState.LIVE, at
-                room.broadcast(LessonStarted(at=at.isoformat()))
-                room.changed()
-                room.watch_attendance()
-                if room.info.recording_policy == "always" and not room.recording:
-                    # The slot records every lesson: recording starts with the lesson. A
-                    # recorder that cannot start leaves the lesson live, unrecorded, and
-                    # the lead is told why (no id: its start_lesson still succeeded).
-                    try:
-                        await _switch_recording(room, True, at)
-                    except SignalingError as exc:
-                        peer.send(Error(code=exc.code, message=str(exc)))
+            refused = await start_lesson(room)
+            if refused is not None:  # no id: its start_lesson still succeeded
+                peer.send(Error(code=refused.code, message=str(refused)))
         case EndLesson():
             _require(peer, Control.LESSON)
             at = utcnow()

@@ -346,6 +346,29 @@ class RoomManager:
             if lesson_id not in self.rooms:
                 await self.bus.release_lesson(lesson_id)
 
+    async def start_lesson(self, lesson_id: str) -> bool:
+        """Starts a scheduled lesson as its lead's start_lesson does, whether or not any peer
+        is here (a 录播 host's lesson whose lead page is never opened: POST
+        /api/lessons/{id}/start, or its timetable time). The room is loaded (and the lesson
+        placed on this node) if needed; it is dropped again when nobody is in it, the
+        database keeping the lesson live for the next join or ingest. False when it was
+        live already. SignalingError as for a join (lesson_ended, wrong_node, capacity)."""
+        while True:
+            room = await self._room_for(lesson_id)
+            try:
+                async with room.lock:
+                    if room.closed:
+                        continue  # evicted while we waited: look again
+                    if room.state is LessonState.LIVE:
+                        return False
+                    refused = await commands.start_lesson(room)
+                    if refused is not None:
+                        log.warning("lesson %s started unrecorded: %s", lesson_id, refused)
+                    return True
+            finally:
+                room.admitting -= 1
+                self._room_changed(room)
+
     async def end_lesson(self, lesson_id: str) -> bool:
         """Ends a lesson whose room is here, as its lead's end_lesson does (the hooks record
         it, then everyone gets lesson_ended and is closed): POST /api/lessons/{id}/end by an

@@ -1,6 +1,7 @@
 """/api/lessons: the timetable. Admins and the owning teacher change a lesson.
 
-State: scheduled -> live (only when the lead starts it over signaling) -> ended.
+State: scheduled -> live (the lead starts it over signaling; or POST /{id}/start, or the
+timetable's time for a 录播 host's lesson, with no lead page: server/rtsp_sources.py) -> ended.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -29,6 +30,7 @@ from server.db.models import (
     utcnow,
 )
 from server.district_time import days_span
+from signaling.errors import ErrorCode, SignalingError
 
 router = APIRouter(prefix="/lessons", tags=["lessons"])
 
@@ -290,6 +292,32 @@ async def update_lesson(
         )
         for field, value in changes.items():
             setattr(lesson, field, value)
+    async with state.db.sessions.begin() as session:
+        return lesson_out(await load_lesson(session, lesson_id))
+
+
+@router.post("/{lesson_id}/start", responses={**ERRORS, 503: {"model": ErrorResponse}})
+async def start_lesson(
+    lesson_id: str, principal: LessonManager, state: State, request: Request
+) -> LessonOut:
+    """Start a scheduled lesson as its lead's 开始上课 does, with no lead page needed: a
+    lesson whose picture comes from its 录播 host (RTSP) or an encoder (WHIP). 409
+    lesson_live (live already), lesson_ended, wrong_node (many nodes: its room is on
+    another node, where the lead page starts it), capacity."""
+    async with state.db.sessions.begin() as session:
+        lesson = await load_lesson(session, lesson_id)
+        ensure_manages(principal, lesson)
+        ensure_scheduled(lesson)
+    try:
+        started = await state.rooms.start_lesson(lesson_id)
+    except SignalingError as exc:
+        raise ApiError(409 if exc.code is not ErrorCode.CAPACITY else 503, exc.code.value,
+                       exc.message) from None  # fmt: skip
+    if not started:
+        raise ApiError(409, "lesson_live", "The lesson is live already.")
+    rtsp = getattr(request.app.state, "rtsp", None)
+    if rtsp is not None:
+        rtsp.poke()  # its 录播 host's pull starts now, not at the next poll
     async with state.db.sessions.begin() as session:
         return lesson_out(await load_lesson(session, lesson_id))
 

@@ -139,6 +139,10 @@ CASES: dict[str, tuple[Setup, dict[str, Expected]]] = {
         lambda d, r: Call("PATCH", f"/api/lessons/{d.lesson()['id']}", {"title": "新标题"}),
         owner(200),
     ),
+    "start lesson": (
+        lambda d, r: Call("POST", f"/api/lessons/{d.lesson()['id']}/start"),
+        owner(200),
+    ),
     "end lesson": (
         lambda d, r: Call("POST", f"/api/lessons/{d.lesson()['id']}/end"),
         owner(200),
@@ -257,6 +261,7 @@ def test_every_state_changing_api_route_is_in_the_matrix(district: District) -> 
         "POST /api/accounts", "PATCH /api/accounts/{account_id}",
         "DELETE /api/accounts/{account_id}",
         "POST /api/lessons", "PATCH /api/lessons/{lesson_id}", "POST /api/lessons/{lesson_id}/end",
+        "POST /api/lessons/{lesson_id}/start",
         "DELETE /api/lessons/{lesson_id}",
         "POST /api/lessons/{lesson_id}/links", "POST /api/lessons/{lesson_id}/links/roster",
         "POST /api/lessons/{lesson_id}/links/{link_id}/revoke",

@@ -447,6 +447,9 @@ CASES: dict[str, Case] = {
     "DELETE /api/lessons/{lesson_id}": Case(
         _lesson_call("DELETE"), 204, missing="lesson_not_found"
     ),
+    "POST /api/lessons/{lesson_id}/start": Case(
+        _lesson_call("POST", "/start"), 200, missing="lesson_not_found"
+    ),
     "POST /api/lessons/{lesson_id}/end": Case(
         _lesson_call("POST", "/end"), 200, missing="lesson_not_found"
     ),
@@ -760,6 +763,7 @@ RULES: dict[str, str] = {
     "GET /api/lessons/{lesson_id}": "everyone read lesson",
     "PATCH /api/lessons/{lesson_id}": "admin,teacher manage lesson",
     "DELETE /api/lessons/{lesson_id}": "admin,teacher manage lesson",
+    "POST /api/lessons/{lesson_id}/start": "admin,teacher manage lesson",
     "POST /api/lessons/{lesson_id}/end": "admin,teacher manage lesson",
     "GET /api/lessons/{lesson_id}/links": "admin,teacher manage lesson",
     "POST /api/lessons/{lesson_id}/links": "admin,teacher manage lesson",

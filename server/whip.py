@@ -6,6 +6,12 @@ classroom's live lesson; ``201 Created`` carries the answer and ``Location`` nam
 session's resource, which ``DELETE`` ends. Errors carry the API's JSON error shape:
 401 (no or wrong credential), 404 (no such classroom or resource), 409 (no live lesson),
 415 (not ``application/sdp``), 422 (an offer tongke cannot take), 503 (no media plane).
+
+Many nodes: a lesson's media lives on its home node, and tongke tells clients where that is
+rather than carrying their traffic (docs/architecture.md "Routing"). A POST to another node
+is answered ``307 Temporary Redirect`` with ``Location`` the home's own WHIP URL (RFC 9725
+section 4.5), a DELETE there likewise; the home answers with an absolute ``Location``, so
+the encoder's later DELETE goes to it directly.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from server.db.ingest_models import WhipCredential
 from server.db.models import Classroom, Lesson, LessonStatus, lesson_receivers, utcnow
 from signaling import ingest
 from signaling.errors import ErrorCode, SignalingError
+from signaling.redis_bus import TRANSIENT
 
 log = logging.getLogger(__name__)
 
@@ -127,15 +134,40 @@ async def whip_publish(classroom_id: str, request: Request, state: State) -> Res
             state.rooms, lesson_id, classroom_id, "whip", offer, tracks, owner=credential_id
         )
     except SignalingError as exc:
+        if exc.code is ErrorCode.WRONG_NODE:
+            home = await _home_url(state, lesson_id)
+            if home is not None:
+                return _redirect(f"{home}/whip/{classroom_id}")
         raise ApiError(_STATUS.get(exc.code, 500), exc.code.value, exc.message) from None
     log.info("WHIP ingest %s publishes classroom %s in lesson %s", peer_id, classroom_id,
              lesson_id)  # fmt: skip
+    # Many nodes: absolute, so that a client redirected here sends its DELETE here too.
+    base = state.cluster.registry.url if state.cluster is not None else ""
     return Response(
         content=answer,
         status_code=status.HTTP_201_CREATED,
         media_type=SDP,
-        headers={"Location": f"/whip/{classroom_id}/{peer_id}", "ETag": f'"{peer_id}"'},
+        headers={"Location": f"{base}/whip/{classroom_id}/{peer_id}", "ETag": f'"{peer_id}"'},
     )
+
+
+async def _home_url(state: State, lesson_id: str) -> str | None:
+    """Many nodes: the public URL of the lesson's live home when it is another node."""
+    cluster = state.cluster
+    if cluster is None:
+        return None
+    try:
+        home = await cluster.placement.home_of(lesson_id)
+    except TRANSIENT:
+        return None
+    if home is None or home.id == cluster.node_id or not home.url:
+        return None
+    return home.url.rstrip("/")
+
+
+def _redirect(location: str) -> Response:
+    # 307 keeps the method and body (RFC 9725 4.5); the client sends its bearer again there.
+    return Response(status_code=status.HTTP_307_TEMPORARY_REDIRECT, headers={"Location": location})
 
 
 @router.delete("/{classroom_id}/{resource_id}")
@@ -143,6 +175,10 @@ async def whip_end(classroom_id: str, resource_id: str, request: Request, state:
     await _credential(state, request, classroom_id)
     peer = ingest.find(state.rooms, resource_id)
     if peer is None or peer.classroom_id != classroom_id or peer.ingest != "whip":
+        lesson_id = await live_lesson_of(state, classroom_id) if state.cluster else None
+        home = await _home_url(state, lesson_id) if lesson_id is not None else None
+        if home is not None:  # the session lives on the lesson's home node
+            return _redirect(f"{home}/whip/{classroom_id}/{resource_id}")
         raise not_found("whip_session")
     ingest.detach(state.rooms, peer.lesson_id, peer.peer_id)
     return Response(status_code=status.HTTP_200_OK)

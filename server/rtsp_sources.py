@@ -25,6 +25,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from sqlalchemy import and_, or_, select
 
 from media.rtsp_ingest import RtspIngest, RtspState, RtspStatus
+from server.cluster.placement import PlacementError
 from server.db.ingest_models import RtspSource
 from server.db.models import Lesson, LessonStatus, lesson_receivers
 from server.secrets_box import SecretsBox
@@ -33,6 +34,7 @@ from signaling import ingest
 from signaling.errors import ErrorCode, SignalingError
 from signaling.grants import Source
 from signaling.protocol import IngestState
+from signaling.redis_bus import TRANSIENT
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +125,7 @@ class RtspSupervisor:
 
     async def reconcile(self) -> None:
         await self.start_due()
-        wanted = {w.source_id: w for w in await self._wanted()}
+        wanted = {w.source_id: w for w in await self._wanted() if await self._mine(w)}
         for source_id, running in list(self._running.items()):
             if wanted.get(source_id) != running.wanted:
                 await self._stop(source_id)
@@ -165,6 +167,21 @@ class RtspSupervisor:
                 level = logging.DEBUG if exc.code is ErrorCode.WRONG_NODE else logging.WARNING
                 log.log(level, "lesson %s not started at its time: %s", lesson_id, exc.message)
         return started
+
+    async def _mine(self, want: Wanted) -> bool:
+        """Many nodes: only the lesson's home pulls its sources (every node sees the lesson
+        live in the database; the others' pulls would open the host only to be refused
+        with wrong_node, over and over). A lesson with no home yet (no peer joined it) is
+        placed first, here if this node may take it, so that two nodes never both open
+        the host; the node it lands on pulls at its next poll."""
+        cluster = getattr(self._state, "cluster", None)
+        if cluster is None:
+            return True
+        try:
+            home = await cluster.placement.place(want.lesson_id, prefer=cluster.node_id)
+        except (PlacementError, *TRANSIENT):
+            return want.source_id in self._running  # Redis away: keep what runs, start nothing
+        return bool(home.id == cluster.node_id)
 
     async def _wanted(self) -> list[Wanted]:
         async with self._state.db.sessions.begin() as session:

@@ -158,7 +158,8 @@ async def high_source() -> AsyncIterator[tuple[MediaService, Refusals, str]]:
     ingest.start()
     try:
         await wait_for(lambda: len(service.producers("L")) == 2, within=20)
-        assert ingest.status.state is RtspState.LIVE
+        # The producers are published a moment before the status says live.
+        await wait_for(lambda: ingest.status.state is RtspState.LIVE, within=10)
         plid = ingest.status.video.rsplit("(", 1)[1].rstrip(")")
         assert plid.startswith("64"), ingest.status.video  # x264 High, from the SPS
         yield service, refusals, plid

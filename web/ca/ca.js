@@ -58,6 +58,9 @@ Object.assign(LANGS.en, {
 
 async function showFingerprint() {
   const box = document.getElementById("ca-fingerprint");
+  // A fingerprint reads the same in every language: a language switch keeps it as it is.
+  if (box.dataset.state === "ready" || box.dataset.state === "none") return;
+  box.dataset.state = "loading";
   box.textContent = t("ca.loading");
   try {
     const response = await fetch("/api/tls");

@@ -15,6 +15,9 @@ callback; RTP of a watched SSRC is sampled (one packet in ``every``):
 
 Samples go into preallocated rings (``array('q')``); nothing is logged or allocated per packet
 beyond the SSRC lookup. :meth:`ForwardProbe.summary` computes percentiles off the hot path.
+
+Media workers (server/workers/): a worker installs its own probe only when the bench host
+asks for it (server/workers/bench_probe.py); it samples the relayed streams from the service.
 """
 
 from __future__ import annotations
@@ -35,6 +38,19 @@ DatagramHandler = Callable[[bytes, int], None]
 
 def _percentile(ordered: list[int], q: float) -> int:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def relayed_main_ssrcs(media: Any) -> list[int]:
+    """The SSRCs of the relayed camera main and mic arriving at ``media`` (a MediaService:
+    an edge node, or a media worker) through its cascade relays: the streams every receiver
+    it serves consumes."""
+    ssrcs = []
+    for relay_id in list(media.cascade.receivers):
+        for info in media.relay_producers(relay_id).values():
+            entry = media._producers.get(info.id)  # the Producer itself: a bench-only look
+            if entry is not None and info.layer == "main" and info.source in ("camera", "mic"):
+                ssrcs.append(int(entry[1].ssrc))
+    return ssrcs
 
 
 class ForwardProbe:

@@ -5,7 +5,9 @@ Run as ``python -m tongke_bench.host --receivers N``. It
 - seeds a bench lesson (one lead classroom, N receiving classrooms, a join link each) into a
   fresh SQLite database in a temporary data folder;
 - installs a :class:`media.forward_probe.ForwardProbe` (the only difference from
-  ``tongke serve``: it stamps forwarding delay at the server's socket);
+  ``tongke serve``: it stamps forwarding delay at the server's socket), and sets the
+  bench-only ``TONGKE_BENCH_FORWARD_PROBE=1`` so that media workers (``TONGKE_WORKERS``),
+  which inherit its environment, install one each (server/workers/bench_probe.py);
 - serves ``server.app.create_app`` with uvicorn on 127.0.0.1, media on loopback only, on the
   event loop ``tongke serve`` uses (uvloop when installed, as uvicorn's ``loop="auto"``);
 - prints one line ``READY {json}`` with ``http_port``, ``control_port``, ``lead`` (join code),
@@ -23,7 +25,11 @@ port takes JSON lines, answered in order: ``{"op": "probe_watch", "ssrcs": [...]
 these RTP streams), ``{"op": "probe_read", "reset": bool}`` (the probe's summary) and, for
 many nodes, ``{"op": "probe_watch_relayed"}`` (an edge node samples the relayed camera main
 and mic it receives) and ``{"op": "media_stats"}`` (the MediaService's counts: peers, relays,
-relayed streams). A bench harness, not a product API.
+relayed streams). With media workers, ``{"op": "workers_probe", "watch_relayed": bool,
+"reset": bool}`` asks each live worker's probe over the workers' socket (``watch_relayed``:
+sample the relayed camera main and mic from the service) and answers ``{"workers": {node:
+{"pid", "peers", "watching", "probe"}}}`` (no workers: empty). A bench harness, not a
+product API.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import secrets
 import shutil
 import socket
@@ -45,8 +52,9 @@ from typing import Any
 import uvicorn
 
 from media import aiortc_hooks as hooks
-from media.forward_probe import ForwardProbe
+from media.forward_probe import ForwardProbe, relayed_main_ssrcs
 from server.settings import Settings
+from server.workers.bench_probe import ENV as BENCH_PROBE_ENV
 
 LOOPBACK = ["127.0.0.1"]
 
@@ -134,18 +142,6 @@ async def seed_bench_lesson(settings: Settings, receivers: int, patrols: int = 0
     return seeded
 
 
-def _relayed_ssrcs(media: Any) -> list[int]:
-    """Edge node: the SSRCs of the relayed camera main and mic arriving here from the home
-    (the streams every receiver on this node consumes)."""
-    ssrcs = []
-    for relay_id in list(media.cascade.receivers):
-        for info in media.relay_producers(relay_id).values():
-            entry = media._producers.get(info.id)  # the Producer itself: a bench-only look
-            if entry is not None and info.layer == "main" and info.source in ("camera", "mic"):
-                ssrcs.append(int(entry[1].ssrc))
-    return ssrcs
-
-
 def _media_stats(media: Any) -> dict[str, Any]:
     stats = dict(media.stats())
     # Relayed producers this node receives, per relay (edge node): what the home sends it.
@@ -155,8 +151,24 @@ def _media_stats(media: Any) -> dict[str, Any]:
     return stats
 
 
+async def _workers_probe(app: Any, watch_relayed: bool, reset: bool) -> dict[str, Any]:
+    """Each live media worker's ``bench_probe`` answer, by node id (none: no workers)."""
+    from server.workers.ipc import IpcHub
+
+    rpc = getattr(app.rooms.media, "rpc", None)  # ClusterMediaPort's, once workers started
+    if rpc is None or not isinstance(rpc.bus, IpcHub):
+        return {"workers": {}}
+    nodes = sorted(rpc.bus.connected())
+    answers = await asyncio.gather(
+        *(rpc.call(n, "bench_probe", watch_relayed=watch_relayed, reset=reset) for n in nodes)
+    )
+    return {"workers": dict(zip(nodes, answers, strict=True))}
+
+
 def _control(
-    probe: ForwardProbe, media: Callable[[], Any] = lambda: None
+    probe: ForwardProbe,
+    media: Callable[[], Any] = lambda: None,
+    app: Callable[[], Any] = lambda: None,
 ) -> Callable[[Any, Any], Coroutine[Any, Any, None]]:
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while line := await reader.readline():
@@ -171,10 +183,14 @@ def _control(
                 if request.get("reset"):
                     probe.reset()
             elif op == "probe_watch_relayed":
-                probe.watch(_relayed_ssrcs(media()))
+                probe.watch(relayed_main_ssrcs(media()))
                 reply = {"watching": len(probe.ssrcs)}
             elif op == "media_stats":
                 reply = _media_stats(media())
+            elif op == "workers_probe":
+                reply = await _workers_probe(
+                    app(), bool(request.get("watch_relayed")), bool(request.get("reset"))
+                )
             else:
                 reply = {"error": "bad_op", "message": f"Unknown op {op!r}."}
             writer.write(json.dumps(reply).encode() + b"\n")
@@ -228,6 +244,8 @@ async def main(receivers: int, loop_name: str, cluster: argparse.Namespace | Non
             settings = settings.model_copy(update={"cascade_edges": edges})
         probe = ForwardProbe()
         hooks.forward_probe = probe  # before the app creates any transport
+        # The media workers the app starts inherit it: each installs its own probe.
+        os.environ[BENCH_PROBE_ENV] = "1"
 
         from server.app import create_app
 
@@ -245,10 +263,13 @@ async def main(receivers: int, loop_name: str, cluster: argparse.Namespace | Non
                 raise SystemExit("bench host: the service did not start")
             await asyncio.sleep(0.02)
 
-        def media() -> Any:  # the app's MediaService, from the lifespan's state
-            return server.lifespan.state["app"].media
+        def app() -> Any:  # the app's state, from the lifespan
+            return server.lifespan.state["app"]
 
-        control = await asyncio.start_server(_control(probe, media), "127.0.0.1", 0)
+        def media() -> Any:  # the app's MediaService
+            return app().media
+
+        control = await asyncio.start_server(_control(probe, media, app), "127.0.0.1", 0)
         ready: dict[str, Any] = {
             "http_port": port,
             "control_port": control.sockets[0].getsockname()[1],

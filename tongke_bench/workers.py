@@ -9,6 +9,14 @@ mean video frame rate and loss over the measuring window, server CPU per receive
 service's process and its workers summed, from /proc) with each process's share, and with
 ``--kill``, the time from a kill -9 of worker 1 until every classroom it served has video
 again (each joins again after close 4301 and counts packets on its new media session).
+
+Forwarding delay per process (``forwarding_delay_ms``, then ``forwarding_delay_unpaced_ms``
+over a second window as long with the lead's pacer off; the figures of `tongke bench`,
+tongke_bench/single.py ``_delay_figures``), keyed like ``cpu_by_process``: the service's
+probe samples the lead's camera main and mic (with workers, its fan-out is the relay legs,
+one per worker), each worker's probe the relayed camera main and mic it receives from the
+service (its fan-out: its classrooms; the host's ``workers_probe``). ``peers_by_process``:
+the media peers each process serves at the end (the service's count includes the lead).
 docs/benchmarks.md "Media workers". A bench harness, not a product API.
 """
 
@@ -29,7 +37,7 @@ from typing import Any
 from media.aiortc_hooks import now_ms
 from media.synthetic.peers import StreamCounters
 from media.synthetic.terminal import SyntheticTerminal
-from tongke_bench.single import LOOPBACK, start_host
+from tongke_bench.single import LOOPBACK, Host, _delay_figures, _watched_ssrcs, start_host
 
 JOIN_CONCURRENCY = 16
 TICK = os.sysconf("SC_CLK_TCK")
@@ -57,10 +65,14 @@ def _worker_pids(host_pid: int) -> list[int]:
     return sorted(found)
 
 
+def label_of(index: int, pid: int) -> str:
+    return f"worker {index} (pid {pid})"
+
+
 def _cpu_by_process(host_pid: int) -> dict[str, float]:
     figures = {"service": _cpu(host_pid)}
     for i, pid in enumerate(_worker_pids(host_pid), 1):
-        figures[f"worker {i} (pid {pid})"] = _cpu(pid)
+        figures[label_of(i, pid)] = _cpu(pid)
     return figures
 
 
@@ -108,6 +120,41 @@ async def _join_all(base: str, codes: list[str], reconnect: bool) -> list[Synthe
     return terminals
 
 
+async def _delays(host: Host, labels: dict[int, str]) -> dict[str, Any]:
+    """Each process's forwarding delay figures since the last read (None: no samples)."""
+    figures = {"service": _delay_figures(await host.call(op="probe_read", reset=True))}
+    answers = await host.call(op="workers_probe", reset=True)
+    for answer in answers["workers"].values():
+        label = labels.get(answer["pid"], f"worker (pid {answer['pid']})")
+        figures[label] = _delay_figures(answer["probe"])
+    return figures
+
+
+async def _peers(host: Host, labels: dict[int, str]) -> dict[str, int]:
+    peers = {"service": int((await host.call(op="media_stats"))["peers"])}
+    answers = await host.call(op="workers_probe")
+    for answer in answers["workers"].values():
+        peers[labels.get(answer["pid"], f"worker (pid {answer['pid']})")] = int(answer["peers"])
+    return peers
+
+
+async def _unpaced(
+    host: Host, lead: SyntheticTerminal, labels: dict[int, str], seconds: float
+) -> dict[str, Any] | None:
+    """Every process's delay with the lead's pacer off (a frame's packets back to back: each
+    waits behind the whole fan-out of those before it), as single.py ``unpaced_delays``."""
+    pacer = lead.publisher.pacer if lead.publisher is not None else None
+    if pacer is None:
+        return None
+    pacer.enabled = False
+    try:
+        await _delays(host, labels)  # drops the paced samples
+        await asyncio.sleep(seconds)
+        return await _delays(host, labels)
+    finally:
+        pacer.enabled = True
+
+
 async def point(receivers: int, workers: int, seconds: float, kill: bool) -> dict[str, Any]:
     os.environ["TONGKE_WORKERS"] = str(workers)
     os.environ["TONGKE_WORKER_LESSON_PEERS"] = str(math.ceil(receivers / max(workers, 1)))
@@ -118,6 +165,8 @@ async def point(receivers: int, workers: int, seconds: float, kill: bool) -> dic
     report: dict[str, Any] = {"receivers": receivers, "workers": workers, "load_start": _load()}
     try:
         await lead.start(start_lesson=True)
+        assert lead.publisher is not None
+        await host.call(op="probe_watch", ssrcs=_watched_ssrcs(lead.publisher))
         started = time.monotonic()
         terminals = await _join_all(base, host.info["receivers"], reconnect=kill)
         report["joined"] = sum(1 for t in terminals if t.joins)
@@ -129,12 +178,17 @@ async def point(receivers: int, workers: int, seconds: float, kill: bool) -> dic
             await asyncio.sleep(0.5)
         report["receiving_video"] = sum(1 for t in terminals if _video(t) is not None)
         await asyncio.sleep(3.0)  # settle: joins' keyframes, layer choices
+        # The relays to the workers exist now: each worker samples what they bring.
+        await host.call(op="workers_probe", watch_relayed=True)
+        labels = {pid: label_of(i, pid) for i, pid in enumerate(_worker_pids(host.process.pid), 1)}
+        await _delays(host, labels)  # samples from the joins are dropped
         before = [_mark(t) for t in terminals]
         cpu_before, t0 = _cpu_by_process(host.process.pid), time.monotonic()
         driver_before = _cpu(os.getpid())
         await asyncio.sleep(seconds)
         after = [_mark(t) for t in terminals]
         cpu_after, elapsed = _cpu_by_process(host.process.pid), time.monotonic() - t0
+        delays = await _delays(host, labels)
         # The load generator's own core: near 1.0 means the receivers, not the server, lag.
         report["driver_cpu"] = round((_cpu(os.getpid()) - driver_before) / elapsed, 3)
         fps, losses = [], []
@@ -158,7 +212,11 @@ async def point(receivers: int, workers: int, seconds: float, kill: bool) -> dic
             cpu_per_receiver=round(total / max(receivers, 1), 5),
             seconds=round(elapsed, 1),
             load_end=_load(),
+            peers_by_process=await _peers(host, labels),
+            forwarding_delay_ms=delays,
         )
+        report["forwarding_delay_unpaced_ms"] = await _unpaced(host, lead, labels, seconds)
+        report["load_end_unpaced"] = _load()
         if kill and workers > 1:
             report["kill"] = await _kill_one(host.process.pid, terminals)
     finally:

@@ -6,6 +6,11 @@ servers, media addresses, log level), never on the command line (TURN credential
 It serves until the service closes its socket (the service stopped or died: no orphan
 workers) or SIGTERM. ``--check`` builds the media service and exits: `tongke serve` runs it
 before it starts, so a worker that cannot start is one line, not a crash loop.
+
+Bench-only: ``TONGKE_BENCH_FORWARD_PROBE=1``, set by the bench host (tongke_bench/host.py)
+and never by `tongke serve`, is not a product setting. With it the worker installs a
+forwarding-delay probe before any transport exists and answers the ``bench_probe`` request
+(server/workers/bench_probe.py); without it, neither.
 """
 
 from __future__ import annotations
@@ -43,11 +48,15 @@ def _service(config: dict[str, Any]) -> Any:
 async def _serve(config: dict[str, Any]) -> None:
     from media.sfu_types import NullMediaListener
     from server.cluster.media_rpc import ListenerTee, MediaRpc
+    from server.workers import bench_probe
     from server.workers.ipc import IpcWorkerBus
 
+    probe = bench_probe.install(os.environ)  # None unless the bench host asked for it
     service = _service(config)
     bus = IpcWorkerBus(str(config["node_id"]))
-    rpc = MediaRpc(bus, service)
+    rpc = (
+        MediaRpc(bus, service) if probe is None else bench_probe.BenchProbeRpc(bus, service, probe)
+    )
     service.set_listener(ListenerTee(NullMediaListener(), rpc))
     await rpc.start()
     await bus.connect(Path(config["socket"]), os.getpid())

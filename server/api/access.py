@@ -276,26 +276,21 @@ def access(
     return Depends(guard)
 
 
-_RULES: dict[int, Rule] = {}  # id(dependant) -> its rule, once found (routes live on)
-
-
 def route_rule(route: Any) -> Rule | None:
-    """The rule a route declares (searched through its dependency tree), or None."""
+    """The rule a route declares (searched through its dependency tree once, then kept on
+    the route object itself: a cache keyed by id() would hand a new app's route the rule of
+    a collected one that had the same id, as tests that make many apps found)."""
+    if "_access_rule" in vars(route):
+        return vars(route)["_access_rule"]  # type: ignore[no-any-return]
     root = getattr(route, "dependant", None)
-    if root is None:
-        return None
-    found = _RULES.get(id(root))
-    if found is not None:
-        return found
-    stack = list(root.dependencies)
-    while stack:
+    rule: Rule | None = None
+    stack = list(root.dependencies) if root is not None else []
+    while stack and rule is None:
         dependant = stack.pop()
         rule = getattr(dependant.call, "access_rule", None)
-        if rule is not None:
-            _RULES[id(root)] = rule
-            return rule  # type: ignore[no-any-return]
         stack.extend(dependant.dependencies)
-    return None
+    route._access_rule = rule
+    return rule
 
 
 async def require_declared_access(connection: HTTPConnection) -> None:

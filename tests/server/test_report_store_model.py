@@ -332,7 +332,7 @@ def test_stored_weeks_always_equal_the_live_figures(kind: str, tmp_path: Path) -
         machine = type("Machine", (StoreMachine,), {"db": db})
         try:
             run_state_machine_as_test(machine, settings=settings(
-                max_examples=15, stateful_step_count=25, deadline=None,
+                max_examples=10, stateful_step_count=25, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow]))  # fmt: skip
         finally:
             db.loop.run_until_complete(engine.dispose())

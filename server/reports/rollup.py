@@ -15,19 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.models import School
 from server.reports.queries import Figures, ReportQuery, figures
 from server.reports.sql import for_aggregates
-from server.reports.stored_weeks import SUMMED, school_week_rows
+from server.reports.stored_weeks import SUMMED, accumulate, school_week_rows
 
 # What the rollup derives from the (school, week) rows instead of a query each.
 ROLLUP = frozenset({"total", "county", "school", "week"})
-
-
-def _accumulate(into: dict[str | None, list[Any]], key: str | None, vector: list[Any]) -> None:
-    """Adds a row's figures to its group: plain lists, ~7,600 rows x 4 groupings a term."""
-    current = into.get(key)
-    if current is None:
-        into[key] = list(vector)
-    else:
-        into[key] = [a + b for a, b in zip(current, vector, strict=True)]
 
 
 def _figures(key: str | None, vector: list[Any]) -> Figures:
@@ -49,14 +40,14 @@ async def figures_many(
         by_school: dict[str | None, list[Any]] = {}
         by_week: dict[str | None, list[Any]] = {}
         for school, week, vector in await school_week_rows(session, q):
-            _accumulate(by_school, school, vector)
-            _accumulate(by_week, week, vector)
+            accumulate(by_school, school, vector)
+            accumulate(by_week, week, vector)
         by_county: dict[str | None, list[Any]] = {}
         for school, vector in by_school.items():
-            _accumulate(by_county, county_of.get(school), vector)
+            accumulate(by_county, county_of.get(school), vector)
         total: dict[str | None, list[Any]] = {}
         for vector in by_county.values():
-            _accumulate(total, "total", vector)
+            accumulate(total, "total", vector)
         sums = {"total": total, "county": by_county, "school": by_school, "week": by_week}
         for group in rolled:
             out[group] = {key: _figures(key, vector) for key, vector in sums[group].items()}

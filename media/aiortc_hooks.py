@@ -20,7 +20,8 @@ What is hooked, and why:
 - ``aiortc.codecs.CODECS["video"]`` gains H.264 Main, Constrained High and High
   (:func:`register_h264_profiles`, at import), and a subscriber's transceiver may be made
   an ``_FmtpTransceiver`` (:func:`fix_codec_parameters`) whose ``_codecs`` carry the
-  producer's own H.264 fmtp (profile-level-id) in every offer.
+  producer's own H.264 fmtp (profile-level-id) in every offer, or RED over its Opus
+  (:func:`offer_red`; aiortc has no RED codec of its own).
 - Synthetic publishers only: ``RTCDtlsTransport._send_rtp`` of their send transport is wrapped
   by :class:`VideoPacer` (video leaves paced, as a browser sends it).
 - aioice skips 127.0.0.1 when gathering host candidates (``aioice.ice.get_host_addresses``);
@@ -292,12 +293,13 @@ register_h264_profiles()
 
 
 class _FmtpTransceiver(RTCRtpTransceiver):
-    """A transceiver whose codecs of one MIME type carry fixed fmtp parameters.
+    """A transceiver whose codecs of one MIME type carry fixed fmtp parameters, or whose
+    Opus is offered with RED over it.
 
     aiortc rebuilds ``_codecs`` on every createOffer and setRemoteDescription from its global
     codec list (shared objects, only their payload types vary), so parameters set on them
     once would be lost or would change every peer connection. This property hands aiortc a
-    copy with the parameters applied each time it assigns the list."""
+    copy with the parameters applied (and RED added) each time it assigns the list."""
 
     @property  # type: ignore[override]
     def _codecs(self) -> list[RTCRtpCodecParameters]:
@@ -313,7 +315,27 @@ class _FmtpTransceiver(RTCRtpTransceiver):
                 dataclasses.replace(c, parameters=dict(parameters)) if applies(c) else c
                 for c in codecs
             ]
+        red: int | None = self.__dict__.get("_tongke_red")
+        if red is not None:
+            codecs = _with_red(codecs, red)
         self.__dict__["_codecs"] = codecs
+
+
+def _with_red(
+    codecs: list[RTCRtpCodecParameters], payload_type: int
+) -> list[RTCRtpCodecParameters]:
+    """``codecs`` with ``red/48000/2`` over their Opus after it (fmtp ``<opus>/<opus>``)."""
+    opus = next((c for c in codecs if c.mimeType.lower() == "audio/opus"), None)
+    if opus is None or any(c.mimeType.lower() == "audio/red" for c in codecs):
+        return codecs
+    red = RTCRtpCodecParameters(
+        mimeType="audio/red",
+        clockRate=opus.clockRate,
+        channels=opus.channels,
+        payloadType=payload_type,
+        parameters={f"{opus.payloadType}/{opus.payloadType}": None},
+    )
+    return [*codecs, red]
 
 
 def fix_codec_parameters(
@@ -326,6 +348,17 @@ def fix_codec_parameters(
     producer's exact profile-level-id. Call before createOffer."""
     transceiver.__class__ = _FmtpTransceiver
     transceiver.__dict__["_tongke_fmtp"] = (applies, dict(parameters))
+    transceiver._codecs = list(transceiver.__dict__["_codecs"])
+
+
+def offer_red(transceiver: RTCRtpTransceiver, payload_type: int) -> None:
+    """Make the offers aiortc writes for ``transceiver`` list ``red/48000/2`` (RFC 2198) on
+    ``payload_type`` after its Opus, with fmtp ``<opus pt>/<opus pt>``. aiortc knows no
+    RED codec: it drops RED from what it reads of an answer, which is harmless on a
+    neutralized transceiver (media/negotiation.py reads the answer itself). Call before
+    createOffer."""
+    transceiver.__class__ = _FmtpTransceiver
+    transceiver.__dict__["_tongke_red"] = payload_type
     transceiver._codecs = list(transceiver.__dict__["_codecs"])
 
 

@@ -30,7 +30,9 @@ class CodecInfo:
     """One negotiated codec: e.g. ``CodecInfo("video/VP8", 90000, 96, rtx_payload_type=97)``.
 
     ``parameters`` are the fmtp parameters; ``rtcp_feedback`` entries are written as in SDP
-    (``"nack"``, ``"nack pli"``, ``"ccm fir"``, ``"goog-remb"``).
+    (``"nack"``, ``"nack pli"``, ``"ccm fir"``, ``"goog-remb"``). ``red_payload_type``: a
+    subscriber's Opus that also negotiated ``audio/red`` (RFC 2198) over it, sent under that
+    payload type (media/red.py); producers never have one.
     """
 
     mime_type: str
@@ -40,6 +42,7 @@ class CodecInfo:
     rtx_payload_type: int | None = None
     parameters: Mapping[str, str | int] = field(default_factory=dict)
     rtcp_feedback: tuple[str, ...] = ()
+    red_payload_type: int | None = None
 
     @property
     def kind(self) -> str:

@@ -13,6 +13,15 @@ Baseline/Main (Chromium without a hardware decoder declares no High) answers the
 and gets the stream as it is, which software decoders play. A receiver whose answer rejects
 the m-line, or keeps no H.264 with packetization-mode=1, is told (``unsupported_codec``)
 and that m-line carries nothing.
+
+A subscriber's Opus m-line is offered with RED after it (``red/48000/2`` on
+``RED_PAYLOAD_TYPE``, fmtp ``<opus>/<opus>``, RFC 2198) when the caller asks (the browser
+and terminal subscribers; never a relay to another node). If the answer keeps RED and
+Opus, the consumer sends RED (media/red.py); an answer with Opus alone (aiortc, older
+browsers, GStreamer's webrtcbin) gets plain Opus. After Opus, not first: webrtcbin answers
+only the first codec of an m-line it can take, and a RED-first offer got RED alone back,
+without the Opus its blocks carry; Chromium answers both in the offer's order and decodes
+RED as the second. Publishers are answered Opus alone.
 """
 
 from __future__ import annotations
@@ -75,6 +84,10 @@ UNKNOWN_SSRC = 0
 
 SUPPORTED_MIME_TYPES = frozenset({"audio/opus", "video/vp8", "video/h264"})
 
+# RED's payload type in offers to subscribers: Chromium's own choice, outside aiortc's
+# dynamic range (96-127), so it never meets another codec's number in a BUNDLE group.
+RED_PAYLOAD_TYPE = 63
+
 # The Opus fmtp the SFU answers a publisher with (RFC 7587): ``useinbandfec=1`` tells the
 # publisher's encoder that its receiver (the SFU, forwarding to subscribers that decode it)
 # wants in-band FEC, which libwebrtc then scales with the loss our receiver reports carry
@@ -82,9 +95,21 @@ SUPPORTED_MIME_TYPES = frozenset({"audio/opus", "video/vp8", "video/h264"})
 OPUS_ANSWER_FMTP: dict[str, int] = {"minptime": 10, "useinbandfec": 1}
 
 
+def _is_red(codec: RTCRtpCodecParameters) -> bool:
+    return codec.mimeType.lower() == "audio/red"
+
+
+def red_over(codec: RTCRtpCodecParameters, payload_type: int) -> bool:
+    """Whether a RED codec's fmtp (``96/96``: the payload type of each block) names only
+    ``payload_type``; a RED codec without fmtp is taken to carry the primary codec."""
+    names = [n for key in codec.parameters for n in str(key).split("/")]
+    return all(n == str(payload_type) for n in names)
+
+
 def codec_info(codecs: Sequence[RTCRtpCodecParameters]) -> CodecInfo:
-    """M1's CodecInfo for aiortc's negotiated list (first non-RTX codec, plus its RTX)."""
-    primary = next(c for c in codecs if c.mimeType.lower() != "video/rtx")
+    """M1's CodecInfo for aiortc's negotiated list (first codec neither RTX nor RED, plus
+    its RTX and a RED over it)."""
+    primary = next(c for c in codecs if c.mimeType.lower() != "video/rtx" and not _is_red(c))
     rtx = next(
         (
             c
@@ -93,6 +118,7 @@ def codec_info(codecs: Sequence[RTCRtpCodecParameters]) -> CodecInfo:
         ),
         None,
     )
+    red = next((c for c in codecs if _is_red(c) and red_over(c, primary.payloadType)), None)
     feedback = tuple(
         f"{fb.type} {fb.parameter}" if fb.parameter else fb.type for fb in primary.rtcpFeedback
     )
@@ -104,6 +130,7 @@ def codec_info(codecs: Sequence[RTCRtpCodecParameters]) -> CodecInfo:
         rtx_payload_type=None if rtx is None else rtx.payloadType,
         parameters={k: v for k, v in primary.parameters.items() if v is not None},
         rtcp_feedback=feedback,
+        red_payload_type=None if red is None else red.payloadType,
     )
 
 
@@ -200,7 +227,7 @@ def _offered_names(media: MediaDescription) -> str:
     names: list[str] = []
     for codec in media.rtp.codecs:
         mime = codec.mimeType.lower()
-        if mime in ("video/rtx", "video/red", "video/ulpfec", "video/flexfec-03"):
+        if mime in ("video/rtx", "video/red", "video/ulpfec", "video/flexfec-03", "audio/red"):
             continue
         if mime == "video/h264":
             name = describe_h264(profile_level_id(codec.parameters))
@@ -267,8 +294,9 @@ def check_answer(
     description: SessionDescription, tracks: Sequence[OutgoingTrack]
 ) -> dict[str, list[RTCRtpCodecParameters] | str]:
     """Per m-line a subscriber's answer decides for the first time (active ``tracks`` not
-    yet ``answered``): the codecs to send with (primary first, its RTX) or, when the
-    receiver cannot take the producer's codec, a sentence saying why.
+    yet ``answered``): the codecs to send with (primary first, its RTX, RED over it when
+    the answer keeps both) or, when the receiver cannot take the producer's codec, a
+    sentence saying why.
 
     Read before aiortc applies the answer, which it cannot do for a rejected m-line."""
     by_mid = {str(m.rtp.muxId): m for m in description.media}
@@ -287,6 +315,10 @@ def check_answer(
         offered = hooks.negotiated_codecs(track.transceiver)
         offered_pts = {c.payloadType for c in offered if c.mimeType.lower() != "video/rtx"}
         kept = [c for c in media.rtp.codecs if c.payloadType in offered_pts]
+        # RED wherever the answer lists it: an answerer takes any format it answers (RFC 3264
+        # 6.1), and Chromium answers RED after Opus as offered and decodes it so.
+        answered_red = next((c for c in kept if _is_red(c)), None)
+        kept = [c for c in kept if not _is_red(c)]
         if track.codec.name == "H264":
             kept = [c for c in kept if str(c.parameters.get("packetization-mode")) == "1"]
         if not kept:
@@ -305,7 +337,16 @@ def check_answer(
             and c.parameters.get("apt") == ours.payloadType
             and any(a.payloadType == c.payloadType for a in media.rtp.codecs)
         ]
-        decided[track.mid] = [ours, *rtx[:1]]
+        red = [
+            c
+            for c in offered
+            if answered_red is not None
+            and _is_red(c)
+            and c.payloadType == answered_red.payloadType
+            and red_over(c, ours.payloadType)
+            and red_over(answered_red, ours.payloadType)
+        ]
+        decided[track.mid] = [ours, *rtx[:1], *red[:1]]
     return decided
 
 

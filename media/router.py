@@ -17,7 +17,8 @@ Dual stream: video producers with layer ``"main"`` or ``"low"`` and the same ``g
 makes a ``LayeredConsumer`` over every layer of the group that exists (pass
 ``layered=False`` for a plain ``SimpleConsumer``); a layer created later joins existing
 layered consumers of its group, and a closed layer leaves them (they go on with the
-other). Audio always gets a ``SimpleConsumer``. A new consumer asks its producer for a
+other). Audio gets a ``SimpleConsumer``, or a ``RedConsumer`` (media/red.py) when the
+subscriber's parameters carry a RED payload type. A new consumer asks its producer for a
 keyframe at once (aggregated and rate limited by the producer).
 
 Lifecycle (STYLE rule 4): ``close()`` everywhere is idempotent and each object emits
@@ -38,6 +39,7 @@ from media.consumer import Consumer, RtpSink, SimpleConsumer
 from media.events import EventEmitter, monotonic_ms, wall_offset_ms
 from media.layers import LAYER_NAMES, LayeredConsumer
 from media.producer import Producer, RtcpSink
+from media.red import RedConsumer
 from media.rtp import RtpPacket
 
 logger = logging.getLogger(__name__)
@@ -192,7 +194,9 @@ class Router:
                     paused=paused,
                 )
             else:
-                consumer = SimpleConsumer(
+                # Opus to a subscriber that negotiated RED over it goes as RED.
+                red = params.codec.red_payload_type is not None
+                consumer = (RedConsumer if red else SimpleConsumer)(
                     consumer_id,
                     producer,
                     params,

@@ -31,7 +31,9 @@ class RtpPacket:
     Not on the wire, set by the Producer once per packet so consumers need not redo the
     work: ``keyframe`` (first packet of a keyframe), ``arrival_ms`` (server arrival time) and
     ``wire_cache`` (the last consumer-side header extension rewrite, shared by consumers
-    whose rewrite is the same). Nothing may mutate a packet once its producer has stored it.
+    whose rewrite is the same); ``red_cache`` is the same for the RED copy (media/red.py),
+    kept apart so plain and RED subscribers of one producer do not evict each other's.
+    Nothing may mutate a packet once its producer has stored it.
     """
 
     payload_type: int = 0
@@ -48,6 +50,7 @@ class RtpPacket:
     keyframe: bool = field(default=False, compare=False, repr=False)
     arrival_ms: int = field(default=0, compare=False, repr=False)
     wire_cache: tuple[object, int, bytes] | None = field(default=None, compare=False, repr=False)
+    red_cache: tuple[object, ...] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, data: bytes) -> RtpPacket:

@@ -120,7 +120,8 @@ class PeerSession:
         for key in added:
             info, producer = producers[key]
             consumer_id = new_id("c")
-            track = recv.add_outgoing(producer.params.codec, info.peer_id, consumer_id)
+            # Audio to a subscriber carries RED when its answer keeps it (a relay never).
+            track = recv.add_outgoing(producer.params.codec, info.peer_id, consumer_id, red=True)
             peer.subscriptions[key] = Subscription(
                 ConsumerInfo(
                     id=consumer_id,

@@ -29,6 +29,7 @@ from media import rtcp, sdp_compat
 from media.codecs import SDES_MID, CodecInfo, RtpParameters
 from media.faults import NO_FAULTS, AnyFaults
 from media.negotiation import (
+    RED_PAYLOAD_TYPE,
     UNKNOWN_SSRC,
     IncomingTrack,
     NegotiationError,
@@ -376,8 +377,12 @@ class WebRtcTransport:
 
     # -- receive transport: the server offers ----------------------------------------------
 
-    def add_outgoing(self, codec: CodecInfo, stream_id: str, track_id: str) -> OutgoingTrack:
-        """Add a sendonly m-line for ``codec`` (negotiated on the next ``create_offer``)."""
+    def add_outgoing(
+        self, codec: CodecInfo, stream_id: str, track_id: str, *, red: bool = False
+    ) -> OutgoingTrack:
+        """Add a sendonly m-line for ``codec`` (negotiated on the next ``create_offer``).
+
+        ``red``: an Opus m-line is offered with RED (RFC 2198) too (media/negotiation.py)."""
         self._check_open()
         if self.direction != "recv":
             raise TransportError("bad_offer", "A send transport does not offer media.")
@@ -386,6 +391,8 @@ class WebRtcTransport:
         transceiver.setCodecPreferences(offer.capabilities)
         if offer.fmtp is not None:  # H.264: the producer's exact profile-level-id
             hooks.fix_codec_parameters(transceiver, offer.applies, offer.fmtp)
+        if red and codec.name == "OPUS":
+            hooks.offer_red(transceiver, RED_PAYLOAD_TYPE)
         hooks.set_msid(transceiver.sender, stream_id, track_id)
         track = OutgoingTrack(kind=codec.kind, codec=codec, transceiver=transceiver)
         self._outgoing.append(track)

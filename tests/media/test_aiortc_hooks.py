@@ -203,6 +203,13 @@ def test_candidate_pair_sdp_and_msid_internals_are_where_the_hooks_expect() -> N
     )
 
 
+def test_red_fmtp_without_a_key_survives_aiortcs_sdp_round_trip() -> None:
+    # offer_red writes RED's fmtp as a bare key; negotiation reads an answer's the same way.
+    assert aiortc.sdp.parameters_from_sdp("96/96") == {"96/96": None}
+    assert aiortc.sdp.parameters_to_sdp({"96/96": None}) == "96/96"
+    assert "audio/red" not in {c.mimeType.lower() for c in aiortc.codecs.CODECS["audio"]}
+
+
 def test_rtp_protector_matches_pylibsrtp_and_its_pinned_internals() -> None:
     """RtpProtector calls libsrtp on pylibsrtp's session internals: same bytes as protect()."""
     import importlib.metadata

@@ -122,9 +122,9 @@ _last_trace = [0.0]
 
 def trace_sfu(t: float) -> None:
     """--trace: once a second, what the SFU's layered consumers see (REMB, loss, layers)."""
-    if t - _last_trace[0] < 1.0:
+    if time.monotonic() - _last_trace[0] < 1.0:
         return
-    _last_trace[0] = t
+    _last_trace[0] = time.monotonic()
     from media.layers import LayeredConsumer
 
     for c in [o for o in gc.get_objects() if isinstance(o, LayeredConsumer) and not o.closed]:
@@ -136,6 +136,29 @@ def trace_sfu(t: float) -> None:
             f"main_avg={sel._main_avg:.0f} low_avg={sel._low_avg:.0f}",
             flush=True,
         )
+
+
+def trace_decisions() -> None:
+    """--trace: print every loss reading the layer rule gets and every change of its mind."""
+    from media.layers import DualStreamSelector
+
+    update = DualStreamSelector.update
+
+    def traced(self: DualStreamSelector, now_ms: int, **kw: Any) -> bool:
+        before = (self._allowed, self.probing)
+        changed = update(self, now_ms, **kw)
+        after = (self._allowed, self.probing)
+        if kw.get("loss") or kw.get("probe_loss") is not None or after != before:
+            print(
+                f"    [{now_ms % 1_000_000:>7}] remb={kw.get('available_bps')} "
+                f"loss={kw.get('loss')} probe_loss={kw.get('probe_loss')} "
+                f"main={kw.get('main_bps')} low={kw.get('low_bps')} "
+                f"allowed, probing {before}->{after}",
+                flush=True,
+            )
+        return changed
+
+    DualStreamSelector.update = traced  # type: ignore[method-assign]
 
 
 def run_drill(
@@ -221,6 +244,11 @@ def figures(name: str, samples: list[Sample], hold: float) -> dict[str, Any]:
     out["freezes"] = last["freezes"] - first["freezes"]
     out["frozen_s"] = last["frozen"] - first["frozen"]
     out["longest_stall_s"] = longest_stall(during)
+    out["freezes_at_s"] = [
+        round(cur.t, 1)
+        for prev, cur in itertools.pairwise(during)
+        if cur.room["freezes"] > prev.room["freezes"]
+    ]
     received = last.get("samples", 0) - first.get("samples", 0)
     concealed = (last.get("concealed", 0) - first.get("concealed", 0)) - (
         last.get("silent", 0) - first.get("silent", 0)
@@ -305,6 +333,9 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown drill(s) {', '.join(unknown)}; known: {', '.join(DRILLS)}")
     from playwright.sync_api import sync_playwright
+
+    if args.trace:
+        trace_decisions()
 
     print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory() as data:

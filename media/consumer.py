@@ -98,6 +98,10 @@ class ConsumerStats:
     nacks_received: int = 0
     nack_misses: int = 0
     nacks_throttled: int = 0  # asked again within an RTT of the last resend: not resent
+    # Asked again after the resend interval for a packet already resent: that retransmission
+    # was lost or late (media/residual_loss.py reads the loss repair left from it).
+    nacks_repeated: int = 0
+    probe_packets: int = 0  # RTX copies sent to probe the link's room (media/layers.py)
     key_frame_requests_received: int = 0
     fraction_lost: float = 0.0
     packets_lost: int = 0  # cumulative, from the last receiver report
@@ -344,29 +348,36 @@ class Consumer:
         for out_seq in seqs:
             stats.nacks_received += 1
             slot = out_seq % RESEND_RING
-            if resent_seq[slot] == out_seq and now - resent_at[slot] < interval:
-                stats.nacks_throttled += 1
-                continue
-            packet, seg = self._find(out_seq, now)
-            if packet is None or seg is None:
+            if resent_seq[slot] == out_seq:
+                if now - resent_at[slot] < interval:
+                    stats.nacks_throttled += 1
+                    continue
+                stats.nacks_repeated += 1
+            if not self._resend(out_seq, now):
                 stats.nack_misses += 1
                 continue
-            ts = (packet.timestamp + seg.ts_offset) & 0xFFFFFFFF
-            profile, body = seg.rewriter.rewrite(packet, now)
-            payload = self._payload_of(packet, seg)
-            if self._rtx:
-                payload = out_seq.to_bytes(2, "big") + payload
-                seq, ssrc, pt = self._rtx_seq, self._rtx_ssrc, self._rtx_pt
-                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-            else:
-                seq, ssrc, pt = out_seq, self._ssrc, self._pt
-            data = pack_rtp(
-                packet.marker, pt, seq, ts, ssrc, payload, packet.csrc, profile, body, 0
-            )
-            self._sink.send_rtp(data)
             stats.packets_retransmitted += 1
             resent_seq[slot] = out_seq
             resent_at[slot] = now
+
+    def _resend(self, out_seq: int, now_ms: int) -> int:
+        """Send outgoing ``out_seq`` again (on RTX when negotiated): its size, 0 when it is
+        no longer held (or was never sent)."""
+        packet, seg = self._find(out_seq, now_ms)
+        if packet is None or seg is None:
+            return 0
+        ts = (packet.timestamp + seg.ts_offset) & 0xFFFFFFFF
+        profile, body = seg.rewriter.rewrite(packet, now_ms)
+        payload = self._payload_of(packet, seg)
+        if self._rtx:
+            payload = out_seq.to_bytes(2, "big") + payload
+            seq, ssrc, pt = self._rtx_seq, self._rtx_ssrc, self._rtx_pt
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+        else:
+            seq, ssrc, pt = out_seq, self._ssrc, self._pt
+        data = pack_rtp(packet.marker, pt, seq, ts, ssrc, payload, packet.csrc, profile, body, 0)
+        self._sink.send_rtp(data)
+        return len(data)
 
     def _find(self, out_seq: int, now_ms: int) -> tuple[RtpPacket | None, Segment | None]:
         ahead = (out_seq - self._max_seq) & 0xFFFF

@@ -22,13 +22,23 @@ from media.codecs import RtpParameters, extension_rewriter, vp8_ids, vp8_with_id
 from media.consumer import Consumer, ConsumerListener, RtpSink, Segment
 from media.events import monotonic_ms
 from media.producer import Producer
-from media.residual_loss import ResidualLoss
+from media.residual_loss import RAW_WINDOW_MS, WindowedShare
 from media.rtcp import RtcpReportBlock
 from media.rtp import RtpPacket, pack_tail
 
 LOW = 0
 MAIN = 1
 LAYER_NAMES = ("low", "main")
+# Raw loss over a second at or over this is a link that cannot carry what it is sent (a
+# rate cap drops most of main), not random loss that NACK repairs: a rural link losing
+# 10 % at random reads 25 % in a second of main (~80 packets) about once in 10,000.
+HEAVY_RAW_LOSS = 0.25
+# Probe padding: its loss is judged over this (a report rides on each NACK, so a short
+# window would be two packets); a burst is at most this many bytes (a frame of main); the
+# copies cycle over this many recent packets.
+PROBE_WINDOW_MS = 500
+PROBE_BURST_BYTES = 12_000
+PROBE_DEPTH = 16
 
 
 def layer_index(name: str) -> int:
@@ -104,6 +114,9 @@ class DualStreamSelector:
         probe_after_ms: int = 5_000,
         probe_max_ms: int = 20_000,
         probe_window_ms: int = 10_000,
+        probe_ms: int = 3000,
+        probe_fail_loss: float = 0.2,
+        probe_retry_max_ms: int = 5000,
     ) -> None:
         self._available = sorted(set(available))
         if not self._available:
@@ -126,6 +139,22 @@ class DualStreamSelector:
         self._probe_after_ms = probe_after_ms
         self._probe_max_ms = probe_max_ms
         self._probe_window_ms = probe_window_ms
+        # A try at main is first a probe when the consumer can send one (``can_probe``):
+        # for ``probe_ms`` it pads low up to main's rate with RTX copies of what it sent, and
+        # main is switched to only if that costs nothing. A capped link drops the padding
+        # (``probe_fail_loss`` of it, or heavy loss on low itself, or an estimate backing
+        # off) and the classroom stays on low without a freeze; a try without a probe floods
+        # the link with a keyframe of main and freezes low for seconds (issue 20, 300 kbit/s).
+        # A failed probe costs little (the padding ramps up and stops at the first sign), so
+        # probes come back within seconds (``probe_retry_max_ms``; the base wait already): the
+        # classroom is back on main within ~10 s of a cap lifting, where a failed try waits up
+        # to 20 s.
+        self._probe_ms = probe_ms
+        self._probe_fail_loss = probe_fail_loss
+        self._probe_retry_max_ms = probe_retry_max_ms
+        self._probing_since = -1
+        self._probe_remb: int | None = None
+        self.can_probe = False
         self._covered_since = -1  # since when the estimate covers main with the margin
         self._calm_since = -1  # since when nothing signals congestion on low
         self._bearable_since = -1  # since when low's loss stays under down_loss
@@ -156,6 +185,29 @@ class DualStreamSelector:
     @property
     def preferred_layer(self) -> int:
         return self._preferred
+
+    @property
+    def shedding(self) -> bool:
+        """The bandwidth moved the target under the layer being forwarded: stop sending the
+        current layer (at a frame's end) while the target's keyframe is on its way."""
+        return self._target < self._current and self._allowed < self._current
+
+    @property
+    def probing(self) -> bool:
+        """A probe is under way: the consumer pads low up to ``probe_rate_bps`` more."""
+        return self._probing_since >= 0
+
+    def probe_rate_bps(self, now_ms: int) -> int:
+        """What a probe adds to low now: ramping up from a tenth of the rest of main's rate
+        to all of it over the probe, so that a link short of room shows it (an estimate
+        backing off, padding lost) while its buffer still has room: a 300 kbit/s line with
+        low on it has ~90 kbit/s spare, and its estimate backs off ~0.6 s after the excess
+        starts, before a 200 ms buffer has filled."""
+        full = max(0.0, max(self._main_avg, self._floor) - self._low_avg)
+        if self._probing_since < 0:
+            return 0
+        ramp = min(1.0, (now_ms - self._probing_since) / self._probe_ms)
+        return int(full * max(0.1, ramp))
 
     def select(self, packet: RtpPacket, layer: int) -> Translation:
         if layer == self._current:
@@ -189,9 +241,11 @@ class DualStreamSelector:
         loss: float | None = None,
         main_bps: int = 0,
         low_bps: int = 0,
+        probe_loss: float | None = None,
     ) -> bool:
-        """Feed one estimate (a REMB bitrate and/or an RR loss fraction 0-1) with the layers'
-        measured bitrates; True when the target layer changed.
+        """Feed one estimate (a REMB bitrate and/or a loss fraction 0-1, and during a probe
+        the loss of its padding) with the layers' measured bitrates; True when the target
+        layer changed.
 
         Down at once when main no longer fits (an estimate that is not climbing and is under
         ``down_margin`` of main's mean bitrate, or heavy loss). Up when the estimate covers
@@ -204,11 +258,15 @@ class DualStreamSelector:
         but a link that keeps it that long (``probe_max_ms``) without anything worse may just
         lose packets at random (a rural radio link, where NACK repair serves main as well),
         so main is tried then too, with the same doubling if it fails.
+        When the consumer can probe, a try other than a covering estimate starts as a probe
+        (see ``__init__``); a failed probe doubles the wait as a failed try does.
         """
         if main_bps:
             self._main_avg = (
                 main_bps if not self._main_avg else 0.75 * self._main_avg + 0.25 * main_bps
             )
+        if low_bps:
+            self._low_avg = low_bps if not self._low_avg else 0.75 * self._low_avg + 0.25 * low_bps
         need = max(self._main_avg, self._floor)
         lossy = loss is not None and loss >= self._down_loss
         # A browser's receive-side estimate (REMB from abs-send-time) starts low and climbs
@@ -242,6 +300,8 @@ class DualStreamSelector:
                     else self._probe_base_ms
                 )
             return self._retarget()
+        if self._probing_since >= 0:
+            return self._judge_probe(now_ms, lossy, available_bps, probe_loss)
         quiet = loss is None or loss <= self._up_loss
         if available_bps is not None:
             covers = available_bps >= need * self._up_margin
@@ -251,9 +311,10 @@ class DualStreamSelector:
                 self._covered_since = now_ms
         if not quiet:
             self._covered_since = -1
-        if low_bps:
-            self._low_avg = low_bps if not self._low_avg else 0.75 * self._low_avg + 0.25 * low_bps
-        low_fits = available_bps is None or available_bps >= self._low_avg
+        # Without a probe, an estimate under what low carries says there is no room; with
+        # one, the probe asks the link itself (an estimate backed off by a storm that has
+        # passed climbs only ~1-10 kbit/s a second, and would keep main away for long).
+        low_fits = self.can_probe or available_bps is None or available_bps >= self._low_avg
         if quiet and low_fits:
             if self._calm_since < 0:
                 self._calm_since = now_ms
@@ -269,10 +330,37 @@ class DualStreamSelector:
         bearable_wait = max(self._probe_max_ms, self._probe_after_ms)
         bearable = self._bearable_since >= 0 and now_ms - self._bearable_since >= bearable_wait
         if covered or probe or bearable:
-            self._allowed = MAIN
-            self._remb_lags = not covered
-            self._up_at = now_ms
             self._covered_since = self._calm_since = self._bearable_since = -1
+            if not covered and self.can_probe:
+                self._probing_since = now_ms
+                self._probe_remb = self._last_remb
+                return False
+            self._try_main(now_ms, remb_lags=not covered)
+        return self._retarget()
+
+    def _try_main(self, now_ms: int, *, remb_lags: bool) -> None:
+        self._allowed = MAIN
+        self._remb_lags = remb_lags
+        self._up_at = now_ms
+
+    def _judge_probe(
+        self, now_ms: int, lossy: bool, available_bps: int | None, probe_loss: float | None
+    ) -> bool:
+        backing_off = (
+            available_bps is not None
+            and self._probe_remb is not None
+            and available_bps < self._probe_remb * self._down_margin
+        )
+        if lossy or backing_off or (probe_loss is not None and probe_loss >= self._probe_fail_loss):
+            self._probing_since = -1
+            self._probe_after_ms = max(
+                self._probe_after_ms, min(self._probe_after_ms * 2, self._probe_retry_max_ms)
+            )
+            return False
+        if now_ms - self._probing_since < self._probe_ms:
+            return False
+        self._probing_since = -1
+        self._try_main(now_ms, remb_lags=True)
         return self._retarget()
 
     def _choose(self) -> int:
@@ -336,7 +424,15 @@ class LayeredConsumer(Consumer):
         # The last packet forwarded did not end its frame (no marker bit).
         self._in_frame = False
         self.switches_held = 0
-        self._residual = ResidualLoss()
+        self._residual = WindowedShare()  # repeated NACKs over packets sent
+        self._raw = WindowedShare(RAW_WINDOW_MS)  # the reports' lost over expected
+        # Probing (see DualStreamSelector): padding needs RTX, so the subscriber drops the
+        # copies as duplicates; their loss shows in its reports on our RTX SSRC.
+        self.selector.can_probe = self._rtx
+        self._probe_at = -1  # when padding was last added, -1 when not probing
+        self._probe_budget = 0.0  # bytes of padding owed
+        self._probe_back = 0  # which recent packet the next copy is
+        self._probe_loss = WindowedShare(PROBE_WINDOW_MS)
 
     @property
     def producers(self) -> tuple[Producer, ...]:
@@ -374,8 +470,37 @@ class LayeredConsumer(Consumer):
             return
         if t.switching:
             self._switch(packet, layer)
+        elif selector.shedding and not self._in_frame:
+            # The link cannot carry this layer: sending more of it until the target's
+            # keyframe arrives only keeps the line's buffer full, which delays that keyframe
+            # (two freezes instead of one at a 300 kbit/s cap). Stop at a frame's end.
+            return
         self._write(packet)
         self._in_frame = not packet.marker
+        if selector.probing:
+            self._pad(packet.arrival_ms)
+
+    def _pad(self, now_ms: int) -> None:
+        """Probe: after each packet forwarded, RTX copies of the last few sent, enough to
+        bring the stream up toward main's rate (``probe_rate_bps``)."""
+        if self._probe_at < 0:
+            self._probe_at = now_ms
+            self._probe_budget = 0.0
+            self._probe_loss = WindowedShare(PROBE_WINDOW_MS)
+            return
+        elapsed = now_ms - self._probe_at
+        self._probe_at = now_ms
+        budget = self._probe_budget + self.selector.probe_rate_bps(now_ms) * elapsed / 8000
+        budget = min(budget, PROBE_BURST_BYTES)
+        tries = 0
+        while budget > 0 and tries < PROBE_DEPTH:
+            tries += 1
+            self._probe_back = (self._probe_back + 1) % PROBE_DEPTH
+            size = self._resend((self._max_seq - self._probe_back) & 0xFFFF, now_ms)
+            if size:
+                budget -= size
+                self._stats.probe_packets += 1
+        self._probe_budget = budget
 
     def _switch(self, packet: RtpPacket, layer: int) -> None:
         producer = self._layers[layer]
@@ -445,14 +570,30 @@ class LayeredConsumer(Consumer):
 
     def receive_receiver_report(self, block: RtcpReportBlock) -> None:
         super().receive_receiver_report(block)
-        if block.ssrc == self.params.ssrc:  # not our RTX stream's (see Consumer)
-            # The loss NACK repair left, not the raw loss it repairs (media/residual_loss.py).
-            residual = self._residual.update(self._clock(), block)
-            if residual is not None:
-                self._update_target(loss=residual)
+        if block.ssrc != self.params.ssrc:  # our RTX stream's (see Consumer)
+            if block.ssrc == self._rtx_ssrc and self.selector.probing and self._probe_at >= 0:
+                padding_lost = self._probe_loss.update(
+                    self._clock(), block.packets_lost, block.highest_sequence
+                )
+                if padding_lost is not None:
+                    self._update_target(probe_loss=padding_lost)
+            return
+        # The loss NACK repair left, not the raw loss it repairs (media/residual_loss.py);
+        # but raw loss no random link has is congestion, judged at once, not a window later.
+        now, stats = self._clock(), self._stats
+        residual = self._residual.update(now, stats.nacks_repeated, stats.packets_sent)
+        raw = self._raw.update(now, block.packets_lost, block.highest_sequence)
+        if raw is not None and raw >= HEAVY_RAW_LOSS:
+            residual = max(residual or 0.0, raw)
+        if residual is not None:
+            self._update_target(loss=residual)
 
     def _update_target(
-        self, *, available_bps: int | None = None, loss: float | None = None
+        self,
+        *,
+        available_bps: int | None = None,
+        loss: float | None = None,
+        probe_loss: float | None = None,
     ) -> None:
         now = self._clock()
         main = self._layers.get(MAIN)
@@ -463,8 +604,11 @@ class LayeredConsumer(Consumer):
             loss=loss,
             main_bps=main.bitrate_bps(now) if main is not None else 0,
             low_bps=low.bitrate_bps(now) if low is not None else 0,
+            probe_loss=probe_loss,
         ):
             self.request_key_frame()
+        if not self.selector.probing:
+            self._probe_at = -1
 
     def add_layer(self, producer: Producer) -> None:
         """A layer's producer appeared after this consumer was made (the router calls it)."""

@@ -2,7 +2,7 @@ import itertools
 import random
 
 import pytest
-from core_support import H264, Clock, RecordingSink, params, video, vp8_payload
+from core_support import H264, VP8_DELTA, Clock, RecordingSink, params, video, vp8_payload
 
 from media.codecs import ABS_SEND_TIME, AUDIO_LEVEL, SDES_MID, CodecInfo, vp8_ids
 from media.layers import (
@@ -207,6 +207,61 @@ def test_congestion_while_on_low_keeps_it_low():
     assert s.update(1500, loss=0.0) is False
     s.update(1600, available_bps=100_000, low_bps=250_000)  # low itself does not fit
     assert s.update(2600, loss=0.0) is False
+
+
+def probing_selector() -> DualStreamSelector:
+    s = DualStreamSelector(
+        probe_after_ms=5000, probe_ms=2000, probe_max_ms=20_000, probe_retry_max_ms=6000
+    )
+    s.can_probe = True
+    s.update(0, available_bps=210_000, main_bps=900_000, low_bps=200_000)  # a 300k cap
+    assert s.target_layer == LOW
+    return s
+
+
+def test_a_calm_spell_starts_a_probe_not_a_switch():
+    s = probing_selector()
+    s.update(1000, loss=0.0)
+    assert s.update(6000, loss=0.0) is False and s.probing
+    # Main's rate over what low carries, ramping up over the probe from a tenth of it.
+    assert s.probe_rate_bps(6000) == 70_000
+    assert s.probe_rate_bps(7000) == 350_000
+    assert s.probe_rate_bps(8000) == s.probe_rate_bps(9000) == 700_000
+    assert s.update(7000, loss=0.0, probe_loss=0.05) is False  # padding got through
+    assert s.update(8000, loss=0.0) is True and s.target_layer == MAIN and not s.probing
+
+
+def test_a_probe_whose_padding_is_lost_keeps_low_and_doubles_the_wait():
+    s = probing_selector()
+    s.update(1000, loss=0.0)
+    s.update(6000, loss=0.0)
+    assert s.update(6500, probe_loss=0.6) is False  # the cap dropped the padding
+    assert not s.probing and s.target_layer == LOW
+    s.update(6600, loss=0.0)
+    assert s.update(11_600, loss=0.0) is False and not s.probing  # 5 s is not enough now
+    assert s.update(12_600, loss=0.0) is False and s.probing  # 6 s: a probe waits no longer
+    s.update(13_000, probe_loss=0.5)
+    s.update(13_100, loss=0.0)
+    assert s.update(19_100, loss=0.0) is False and s.probing
+
+
+def test_a_probe_fails_on_loss_of_low_itself_or_an_estimate_backing_off():
+    s = probing_selector()
+    s.update(1000, loss=0.0)
+    s.update(6000, loss=0.0)
+    assert s.update(6500, loss=0.3) is False and not s.probing
+    t = probing_selector()
+    t.update(1000, loss=0.0)
+    t.update(6000, loss=0.0)
+    assert t.update(6500, available_bps=150_000) is False and not t.probing
+    assert t.target_layer == LOW
+
+
+def test_an_estimate_covering_main_switches_without_probing():
+    s = probing_selector()
+    for t in range(1000, 7000, 1000):
+        s.update(t, available_bps=1_200_000, main_bps=900_000, low_bps=200_000)
+    assert s.target_layer == MAIN and not s.probing
 
 
 def test_steady_moderate_loss_on_low_tries_main_after_the_longest_wait():
@@ -444,26 +499,163 @@ def report(lost: int, highest: int, fraction: int = 0) -> RtcpReportBlock:
 
 
 def test_loss_that_nack_repairs_keeps_main():
-    """25 % raw loss in every report, but the cumulative count stays put: each missing packet
-    arrived as a retransmission, so the subscriber saw no loss."""
-    clock, _, main, low, consumer, _, _ = setup_layers()
-    both(clock, main, low, 3, key_main=(0,))
+    """20 % raw loss in every report, but each missing packet was asked for once and its
+    retransmission arrived (never asked for again): the subscriber saw no loss."""
+    clock, _, main, low, consumer, sink, _ = setup_layers()
     for i in range(10):
-        consumer.receive_receiver_report(report(3, 1000 + 100 * i, fraction=64))
-        clock.advance(1000)
+        both(clock, main, low, 30, main_seq=100 + 60 * i, main_ts=90_000 * i, key_main=(0,))
+        consumer.receive_nack(sink.seqs()[-60:][::5])  # every fifth packet, once
+        consumer.receive_receiver_report(report(12 * i, 1000 + 60 * i, fraction=51))
+    assert consumer.stats().nacks_repeated == 0
     assert consumer.target_layer == "main"
 
 
-def test_loss_left_after_repair_moves_to_low():
+def test_retransmissions_lost_again_move_to_low():
+    clock, _, main, low, consumer, sink, _ = setup_layers()
+    both(clock, main, low, 30, key_main=(0,))
+    consumer.receive_receiver_report(report(0, 1000))  # opens the window
+    both(clock, main, low, 30, main_seq=160, main_ts=90_000)
+    lost = sink.seqs()[-60:][::6]  # 10 of 60
+    consumer.receive_nack(lost)
+    clock.advance(200)  # past the resend interval: asked again, so the resends were lost
+    consumer.receive_nack(lost)
+    assert consumer.stats().nacks_repeated == 10
+    consumer.receive_receiver_report(report(10, 1060, fraction=20))  # inside the window
+    assert consumer.target_layer == "main"
+    clock.advance(1000)
+    consumer.receive_receiver_report(report(10, 1060, fraction=20))  # 10 of ~120 sent: 8 %
+    assert consumer.target_layer == "low"
+
+
+def test_heavy_raw_loss_over_a_second_moves_to_low_without_waiting_for_repairs():
     clock, _, main, low, consumer, _, _ = setup_layers()
     both(clock, main, low, 3, key_main=(0,))
     consumer.receive_receiver_report(report(0, 1000))
-    clock.advance(1000)
-    consumer.receive_receiver_report(report(10, 1100))  # inside the window: not judged yet
+    # A report riding on a NACK can read 50 % over two packets: not a second's worth.
+    clock.advance(100)
+    consumer.receive_receiver_report(report(1, 1002, fraction=128))
     assert consumer.target_layer == "main"
     clock.advance(1000)
-    consumer.receive_receiver_report(report(24, 1200))  # 24 of 200 never repaired: 12 %
+    consumer.receive_receiver_report(report(10, 1100, fraction=26))  # 10 %: NACK's job
+    assert consumer.target_layer == "main"
+    clock.advance(1000)
+    consumer.receive_receiver_report(report(60, 1200, fraction=128))  # 50 %: a capped link
     assert consumer.target_layer == "low"
+
+
+def drop_to_low_then_calm_until_probing(clock, main, low, consumer):
+    """Heavy loss moves the consumer to low; then low at 30 fps with clean reports (nothing
+    asked again) every second until the calm spell starts a probe."""
+    both(clock, main, low, 3, key_main=(0,))
+    consumer.receive_receiver_report(report(0, 1000))
+    clock.advance(1000)
+    consumer.receive_receiver_report(report(60, 1100, fraction=128))
+    assert consumer.target_layer == "low"
+    for i in range(10):
+        both(
+            clock,
+            main,
+            low,
+            30,
+            main_seq=200 + 60 * i,
+            low_seq=5100 + 30 * i,
+            main_ts=90_000 * i,
+            low_ts=777_000 + 90_000 * i,
+            key_low=(0,) if i == 0 else (),
+        )
+        consumer.receive_receiver_report(report(60, 1200 + 30 * i))
+        if consumer.selector.probing:
+            return
+    raise AssertionError("no probe after 10 s of calm")
+
+
+def rtx_report(lost: int, highest: int) -> RtcpReportBlock:
+    return RtcpReportBlock(5001, packets_lost=lost, highest_sequence=highest)
+
+
+def test_a_probe_pads_low_with_rtx_copies_up_to_mains_rate_and_then_switches():
+    clock, _, main, low, consumer, sink, _ = setup_layers()
+    drop_to_low_then_calm_until_probing(clock, main, low, consumer)
+    sink.clear()
+    for f in range(30):  # a second of low in 1 kB packets, as a browser's are
+        low.receive_rtp(
+            video(6000 + f, 1_500_000 + 3000 * f, ssrc=3000, marker=True, payload=VP8_DELTA * 170),
+            clock.advance(33),
+        )
+    sent = sink.rtp
+    media = [p for p in sent if p.ssrc == 5000]
+    padding = [p for p in sent if p.ssrc == 5001]
+    assert len(media) == 30 and consumer.current_layer == "low"
+    # The copies are RTX of packets already sent (the subscriber drops them as duplicates).
+    assert {int.from_bytes(p.payload[:2], "big") for p in padding} <= {
+        p.sequence_number for p in media
+    } | {(media[0].sequence_number - k) & 0xFFFF for k in range(1, 20)}
+    padded = sum(len(d) for d in sink.rtp_data if RtpPacket.parse(d).ssrc == 5001) * 8
+    full = consumer.selector.probe_rate_bps(clock.now + 10_000)
+    assert 0.1 * full < padded < 0.5 * full  # the first third of the ramp: 10 % to 40 %
+    assert consumer.stats().probe_packets == len(padding)
+    consumer.receive_receiver_report(rtx_report(0, 100))
+    clock.advance(600)
+    consumer.receive_receiver_report(rtx_report(2, 160))  # 2 of 60 copies lost: room
+    clock.advance(1500)
+    consumer.receive_receiver_report(report(60, 1500))
+    assert consumer.target_layer == "main" and not consumer.selector.probing
+    sink.clear()
+    both(clock, main, low, 5, main_seq=2000, low_seq=7000, main_ts=1_800_000, low_ts=2_400_000)
+    assert all(p.ssrc == 5000 for p in sink.rtp)  # no more padding
+
+
+def test_a_probe_whose_copies_are_lost_stops_padding_and_stays_on_low():
+    clock, _, main, low, consumer, sink, _ = setup_layers()
+    drop_to_low_then_calm_until_probing(clock, main, low, consumer)
+    both(clock, main, low, 10, main_seq=1000, low_seq=6000, main_ts=900_000, low_ts=1_500_000)
+    consumer.receive_receiver_report(rtx_report(0, 100))
+    clock.advance(600)
+    consumer.receive_receiver_report(rtx_report(30, 160))  # half the copies lost: capped
+    assert not consumer.selector.probing and consumer.target_layer == "low"
+    sink.clear()
+    both(clock, main, low, 10, main_seq=1100, low_seq=6100, main_ts=990_000, low_ts=1_590_000)
+    assert all(p.ssrc == 5000 for p in sink.rtp)
+
+
+def test_a_link_short_of_main_stops_main_at_a_frames_end_until_lows_keyframe():
+    clock, _, main, low, consumer, sink, _ = setup_layers()
+    both(clock, main, low, 3, key_main=(0,))
+    main.receive_rtp(video(106, 9000, ssrc=1000), clock.advance(33))  # a frame begins
+    consumer.receive_receiver_report(report(0, 1000))
+    clock.advance(1000)
+    consumer.receive_receiver_report(report(60, 1100, fraction=128))  # a cap: heavy loss
+    assert consumer.target_layer == "low" and consumer.current_layer == "main"
+    sink.clear()
+    main.receive_rtp(video(107, 9000, start=False, ssrc=1000, marker=True), clock.advance(1))
+    both(clock, main, low, 3, main_seq=108, main_ts=12_000, low_seq=5003, low_ts=786_000)
+    assert sink.seqs() == [107]  # only the end of the frame under way; no new frame of main
+    both(
+        clock,
+        main,
+        low,
+        2,
+        main_seq=114,
+        main_ts=21_000,
+        low_seq=5006,
+        low_ts=795_000,
+        key_low=(0,),
+    )
+    assert consumer.current_layer == "low"
+    assert sink.seqs() == [107, 108, 109]  # low's keyframe follows on: no hole
+
+
+def test_a_camera_without_a_low_layer_keeps_flowing_on_a_short_link():
+    """Nothing to shed to: the only layer goes on (an RTSP camera publishes main alone)."""
+    clock, _, main, low, consumer, sink, _ = setup_layers()
+    low.close()
+    main.receive_rtp(video(100, 0, key=True, ssrc=1000, marker=True), clock.advance(33))
+    consumer.receive_receiver_report(report(0, 1000))
+    clock.advance(1000)
+    consumer.receive_receiver_report(report(60, 1100, fraction=128))
+    sink.clear()
+    main.receive_rtp(video(101, 3000, ssrc=1000, marker=True), clock.advance(33))
+    assert consumer.current_layer == "main" and sink.seqs() == [101]
 
 
 def test_closing_the_low_producer_falls_back_to_main():

@@ -376,9 +376,11 @@ export async function listDevices() {
 }
 
 /**
- * The low copy of the dual stream (大小流): the same camera, 640x360 at 15 fps, ~200 kbps.
+ * The low copy of the dual stream (大小流): the same camera, 640x360 at 15 fps, ~150 kbps.
  * Still a lesson: the teacher's face and large board writing stay legible (320x180 was not),
- * and with the voice (Opus ~32 kbps + FEC) and headers it fits a 300 kbps rural line.
+ * and with the voice (Opus ~32 kbps + FEC) and headers it fills ~70 % of a 300 kbps rural
+ * line, which leaves room for a keyframe and NACK repairs (at 200 kbps it filled ~90 %, and
+ * a 200 ms line buffer overflowed at every keyframe: 12-20 freezes in 20 s, issue 20).
  */
 export async function lowCopy(track) {
   const low = own(track.clone());
@@ -392,7 +394,7 @@ export async function lowCopy(track) {
 
 // Media ------------------------------------------------------------------------------------
 
-const BITRATE = { camera: 1_200_000, low: 200_000, board: 1_500_000, screen: 1_500_000 };
+const BITRATE = { camera: 1_200_000, low: 150_000, board: 1_500_000, screen: 1_500_000 };
 // A transport disconnected this long is restarted (Chromium says `disconnected` after ~5 s
 // without ICE answers and `failed` only after ~30 s; a classroom should not wait that long).
 const STUCK_MS = 4000;

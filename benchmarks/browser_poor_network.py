@@ -160,6 +160,21 @@ def trace_decisions() -> None:
 
     DualStreamSelector.update = traced  # type: ignore[method-assign]
 
+    from media.layers import LayeredConsumer
+
+    switch = LayeredConsumer._switch
+
+    def traced_switch(self: LayeredConsumer, packet: Any, layer: int) -> None:
+        switch(self, packet, layer)
+        st = self.stats()
+        print(
+            f"    [{packet.arrival_ms % 1_000_000:>7}] {self.id[:10]} switched to layer {layer} "
+            f"(nacks shed {st.nacks_shed}, probe packets {st.probe_packets})",
+            flush=True,
+        )
+
+    LayeredConsumer._switch = traced_switch  # type: ignore[method-assign]
+
 
 def run_drill(
     server: LiveServer, district: District, browser: Any, name: str, trace: bool = False
@@ -236,6 +251,9 @@ def figures(name: str, samples: list[Sample], hold: float) -> dict[str, Any]:
     before = [s for s in samples if s.t < 0 and "frames" in s.room]
     if before:
         out["main_before"] = sum(s.layer == "main" for s in before) / len(before)
+        # What the lead's encoder makes on a clean link: the drills' fps are judged by it.
+        span_before = before[-1].t - before[0].t or 1.0
+        out["fps_before"] = (before[-1].room["frames"] - before[0].room["frames"]) / span_before
     first, last = during[0].room, during[-1].room
     span = during[-1].t - during[0].t or 1.0
     out["on_main"] = sum(s.layer == "main" for s in during) / len(during)
@@ -299,8 +317,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         return "never" if v is None else f"{v:.1f} s"
 
     lines = [
-        "| drill | on main (height) | fps | freezes (frozen) | longest stall | back on main | "
-        "audio concealed (longest) | outage: next frame / lead's picture |",
+        "| drill | on main (height) | fps (clean before) | freezes (frozen) | longest stall | "
+        "back on main | audio concealed (longest) | outage: next frame / lead's picture |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
@@ -313,7 +331,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             else "–"
         )
         lines.append(
-            f"| {r['drill']} | {pct(r['on_main'])} ({r['height']} px) | {r['fps']:.1f} | "
+            f"| {r['drill']} | {pct(r['on_main'])} ({r['height']} px) | {r['fps']:.1f} "
+            f"({r.get('fps_before', 0):.1f}) | "
             f"{r['freezes']} ({r['frozen_s']:.1f} s) | {r['longest_stall_s']:.1f} s | "
             f"{sec(r['back_on_main_s'])} | {pct(r['concealed'])} "
             f"({r['longest_concealed_s']:.1f} s) | {outage} |"

@@ -102,6 +102,7 @@ class ConsumerStats:
     # was lost or late (media/residual_loss.py reads the loss repair left from it).
     nacks_repeated: int = 0
     probe_packets: int = 0  # RTX copies sent to probe the link's room (media/layers.py)
+    nacks_shed: int = 0  # NACK packets not answered while the layer being left is shed
     key_frame_requests_received: int = 0
     fraction_lost: float = 0.0
     packets_lost: int = 0  # cumulative, from the last receiver report
@@ -336,6 +337,9 @@ class Consumer:
         """Resend the asked-for packets from the producers' buffers (RTX when negotiated)."""
         if self._closed or not self._started:
             return
+        if self._shedding():
+            self._stats.nacks_shed += 1
+            return
         now = self._clock()
         stats = self._stats
         rtt = stats.rtt_ms
@@ -378,6 +382,10 @@ class Consumer:
         data = pack_rtp(packet.marker, pt, seq, ts, ssrc, payload, packet.csrc, profile, body, 0)
         self._sink.send_rtp(data)
         return len(data)
+
+    def _shedding(self) -> bool:
+        """Subclass hook: the link cannot carry what is being sent (LayeredConsumer)."""
+        return False
 
     def _find(self, out_seq: int, now_ms: int) -> tuple[RtpPacket | None, Segment | None]:
         ahead = (out_seq - self._max_seq) & 0xFFFF

@@ -187,6 +187,11 @@ class DualStreamSelector:
         return self._preferred
 
     @property
+    def main_rate_bps(self) -> int:
+        """Main's bitrate as the selector judges it (smoothed over keyframe spikes)."""
+        return int(self._main_avg)
+
+    @property
     def shedding(self) -> bool:
         """The bandwidth moved the target under the layer being forwarded: stop sending the
         current layer (at a frame's end) while the target's keyframe is on its way."""
@@ -198,16 +203,16 @@ class DualStreamSelector:
         return self._probing_since >= 0
 
     def probe_rate_bps(self, now_ms: int) -> int:
-        """What a probe adds to low now: ramping up from a tenth of the rest of main's rate
-        to all of it over the probe, so that a link short of room shows it (an estimate
-        backing off, padding lost) while its buffer still has room: a 300 kbit/s line with
-        low on it has ~90 kbit/s spare, and its estimate backs off ~0.6 s after the excess
-        starts, before a 200 ms buffer has filled."""
+        """What a probe adds to low now: from a twentieth of the rest of main's rate to all
+        of it over the probe, slowly first (quadratic), so that a link short of room shows it
+        (an estimate backing off, padding lost) while its buffer still has room: a 300
+        kbit/s line with low on it has ~75 kbit/s spare, a 200 ms buffer holds 7.5 kB, and
+        Chromium's estimate backs off 0.6-0.9 s after the excess starts."""
         full = max(0.0, max(self._main_avg, self._floor) - self._low_avg)
         if self._probing_since < 0:
             return 0
         ramp = min(1.0, (now_ms - self._probing_since) / self._probe_ms)
-        return int(full * max(0.1, ramp))
+        return int(full * (0.05 + 0.95 * ramp * ramp))
 
     def select(self, packet: RtpPacket, layer: int) -> Translation:
         if layer == self._current:
@@ -479,6 +484,11 @@ class LayeredConsumer(Consumer):
         self._in_frame = not packet.marker
         if selector.probing:
             self._pad(packet.arrival_ms)
+
+    def _shedding(self) -> bool:
+        # Repairs of the layer being shed would fill the short link's buffer ahead of the
+        # target's keyframe (the subscriber's decoder starts over at that keyframe anyway).
+        return self.selector.shedding
 
     def _pad(self, now_ms: int) -> None:
         """Probe: after each packet forwarded, RTX copies of the last few sent, enough to

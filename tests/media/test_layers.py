@@ -223,9 +223,9 @@ def test_a_calm_spell_starts_a_probe_not_a_switch():
     s = probing_selector()
     s.update(1000, loss=0.0)
     assert s.update(6000, loss=0.0) is False and s.probing
-    # Main's rate over what low carries, ramping up over the probe from a tenth of it.
-    assert s.probe_rate_bps(6000) == 70_000
-    assert s.probe_rate_bps(7000) == 350_000
+    # Main's rate over what low carries, ramping up over the probe from a twentieth of it.
+    assert s.probe_rate_bps(6000) == 35_000
+    assert abs(s.probe_rate_bps(7000) - (0.05 + 0.95 / 4) * 700_000) < 2  # half way
     assert s.probe_rate_bps(8000) == s.probe_rate_bps(9000) == 700_000
     assert s.update(7000, loss=0.0, probe_loss=0.05) is False  # padding got through
     assert s.update(8000, loss=0.0) is True and s.target_layer == MAIN and not s.probing
@@ -592,7 +592,7 @@ def test_a_probe_pads_low_with_rtx_copies_up_to_mains_rate_and_then_switches():
     } | {(media[0].sequence_number - k) & 0xFFFF for k in range(1, 20)}
     padded = sum(len(d) for d in sink.rtp_data if RtpPacket.parse(d).ssrc == 5001) * 8
     full = consumer.selector.probe_rate_bps(clock.now + 10_000)
-    assert 0.1 * full < padded < 0.5 * full  # the first third of the ramp: 10 % to 40 %
+    assert 0.05 * full < padded < 0.25 * full  # the ramp's first third: 5 % to 16 %
     assert consumer.stats().probe_packets == len(padding)
     consumer.receive_receiver_report(rtx_report(0, 100))
     clock.advance(600)
@@ -630,6 +630,8 @@ def test_a_link_short_of_main_stops_main_at_a_frames_end_until_lows_keyframe():
     main.receive_rtp(video(107, 9000, start=False, ssrc=1000, marker=True), clock.advance(1))
     both(clock, main, low, 3, main_seq=108, main_ts=12_000, low_seq=5003, low_ts=786_000)
     assert sink.seqs() == [107]  # only the end of the frame under way; no new frame of main
+    consumer.receive_nack([105, 106])  # repairs of main would only fill the short line
+    assert sink.seqs() == [107] and consumer.stats().nacks_shed == 1
     both(
         clock,
         main,

@@ -143,8 +143,8 @@ class DualStreamSelector:
         # for ``probe_ms`` it pads low up to main's rate with RTX copies of what it sent, and
         # main is switched to only if that costs nothing. A capped link drops the padding
         # (``probe_fail_loss`` of it, or heavy loss on low itself, or an estimate backing
-        # off) and the classroom stays on low without a freeze; a try without a probe floods
-        # the link with a keyframe of main and freezes low for seconds (issue 20, 300 kbit/s).
+        # off) and the classroom stays on low, mostly without a freeze; a try without a probe
+        # floods the link with a keyframe of main and freezes low for seconds (issue 20).
         # A failed probe costs little (the padding ramps up and stops at the first sign), so
         # probes come back within seconds (``probe_retry_max_ms``; the base wait already): the
         # classroom is back on main within ~10 s of a cap lifting, where a failed try waits up
@@ -336,7 +336,8 @@ class DualStreamSelector:
         bearable = self._bearable_since >= 0 and now_ms - self._bearable_since >= bearable_wait
         if covered or probe or bearable:
             self._covered_since = self._calm_since = self._bearable_since = -1
-            if not covered and self.can_probe:
+            wants_main = self._preferred >= MAIN and MAIN in self._available
+            if not covered and self.can_probe and wants_main:
                 self._probing_since = now_ms
                 self._probe_remb = self._last_remb
                 return False
@@ -589,7 +590,8 @@ class LayeredConsumer(Consumer):
                     self._update_target(probe_loss=padding_lost)
             return
         # The loss NACK repair left, not the raw loss it repairs (media/residual_loss.py);
-        # but raw loss no random link has is congestion, judged at once, not a window later.
+        # but raw loss no random link has (HEAVY_RAW_LOSS over a second) is congestion, and
+        # counts before failed repairs could show it.
         now, stats = self._clock(), self._stats
         residual = self._residual.update(now, stats.nacks_repeated, stats.packets_sent)
         raw = self._raw.update(now, block.packets_lost, block.highest_sequence)

@@ -231,6 +231,13 @@ def test_a_calm_spell_starts_a_probe_not_a_switch():
     assert s.update(8000, loss=0.0) is True and s.target_layer == MAIN and not s.probing
 
 
+def test_a_subscriber_that_prefers_low_is_never_probed():
+    s = probing_selector()
+    s.set_preferred(LOW)  # a patrol's grid: main would not be forwarded anyway
+    s.update(1000, loss=0.0)
+    assert s.update(6000, loss=0.0) is False and not s.probing and s.target_layer == LOW
+
+
 def test_a_probe_whose_padding_is_lost_keeps_low_and_doubles_the_wait():
     s = probing_selector()
     s.update(1000, loss=0.0)

@@ -39,6 +39,9 @@ HEAVY_RAW_LOSS = 0.25
 PROBE_WINDOW_MS = 500
 PROBE_BURST_BYTES = 12_000
 PROBE_DEPTH = 16
+# The most a layer is shed for while the target's keyframe is awaited (it comes within
+# ~0.3 s of the request on a live publisher; the request is repeated after a second).
+SHED_MAX_MS = 1000
 
 
 def layer_index(name: str) -> int:
@@ -439,6 +442,7 @@ class LayeredConsumer(Consumer):
         self._probe_budget = 0.0  # bytes of padding owed
         self._probe_back = 0  # which recent packet the next copy is
         self._probe_loss = WindowedShare(PROBE_WINDOW_MS)
+        self._retargeted_at = -SHED_MAX_MS  # when the bandwidth last moved the target
 
     @property
     def producers(self) -> tuple[Producer, ...]:
@@ -476,7 +480,7 @@ class LayeredConsumer(Consumer):
             return
         if t.switching:
             self._switch(packet, layer)
-        elif selector.shedding and not self._in_frame:
+        elif selector.shedding and not self._in_frame and self._shed_window(packet.arrival_ms):
             # The link cannot carry this layer: sending more of it until the target's
             # keyframe arrives only keeps the line's buffer full, which delays that keyframe
             # (two freezes instead of one at a 300 kbit/s cap). Stop at a frame's end.
@@ -489,7 +493,12 @@ class LayeredConsumer(Consumer):
     def _shedding(self) -> bool:
         # Repairs of the layer being shed would fill the short link's buffer ahead of the
         # target's keyframe (the subscriber's decoder starts over at that keyframe anyway).
-        return self.selector.shedding
+        return self.selector.shedding and self._shed_window(self._clock())
+
+    def _shed_window(self, now_ms: int) -> bool:
+        """Shedding lasts while the target's keyframe is due; a target layer whose producer
+        sends nothing (a stalled encoder) must not leave the subscriber without a picture."""
+        return now_ms - self._retargeted_at < SHED_MAX_MS
 
     def _pad(self, now_ms: int) -> None:
         """Probe: after each packet forwarded, RTX copies of the last few sent, enough to
@@ -618,6 +627,7 @@ class LayeredConsumer(Consumer):
             low_bps=low.bitrate_bps(now) if low is not None else 0,
             probe_loss=probe_loss,
         ):
+            self._retargeted_at = now
             self.request_key_frame()
         if not self.selector.probing:
             self._probe_at = -1

@@ -654,6 +654,20 @@ def test_a_link_short_of_main_stops_main_at_a_frames_end_until_lows_keyframe():
     assert sink.seqs() == [107, 108, 109]  # low's keyframe follows on: no hole
 
 
+def test_shedding_ends_after_a_second_without_the_targets_keyframe():
+    """A low layer whose encoder sends nothing must not leave the classroom without main."""
+    clock, _, main, low, consumer, sink, _ = setup_layers()
+    both(clock, main, low, 3, key_main=(0,))
+    consumer.receive_receiver_report(report(0, 1000))
+    clock.advance(1000)
+    consumer.receive_receiver_report(report(60, 1100, fraction=128))
+    sink.clear()
+    main.receive_rtp(video(106, 9000, ssrc=1000, marker=True), clock.advance(33))
+    assert sink.seqs() == []  # shed
+    main.receive_rtp(video(107, 12_000, ssrc=1000, marker=True), clock.advance(1000))
+    assert sink.seqs() == [107] and consumer.current_layer == "main"
+
+
 def test_a_camera_without_a_low_layer_keeps_flowing_on_a_short_link():
     """Nothing to shed to: the only layer goes on (an RTSP camera publishes main alone)."""
     clock, _, main, low, consumer, sink, _ = setup_layers()

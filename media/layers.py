@@ -443,6 +443,7 @@ class LayeredConsumer(Consumer):
         self._probe_back = 0  # which recent packet the next copy is
         self._probe_loss = WindowedShare(PROBE_WINDOW_MS)
         self._retargeted_at = -SHED_MAX_MS  # when the bandwidth last moved the target
+        self.loss_judged = 0.0  # the last loss reading the layer rule judged (0-1)
 
     @property
     def producers(self) -> tuple[Producer, ...]:
@@ -607,6 +608,7 @@ class LayeredConsumer(Consumer):
         if raw is not None and raw >= HEAVY_RAW_LOSS:
             residual = max(residual or 0.0, raw)
         if residual is not None:
+            self.loss_judged = residual
             self._update_target(loss=residual)
 
     def _update_target(

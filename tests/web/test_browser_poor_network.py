@@ -282,11 +282,12 @@ def test_random_loss_that_nack_repairs_keeps_the_classroom_on_main(
 ) -> None:
     """5 % random loss toward a classroom is NACK's to repair, not a reason for low. Chromium
     counts a packet repaired over RTX as still lost in its receiver reports, so the layer
-    rule judges the repairs that failed (NACKs repeated after a resend): that share stays
-    far under the 5 % that leaves main, while the reports' own count reads the raw loss (a
-    rule read from it, as before issue 20's fix, moved this classroom to low within
-    seconds). The layer is also checked, loosely: on a loaded machine a browser's delay-
-    based estimate can dip and move it to low for a moment, which is not the loss rule."""
+    rule judges the repairs that failed (NACKs repeated after a resend): every reading it
+    judges stays far under the 5 % that leaves main, while the reports' own count reads the
+    raw loss (a rule read from it, as before issue 20's fix, moved this classroom to low
+    within seconds). The layer itself is not asserted: on a loaded machine the browser's
+    delay-based estimate can dip and move the classroom to low, which is the estimate's half
+    of the rule, not the loss's (docs/benchmarks.md measures the layer on a quiet one)."""
     lead, r1 = started(open_page, lesson, "lead", "receiver1")
     wait_js(r1, "document.querySelector('#lead-video video')?.videoWidth > 0", MEDIA_MS)
     lead_peer = lead.page.evaluate("window.tongke.client.joined.peer_id")
@@ -301,10 +302,11 @@ def test_random_loss_that_nack_repairs_keeps_the_classroom_on_main(
     drill(live_server, lesson, peer["peer_id"], {"to_peer": {"media": {"drop": 0.05}},
                                                  "duration_s": 12})  # fmt: skip
     start, before = consumer.stats(), r1.page.evaluate(frames)
-    layers = []
+    layers, judged = [], []
     for _ in range(40):  # 10 s
         time.sleep(0.25)
         layers.append(consumer.current_layer)
+        judged.append(consumer.loss_judged)
     end, decoded = consumer.stats(), r1.page.evaluate(frames) - before
     sent = end.packets_sent - start.packets_sent
     repeated = (end.nacks_repeated - start.nacks_repeated) / sent
@@ -313,8 +315,8 @@ def test_random_loss_that_nack_repairs_keeps_the_classroom_on_main(
     )
     print(f"5 % loss: repairs failed {repeated:.2%}, reported lost {reported:.2%}, {layers}")
     assert end.nacks_received > start.nacks_received  # the drill took packets away
-    assert repeated < 0.02, (repeated, layers)  # what the rule judges: far under 5 %
+    assert repeated < 0.02, (repeated, layers)  # the repairs that failed: far under 5 %
+    assert max(judged) < 0.05, judged  # every reading the rule judged kept main
     assert reported > 0.02, reported  # what the reports say: the raw loss
-    assert layers.count("main") >= 0.75 * len(layers), layers
     assert decoded > 50, decoded  # the picture went on (the encoder makes ~20-25 fps here)
     assert not lead.errors and not r1.errors, lead.errors + r1.errors
